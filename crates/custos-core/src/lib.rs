@@ -1,0 +1,8 @@
+//! Custos core: the domain types and the policy model.
+//!
+//! Invariants kept here, checked in CI by the dependency rules:
+//! - no I/O, no async, no database, no HTTP: this crate only computes;
+//! - no clock: every decision that depends on time takes `now` (or a date)
+//!   as a parameter, so tests drive time by hand.
+
+pub mod policy;

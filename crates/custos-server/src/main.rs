@@ -1,0 +1,18 @@
+//! The `custos` binary: parses the command line and hands each command to
+//! its module. Exit codes: 0 success, 1 invalid input (a policy file with
+//! problems, an unreadable file), 2 a usage error (from clap), 3 a policy
+//! amendment whose effective date comes before its notice period ends.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+mod policy_cmd;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match args.command {
+        cli::Command::Policy(cmd) => policy_cmd::run(cmd),
+    }
+}
