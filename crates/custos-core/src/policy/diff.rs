@@ -463,3 +463,6 @@ impl fmt::Display for Diff {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

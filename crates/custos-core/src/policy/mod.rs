@@ -98,7 +98,7 @@ pub fn parse(text: &str) -> Result<Policy, PolicyError> {
             Some(span) => (map.path_at(span.start), Some(map.line_of_offset(span.start))),
             None => (KeyPath::root(), None),
         };
-        PolicyError::single(path, line, first_line(e.message()))
+        PolicyError::single(path, line, first_line(e.message()).replace("expected i64", "expected an integer"))
     })?;
     convert::from_raw(&raw).map_err(|problems| {
         let mut problems: Vec<Problem> =

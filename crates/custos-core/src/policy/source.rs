@@ -74,7 +74,9 @@ pub(crate) struct SourceMap<'a> {
 
 impl<'a> SourceMap<'a> {
     pub(crate) fn new(text: &'a str) -> SourceMap<'a> {
-        SourceMap { text, root: DeTable::parse(text).ok() }
+        // Recover what can be read of a broken file, so that even a syntax
+        // error is reported with the key path it sits in.
+        SourceMap { text, root: Some(DeTable::parse_recoverable(text).0) }
     }
 
     /// 1-based line of a byte offset.
@@ -117,43 +119,39 @@ impl<'a> SourceMap<'a> {
         Some(self.line_of_offset(span.start))
     }
 
-    /// The deepest key path whose key or value covers `offset`.
+    /// The key path at `offset`: the narrowest key or value covering it, else
+    /// the last key before it (an error inside a table body belongs to the
+    /// key it follows).
     pub(crate) fn path_at(&self, offset: usize) -> KeyPath {
         let Some(root) = self.root.as_ref() else { return KeyPath::root() };
-        let mut path = KeyPath::root();
-        let mut table = root.get_ref();
-        loop {
-            let mut next = None;
-            for (k, v) in table.iter() {
-                if covers(&k.span(), offset) {
-                    return path.key(k.get_ref());
-                }
-                if covers(&v.span(), offset) {
-                    next = Some((k.get_ref().to_string(), v));
-                    break;
-                }
-            }
-            let Some((key, value)) = next else { return path };
-            path = path.key(&key);
-            match descend(value, offset, &mut path) {
-                Some(t) => table = t,
-                None => return path,
-            }
-        }
+        let mut nodes = Vec::new();
+        flatten(root.get_ref(), &KeyPath::root(), &mut nodes);
+        let covering =
+            nodes.iter().filter(|(span, _)| covers(span, offset)).min_by_key(|(span, _)| span.end - span.start);
+        let before = || nodes.iter().filter(|(span, _)| span.start <= offset).max_by_key(|(span, _)| span.start);
+        covering.or_else(before).map(|(_, path)| path.clone()).unwrap_or_default()
     }
 }
 
-/// Walks into arrays covering `offset`, extending `path`; returns the table
-/// found there, if any.
-fn descend<'v, 'a>(value: &'v Spanned<DeValue<'a>>, offset: usize, path: &mut KeyPath) -> Option<&'v DeTable<'a>> {
+/// Every key, value and array element of `table` with its span and path.
+fn flatten(table: &DeTable<'_>, base: &KeyPath, out: &mut Vec<(Range<usize>, KeyPath)>) {
+    for (k, v) in table.iter() {
+        let path = base.key(k.get_ref());
+        out.push((k.span(), path.clone()));
+        flatten_value(v, &path, out);
+    }
+}
+
+fn flatten_value(value: &Spanned<DeValue<'_>>, path: &KeyPath, out: &mut Vec<(Range<usize>, KeyPath)>) {
+    out.push((value.span(), path.clone()));
     match value.get_ref() {
-        DeValue::Table(t) => Some(t),
+        DeValue::Table(t) => flatten(t, path, out),
         DeValue::Array(array) => {
-            let (i, element) = array.iter().enumerate().find(|(_, e)| covers(&e.span(), offset))?;
-            *path = path.index(i);
-            descend(element, offset, path)
+            for (i, element) in array.iter().enumerate() {
+                flatten_value(element, &path.index(i), out);
+            }
         }
-        _ => None,
+        _ => {}
     }
 }
 

@@ -143,7 +143,7 @@ impl FromStr for Span {
         }
         let count: u32 = match number.parse() {
             Ok(n) => n,
-            Err(_) => return Err(format!("a span of more than {MAX_COUNT} units is not accepted")),
+            Err(_) => return Err(format!("{s:?}: a span of more than {MAX_COUNT} units is not accepted")),
         };
         Span::new(count, unit).map_err(|e| format!("{s:?}: {e}"))
     }

@@ -1,0 +1,3 @@
+//! End-to-end tests of the `custos` binary: each starts the real executable.
+
+mod policy_cli;
