@@ -295,6 +295,18 @@ impl Cx {
         })
     }
 
+    fn countries(&mut self, path: &KeyPath, list: &[String]) -> Vec<Country> {
+        let mut out: Vec<Country> = Vec::with_capacity(list.len());
+        for (i, s) in list.iter().enumerate() {
+            let country = self.country(&path.index(i), s);
+            if out.contains(&country) {
+                self.err(path.index(i), format!("lists {s:?} twice"));
+            }
+            out.push(country);
+        }
+        out
+    }
+
     fn age(&mut self, path: &KeyPath, age: i64) -> u8 {
         match u8::try_from(age) {
             Ok(a) if (1..=120).contains(&a) => a,
@@ -350,9 +362,11 @@ impl Cx {
     }
 
     fn meta(&mut self, decl: &Declared, path: &KeyPath, m: &RawMeta) -> Meta {
+        let problems_before = self.problems.len();
         let notice_date = self.date(&path.key("notice_date"), &m.notice_date);
         let effective_date = self.date(&path.key("effective_date"), &m.effective_date);
-        if effective_date < notice_date {
+        // Compare only real dates, never a stand-in for a refused one.
+        if self.problems.len() == problems_before && effective_date < notice_date {
             self.err(
                 path.key("effective_date"),
                 format!("the effective date {effective_date} is before the notice date {notice_date}"),
@@ -404,12 +418,7 @@ impl Cx {
         Jurisdiction {
             id: self.id(&p.key("id"), &j.id),
             name: self.text(&p.key("name"), &j.name),
-            countries: j
-                .countries
-                .iter()
-                .enumerate()
-                .map(|(i, c)| self.country(&p.key("countries").index(i), c))
-                .collect(),
+            countries: self.countries(&p.key("countries"), &j.countries),
             annex: j.annex.clone(),
             text: j.text.clone(),
             rights: self.keywords(&p.key("rights"), &j.rights, RightKind::parse),
@@ -686,10 +695,7 @@ impl Cx {
             law: self.reference(&p.key("law"), &r.law, &decl.laws),
             retain_for: self.span(&p.key("retain_for"), &r.retain_for),
             read_purpose,
-            from: match &r.from {
-                Some(f) => self.kw(&p.key("from"), f, RecordStart::parse),
-                None => RecordStart::RecordDate,
-            },
+            from: self.kw(&p.key("from"), &r.from, RecordStart::parse),
         }
     }
 
@@ -738,7 +744,7 @@ impl Cx {
             kinds: self.keywords(&p.key("kinds"), &r.kinds, RightKind::parse),
             channels: self.nonempty_references(&p.key("channels"), &r.channels, &decl.channels),
             agents: r.agents,
-            agent_document: r.agent_document.clone(),
+            agent_document: r.agent_document.as_ref().map(|d| self.text(&p.key("agent_document"), d)),
             text: r.text.clone(),
             verification: r.verification.clone(),
             limits: r.limits.clone(),
@@ -758,6 +764,9 @@ impl Cx {
         let mut gpc = Vec::new();
         for (i, id) in c.gpc_opts_out.iter().enumerate() {
             let path = p.key("gpc_opts_out").index(i);
+            if c.gpc_opts_out[..i].contains(id) {
+                self.err(path.clone(), format!("lists cookie category {id:?} twice"));
+            }
             match c.categories.iter().find(|x| &x.id == id) {
                 None => gpc.push(self.reference(&path, id, &decl.cookie_categories)),
                 Some(x) if x.necessary => {
@@ -830,7 +839,11 @@ impl Cx {
     /// Rules that span sections of the file.
     fn cross_checks(&mut self, raw: &RawPolicy, policy: &Policy) {
         let root = KeyPath::root();
-        if let Some(notice) = policy.amendments.as_ref().and_then(|a| a.notice)
+        let dates_valid = !self.problems.iter().any(|(p, _)| {
+            p == &root.key("policy").key("notice_date") || p == &root.key("policy").key("effective_date")
+        });
+        if dates_valid
+            && let Some(notice) = policy.amendments.as_ref().and_then(|a| a.notice)
             && let Ok(earliest) = notice.after(policy.meta.notice_date)
             && policy.meta.effective_date < earliest
             && policy.meta.effective_date >= policy.meta.notice_date

@@ -104,6 +104,19 @@ fn meta(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
     if old.meta.id != new.meta.id {
         push(changes, None, format!("policy id changed from {} to {}", old.meta.id, new.meta.id));
     }
+    if old.meta.title != new.meta.title {
+        push(changes, None, format!("title changed to {:?}", new.meta.title));
+    }
+    if old.meta.language != new.meta.language {
+        push(changes, None, format!("language changed from {} to {}", old.meta.language, new.meta.language));
+    }
+    if old.meta.jurisdiction != new.meta.jurisdiction {
+        push(
+            changes,
+            None,
+            format!("home jurisdiction changed from {} to {}", old.meta.jurisdiction, new.meta.jurisdiction),
+        );
+    }
     if old.controller != new.controller {
         push(changes, None, "controller details changed".to_owned());
     }
@@ -196,7 +209,17 @@ fn collection(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
                 format!("collection point {:?} now requires {}", point.id.as_str(), names(&now_required)),
             );
         }
-        let (added, _) = added_removed(&before.purposes, &point.purposes);
+        let (added, dropped) = added_removed(&before.purposes, &point.purposes);
+        if !dropped.is_empty() {
+            push(
+                changes,
+                None,
+                format!("collection point {:?} no longer serves {}", point.id.as_str(), names(&dropped)),
+            );
+        }
+        if before.name != point.name || before.notice != point.notice {
+            push(changes, None, format!("collection point {:?} is named or described differently", point.id.as_str()));
+        }
         if !added.is_empty() {
             push(
                 changes,
@@ -327,13 +350,24 @@ fn transfers(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
                     );
                 }
                 let other = |x: &Transfer| {
-                    (x.purpose.clone(), x.retention.clone(), x.timing.clone(), x.method.clone(), x.mechanism.clone())
+                    (
+                        x.purpose.clone(),
+                        x.retention.clone(),
+                        x.timing.clone(),
+                        x.method.clone(),
+                        x.mechanism.clone(),
+                        x.contact.clone(),
+                        x.processor.clone(),
+                    )
                 };
                 if other(before) != other(t) {
                     push(
                         changes,
                         kind,
-                        format!("transfer {:?} changed its purpose, retention, method or safeguard", t.id.as_str()),
+                        format!(
+                            "transfer {:?} changed its purpose, retention, method, safeguard, contact or processor",
+                            t.id.as_str()
+                        ),
                     );
                 }
             }
@@ -415,6 +449,7 @@ fn sections(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
     compare("laws", old.laws != new.laws);
     compare("jurisdictions and annexes", old.jurisdictions != new.jurisdictions);
     compare("subject kinds", old.subject_kinds != new.subject_kinds);
+    compare("categories of personal information", old.categories != new.categories);
     compare("sources of personal information", old.sources != new.sources);
     compare("staff roles or privileges", old.roles != new.roles || old.privileges != new.privileges);
     compare("events that count as activity", old.events != new.events);

@@ -137,7 +137,8 @@ keywords!(Trigger {
 keywords!(RetentionAction { Destroy = "destroy", Separate = "separate", Notify = "notify" });
 keywords!(Medium { Paper = "paper", Electronic = "electronic" });
 keywords!(RecordStart {
-    RecordDate = "record_date", AccountDeletion = "account_deletion", ContractEnd = "contract_end",
+    RecordDate = "record_date", RecordYearEnd = "record_year_end", AccountDeletion = "account_deletion",
+    ContractEnd = "contract_end",
 });
 keywords!(MechanismKind {
     Adequacy = "adequacy", StandardContractualClauses = "standard_contractual_clauses",

@@ -356,8 +356,8 @@ pub struct RawRecordClass {
     pub law: String,
     pub retain_for: String,
     pub read_purpose: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
+    /// What the span runs from; required, since no default is stated.
+    pub from: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -186,7 +186,7 @@ pub(crate) fn to_raw(p: &Policy) -> RawPolicy {
                 law: r.law.to_string(),
                 retain_for: r.retain_for.to_string(),
                 read_purpose: r.read_purpose.to_string(),
-                from: (r.from != RecordStart::RecordDate).then(|| r.from.to_string()),
+                from: r.from.to_string(),
             })
             .collect(),
         third_parties: p.third_parties.as_ref().map(|t| RawThirdParties {

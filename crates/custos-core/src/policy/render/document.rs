@@ -359,6 +359,7 @@ fn retention(p: &Policy) -> Section {
                 .map(|c| {
                     let from = match c.from {
                         RecordStart::RecordDate => "from the record's date",
+                        RecordStart::RecordYearEnd => "from the end of the record's calendar year",
                         RecordStart::AccountDeletion => "from the account's deletion",
                         RecordStart::ContractEnd => "from the end of the contract",
                     };
@@ -589,6 +590,10 @@ fn rights(p: &Policy) -> Section {
     if !r.limits.is_empty() {
         blocks.push(Block::List(r.limits.clone()));
     }
+    if let Some(home) = p.jurisdiction(&p.meta.jurisdiction) {
+        blocks.push(Block::Subheading(home.name.clone()));
+        blocks.extend(jurisdiction(p, home));
+    }
     section("Your rights and how to exercise them", blocks)
 }
 
@@ -795,13 +800,18 @@ fn annex(p: &Policy, j: &Jurisdiction) -> Section {
         Some(label) => format!("Annex {label}. {}", j.name),
         None => format!("Annex. {}", j.name),
     };
+    Section { title, blocks: jurisdiction(p, j) }
+}
+
+/// What a policy says for one jurisdiction: its text and its facts.
+fn jurisdiction(p: &Policy, j: &Jurisdiction) -> Vec<Block> {
     let mut blocks = Vec::new();
     if let Some(text) = &j.text {
         blocks.extend(paragraphs(text));
     }
     let mut fields = vec![("Applies to residents of".to_owned(), join(j.countries.iter().map(Country::to_string)))];
     if !j.rights.is_empty() {
-        fields.push(("Additional rights".to_owned(), join(j.rights.iter().map(|r| right_name(*r).to_owned()))));
+        fields.push(("Rights".to_owned(), join(j.rights.iter().map(|r| right_name(*r).to_owned()))));
     }
     if let Some(d) = &j.deadlines {
         fields.push(("Answer deadline".to_owned(), deadlines(d, p)));
@@ -816,5 +826,5 @@ fn annex(p: &Policy, j: &Jurisdiction) -> Section {
         fields.push(("Minimum age".to_owned(), format!("{age} years")));
     }
     blocks.push(Block::Fields(fields));
-    Section { title, blocks }
+    blocks
 }
