@@ -7,3 +7,6 @@
 //! model, so that the server never has to reach past it.
 
 pub use custos_core::policy;
+
+pub mod crypto;
+pub mod password;

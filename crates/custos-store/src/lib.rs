@@ -1,7 +1,126 @@
-//! Custos persistence: one `Store` API with SQLite (the embedded default) and
-//! PostgreSQL behind it, migrations per backend, one conformance suite.
+//! Custos persistence: one `Store` API, with SQLite (the embedded default)
+//! behind it today and PostgreSQL to come, migrations per backend.
 //!
-//! Nothing is stored yet: the vault issue brings the first tables. The crate
-//! exists now so that the dependency direction (core ← store ← engine ←
-//! server, and never server → store) is fixed and checked from the start.
+//! The store knows rows, not meaning: values arrive encrypted and leave
+//! encrypted, and every decision is the engine's. Two invariants live here:
+//! - **acknowledged means durable**: a write job's result is sent only after
+//!   its transaction committed with `synchronous=FULL`; many concurrent jobs
+//!   share one commit (group commit), each inside its own savepoint so one
+//!   failing job never takes the others down;
+//! - **keys apart from data**: wrapped data keys live in their own database
+//!   file, committed before the data of the same batch, so that a destroyed
+//!   key is gone from the one place that held it and the data file alone
+//!   reveals nothing.
+//!
 //! Only `custos-engine` may depend on this crate.
+
+mod rows;
+mod sqlite;
+
+use std::path::PathBuf;
+
+pub use rows::*;
+pub use sqlite::{ReadTx, WriteTx};
+
+/// Errors of the storage layer. Messages never contain personal data: the
+/// store only ever sees ciphertext, digests and ids.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. a blind index already
+    /// taken in this service).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("database error: {0}")]
+    Database(String),
+    #[error(
+        "the data folder {path} was created by a newer version of custos (schema {found}, this version knows up to {known})"
+    )]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("the data file and the key store do not belong together ({0})")]
+    Mismatch(String),
+    #[error("the store is shutting down")]
+    Closed,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        match &e {
+            rusqlite::Error::SqliteFailure(code, _) if code.code == rusqlite::ErrorCode::ConstraintViolation => {
+                StoreError::Conflict(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Where the embedded store keeps its files.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The personal data (encrypted), audit trail and registers.
+    pub data_file: PathBuf,
+    /// The wrapped data keys.
+    pub key_file: PathBuf,
+    /// Read connections in the pool.
+    pub readers: usize,
+    /// The most write jobs committed together.
+    pub max_batch: usize,
+}
+
+/// The handle every engine operation goes through. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: std::sync::Arc<sqlite::Sqlite>,
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the embedded store.
+    pub fn open_sqlite(config: &SqliteConfig) -> Result<Store> {
+        Ok(Store { inner: std::sync::Arc::new(sqlite::Sqlite::open(config)?) })
+    }
+
+    /// Runs `job` in the next group commit and returns its result once the
+    /// batch is durable. The job runs on the writer thread: keep it to
+    /// database work (no hashing, no waiting).
+    pub async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.inner.write(job).await
+    }
+
+    /// Runs `job` on a read connection, outside any write transaction. For
+    /// reads that touch no personal data (look-ups of keys, lists of ids);
+    /// audited reads of personal data go through `write`.
+    pub async fn read<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.inner.read(job).await
+    }
+
+    /// Blocking variant of `write` for command-line tasks outside a runtime.
+    pub fn write_blocking<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.inner.write_blocking(job)
+    }
+
+    /// Writes outstanding WAL frames into the database files and truncates
+    /// the logs, so that nothing lingers in `-wal` files.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.inner.checkpoint()
+    }
+
+    /// Number of write batches and jobs committed since start.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.commit_stats()
+    }
+}

@@ -1,0 +1,138 @@
+//! Row types: what the store reads and writes. Values are ciphertext and
+//! digests; ids and timestamps (RFC 3339, UTC) are plain.
+
+/// A subject (member, operator) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectRow {
+    pub id: String,
+    /// `None` for subjects of the platform itself (operators).
+    pub service_id: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub profile_key: String,
+    pub policy_version: String,
+    pub created_at: String,
+    pub last_activity_at: String,
+}
+
+/// One encrypted item of a subject.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ItemRow {
+    pub subject_id: String,
+    pub item: String,
+    pub value: Vec<u8>,
+    pub key_version: u32,
+    pub source: String,
+    pub point: Option<String>,
+    pub collected_at: String,
+}
+
+impl std::fmt::Debug for ItemRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ItemRow")
+            .field("subject_id", &self.subject_id)
+            .field("item", &self.item)
+            .field("value", &format_args!("<{} bytes of ciphertext>", self.value.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record under a statutory hold, encrypted under its hold key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub id: String,
+    pub subject_id: String,
+    pub class: String,
+    pub record_date: String,
+    pub key_id: String,
+    pub value: Vec<u8>,
+    pub created_at: String,
+}
+
+impl std::fmt::Debug for RecordRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordRow")
+            .field("id", &self.id)
+            .field("class", &self.class)
+            .field("value", &format_args!("<{} bytes of ciphertext>", self.value.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A wrapped data key from the key store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRow {
+    pub id: String,
+    pub subject_id: String,
+    pub scope: String,
+    pub version: u32,
+    pub wrapped: Vec<u8>,
+    pub created_at: String,
+}
+
+/// One entry of the consent ledger (append-only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    pub subject_id: String,
+    pub purpose: String,
+    pub policy_version: String,
+    pub granted: bool,
+    pub channel: String,
+    pub at: String,
+}
+
+/// A platform API key: the secret is stored as a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub secret_hash: Vec<u8>,
+    /// `None` for a platform-wide key.
+    pub service_id: Option<String>,
+    /// Allowed purposes, comma-separated ids.
+    pub purposes: String,
+    pub label: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// The stored answer to a create call, replayed for a repeated idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRow {
+    pub api_key: String,
+    pub key: String,
+    pub request_hash: Vec<u8>,
+    pub status: u16,
+    pub body: String,
+    pub created_at: String,
+}
+
+/// One audit entry. Never holds personal data: the subject is its
+/// pseudonymous id, items are item ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub at: String,
+    pub actor: String,
+    pub role: String,
+    pub operation: String,
+    pub purpose: Option<String>,
+    pub subject_id: Option<String>,
+    /// Item ids touched, comma-separated.
+    pub items: String,
+    pub outcome: String,
+    pub policy_version: String,
+}
+
+/// A service (tenant) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceRow {
+    pub id: String,
+    pub operator_id: String,
+    pub created_at: String,
+}
+
+/// Group-commit counters, for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CommitStats {
+    pub batches: u64,
+    pub jobs: u64,
+}

@@ -1,0 +1,331 @@
+//! The embedded backend: SQLite in WAL mode with `synchronous=FULL`.
+//!
+//! One writer thread owns the write connections (data and keys) and commits
+//! every job that is waiting in one transaction per file: group commit. Each
+//! job runs inside a savepoint, so a job that fails is rolled back alone and
+//! the others still commit. The key store commits first: a crash between the
+//! two commits leaves at worst an unused key (for new data) or unreadable
+//! ciphertext whose key is already gone (for destruction), never readable
+//! data without its key recorded.
+
+mod tx;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use tx::{ReadTx, WriteTx};
+
+use crate::{CommitStats, Result, SqliteConfig, StoreError};
+
+const DATA_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/data_0001_vault.sql")];
+const KEY_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/keys_0001_keys.sql")];
+
+/// A job erased to run on the writer thread. It returns the function that
+/// delivers its result once the batch's fate (committed or not) is known.
+/// It is called with `None` when the batch could not even begin.
+type Job = Box<dyn FnOnce(Option<&mut WriteTx<'_>>) -> Completion + Send>;
+type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+enum Message {
+    Job(Job),
+    Checkpoint(mpsc::Sender<Result<()>>),
+}
+
+pub(crate) struct Sqlite {
+    sender: Mutex<Option<mpsc::Sender<Message>>>,
+    readers: Arc<Mutex<Vec<(Connection, Connection)>>>,
+    reader_available: Arc<std::sync::Condvar>,
+    batches: Arc<AtomicU64>,
+    jobs: Arc<AtomicU64>,
+    writer: Mutex<Option<thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlite").finish_non_exhaustive()
+    }
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if read_only {
+        return Ok(conn);
+    }
+    // WAL for concurrent readers; FULL so that a commit survives power loss;
+    // secure_delete so that freed pages are zeroed, not left behind.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = ON;",
+    )?;
+    Ok(conn)
+}
+
+/// Applies the migrations the file has not seen, in one transaction.
+/// `PRAGMA user_version` counts them; a newer file is refused, never reset.
+fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = migrations.len() as i64;
+    if version > known {
+        return Err(StoreError::TooNew { path: path.display().to_string(), found: version, known });
+    }
+    let tx = conn.transaction()?;
+    for (i, sql) in migrations.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", i + 1))?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Data file and key store carry the same instance id, written when both
+/// are created, so that a data file is never opened with another key store.
+fn pair(data: &Connection, keys: &Connection) -> Result<()> {
+    let get = |c: &Connection| -> Result<Option<String>> {
+        let mut stmt = c.prepare("SELECT value FROM meta WHERE key = 'instance'")?;
+        let mut rows = stmt.query([])?;
+        Ok(match rows.next()? {
+            Some(r) => Some(r.get(0)?),
+            None => None,
+        })
+    };
+    match (get(data)?, get(keys)?) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (None, None) => {
+            let id = new_instance_id(data)?;
+            data.execute("INSERT INTO meta (key, value) VALUES ('instance', ?1)", [&id])?;
+            keys.execute("INSERT INTO meta (key, value) VALUES ('instance', ?1)", [&id])?;
+            Ok(())
+        }
+        (Some(_), None) => {
+            Err(StoreError::Mismatch("the key store is empty but the data file is not: keys lost?".into()))
+        }
+        (None, Some(_)) => Err(StoreError::Mismatch("the data file is empty but the key store is not".into())),
+        (Some(_), Some(_)) => Err(StoreError::Mismatch("they were created for different instances".into())),
+    }
+}
+
+fn new_instance_id(conn: &Connection) -> Result<String> {
+    Ok(conn.query_row("SELECT lower(hex(randomblob(16)))", [], |r| r.get(0))?)
+}
+
+impl Sqlite {
+    pub(crate) fn open(config: &SqliteConfig) -> Result<Sqlite> {
+        let mut data = open_connection(&config.data_file, false)?;
+        let mut keys = open_connection(&config.key_file, false)?;
+        migrate(&mut data, &config.data_file, DATA_MIGRATIONS)?;
+        migrate(&mut keys, &config.key_file, KEY_MIGRATIONS)?;
+        pair(&data, &keys)?;
+
+        // Readers open after the writer created and migrated both files.
+        let mut readers = Vec::with_capacity(config.readers.max(1));
+        for _ in 0..config.readers.max(1) {
+            readers.push((open_connection(&config.data_file, true)?, open_connection(&config.key_file, true)?));
+        }
+
+        let (sender, receiver) = mpsc::channel::<Message>();
+        let batches = Arc::new(AtomicU64::new(0));
+        let jobs = Arc::new(AtomicU64::new(0));
+        let max_batch = config.max_batch.max(1);
+        let (b, j) = (batches.clone(), jobs.clone());
+        let writer = thread::Builder::new()
+            .name("custos-writer".into())
+            .spawn(move || writer_loop(data, keys, receiver, max_batch, &b, &j))
+            .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
+
+        Ok(Sqlite {
+            sender: Mutex::new(Some(sender)),
+            readers: Arc::new(Mutex::new(readers)),
+            reader_available: Arc::new(std::sync::Condvar::new()),
+            batches,
+            jobs,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    fn submit<T, F>(&self, job: F) -> Result<tokio::sync::oneshot::Receiver<Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let erased: Job = Box::new(move |w: Option<&mut WriteTx<'_>>| -> Completion {
+            let outcome = match w {
+                Some(w) => w.in_savepoint(job),
+                None => Err(StoreError::Database("the transaction could not begin".into())),
+            };
+            Box::new(move |batch_error: Option<&StoreError>| {
+                let result = match (outcome, batch_error) {
+                    (Ok(_), Some(e)) => Err(StoreError::Database(format!("commit failed: {e}"))),
+                    (outcome, _) => outcome,
+                };
+                // The caller may have gone away (timeout, client closed);
+                // the write is durable either way.
+                let _ = tx.send(result);
+            })
+        });
+        let sender = self.sender.lock().map_err(|_| StoreError::Closed)?;
+        sender.as_ref().ok_or(StoreError::Closed)?.send(Message::Job(erased)).map_err(|_| StoreError::Closed)?;
+        Ok(rx)
+    }
+
+    pub(crate) async fn write<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit(job)?.await.map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) fn write_blocking<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        self.submit(job)?.blocking_recv().map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) async fn read<T, F>(&self, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let readers = self.readers.clone();
+        let available = self.reader_available.clone();
+        let run = move || -> Result<T> {
+            let (data, keys) = {
+                let mut pool = readers.lock().map_err(|_| StoreError::Closed)?;
+                loop {
+                    if let Some(c) = pool.pop() {
+                        break c;
+                    }
+                    pool = available.wait(pool).map_err(|_| StoreError::Closed)?;
+                }
+            };
+            let result = ReadTx::new(&data, &keys).and_then(|r| {
+                let out = job(&r);
+                r.finish()?;
+                out
+            });
+            readers.lock().map_err(|_| StoreError::Closed)?.push((data, keys));
+            available.notify_one();
+            result
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.spawn_blocking(run).await.map_err(|_| StoreError::Closed)?,
+            Err(_) => run(),
+        }
+    }
+
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let (tx, rx) = mpsc::channel();
+        {
+            let sender = self.sender.lock().map_err(|_| StoreError::Closed)?;
+            sender.as_ref().ok_or(StoreError::Closed)?.send(Message::Checkpoint(tx)).map_err(|_| StoreError::Closed)?;
+        }
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    pub(crate) fn commit_stats(&self) -> CommitStats {
+        CommitStats { batches: self.batches.load(Ordering::Relaxed), jobs: self.jobs.load(Ordering::Relaxed) }
+    }
+}
+
+impl Drop for Sqlite {
+    /// Closing the channel lets the writer finish the jobs already queued
+    /// and exit; joining makes sure they are committed before we return.
+    fn drop(&mut self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        if let Ok(mut writer) = self.writer.lock()
+            && let Some(handle) = writer.take()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn writer_loop(
+    mut data: Connection,
+    mut keys: Connection,
+    receiver: mpsc::Receiver<Message>,
+    max_batch: usize,
+    batches: &AtomicU64,
+    jobs: &AtomicU64,
+) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = Vec::with_capacity(max_batch);
+        let mut checkpoints = Vec::new();
+        let mut next = Some(first);
+        while let Some(message) = next {
+            match message {
+                Message::Job(job) => batch.push(job),
+                Message::Checkpoint(reply) => checkpoints.push(reply),
+            }
+            next = if batch.len() < max_batch { receiver.try_recv().ok() } else { None };
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            run_batch(&mut data, &mut keys, batch);
+            batches.fetch_add(1, Ordering::Relaxed);
+            jobs.fetch_add(n, Ordering::Relaxed);
+        }
+        for reply in checkpoints {
+            let result = checkpoint(&data).and_then(|()| checkpoint(&keys));
+            let _ = reply.send(result);
+        }
+    }
+    // Shutting down: leave no WAL frames behind.
+    let _ = checkpoint(&data);
+    let _ = checkpoint(&keys);
+}
+
+fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>) {
+    let begun = data.execute_batch("BEGIN IMMEDIATE").and_then(|()| keys.execute_batch("BEGIN IMMEDIATE"));
+    if let Err(e) = begun {
+        let _ = data.execute_batch("ROLLBACK");
+        let _ = keys.execute_batch("ROLLBACK");
+        let error = StoreError::from(e);
+        for job in batch {
+            // Each job still gets an answer: the failure of the batch.
+            job(None)(Some(&error));
+        }
+        return;
+    }
+    let completions: Vec<Completion> = {
+        let mut w = WriteTx::new(data, keys);
+        batch.into_iter().map(|job| job(Some(&mut w))).collect()
+    };
+    // Keys first: see the module comment for why this order is safe.
+    let committed = keys.execute_batch("COMMIT").and_then(|()| data.execute_batch("COMMIT"));
+    match committed {
+        Ok(()) => completions.into_iter().for_each(|c| c(None)),
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed");
+            let _ = data.execute_batch("ROLLBACK");
+            let _ = keys.execute_batch("ROLLBACK");
+            let error = StoreError::from(e);
+            completions.into_iter().for_each(|c| c(Some(&error)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! The embedded backend's promises: group commit, job isolation inside a
+//! batch, durability across reopen, refusal of foreign or newer files.
+
+use std::path::PathBuf;
+
+use crate::*;
+
+/// A scratch data folder, removed at the end of the test.
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(name: &str) -> Folder {
+        let dir = std::env::temp_dir().join(format!("custos-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Folder(dir)
+    }
+
+    fn config(&self) -> SqliteConfig {
+        SqliteConfig { data_file: self.0.join("data.db"), key_file: self.0.join("keys.db"), readers: 2, max_batch: 256 }
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn subject(id: &str) -> SubjectRow {
+    SubjectRow {
+        id: id.into(),
+        service_id: Some("svc".into()),
+        kind: "member".into(),
+        status: "active".into(),
+        profile_key: format!("key-{id}"),
+        policy_version: "v1".into(),
+        created_at: "2024-01-01T00:00:00Z".into(),
+        last_activity_at: "2024-01-01T00:00:00Z".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_share_commits_and_all_land() {
+    let folder = Folder::new("group");
+    let store = Store::open_sqlite(&folder.config()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let row = subject(&format!("s{i:04}"));
+            store.write(move |tx| tx.insert_subject(&row)).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let stats = store.commit_stats();
+    assert_eq!(stats.jobs, 400);
+    assert!(stats.batches < 400, "group commit should batch concurrent jobs: {stats:?}");
+    let page = store.read(|r| r.subjects_page(Some("svc"), "", 1000)).await.unwrap();
+    assert_eq!(page.len(), 400);
+}
+
+#[tokio::test]
+async fn a_failing_job_is_rolled_back_alone() {
+    let folder = Folder::new("isolation");
+    let store = Store::open_sqlite(&folder.config()).unwrap();
+    store.write(|tx| tx.insert_subject(&subject("a"))).await.unwrap();
+    // Both jobs are queued before the writer wakes, so they share a batch.
+    let s1 = store.clone();
+    let failing = tokio::spawn(async move {
+        s1.write(|tx| {
+            tx.insert_subject(&subject("b"))?;
+            tx.insert_subject(&subject("a")) // duplicate: the whole job must roll back
+        })
+        .await
+    });
+    let s2 = store.clone();
+    let fine = tokio::spawn(async move { s2.write(|tx| tx.insert_subject(&subject("c"))).await });
+    assert!(matches!(failing.await.unwrap(), Err(StoreError::Conflict(_))));
+    fine.await.unwrap().unwrap();
+    let ids: Vec<String> =
+        store.read(|r| r.subjects_page(Some("svc"), "", 10)).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(ids, ["a", "c"]);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_reopen() {
+    let folder = Folder::new("reopen");
+    {
+        let store = Store::open_sqlite(&folder.config()).unwrap();
+        store.write(|tx| tx.insert_subject(&subject("kept"))).await.unwrap();
+        store
+            .write(|tx| {
+                tx.insert_key(&KeyRow {
+                    id: "key-kept".into(),
+                    subject_id: "kept".into(),
+                    scope: "profile".into(),
+                    version: 1,
+                    wrapped: vec![1, 2, 3],
+                    created_at: "2024-01-01T00:00:00Z".into(),
+                })
+            })
+            .await
+            .unwrap();
+    }
+    let store = Store::open_sqlite(&folder.config()).unwrap();
+    assert!(store.read(|r| r.subject("kept")).await.unwrap().is_some());
+    assert_eq!(store.read(|r| r.key_count()).await.unwrap(), 1);
+}
+
+#[test]
+fn a_key_store_from_another_instance_is_refused() {
+    let a = Folder::new("pair-a");
+    let b = Folder::new("pair-b");
+    drop(Store::open_sqlite(&a.config()).unwrap());
+    drop(Store::open_sqlite(&b.config()).unwrap());
+    let mixed = SqliteConfig { key_file: b.config().key_file, ..a.config() };
+    let err = Store::open_sqlite(&mixed).unwrap_err();
+    assert!(matches!(err, StoreError::Mismatch(_)), "{err}");
+    // A lost key store is noticed too, not silently recreated.
+    std::fs::remove_file(a.config().key_file).unwrap();
+    let err = Store::open_sqlite(&a.config()).unwrap_err();
+    assert!(err.to_string().contains("keys lost"), "{err}");
+}
+
+#[test]
+fn a_data_file_from_a_newer_version_is_refused_not_reset() {
+    let folder = Folder::new("newer");
+    drop(Store::open_sqlite(&folder.config()).unwrap());
+    let conn = rusqlite::Connection::open(folder.config().data_file).unwrap();
+    conn.execute_batch("PRAGMA user_version = 99").unwrap();
+    drop(conn);
+    let err = Store::open_sqlite(&folder.config()).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    let conn = rusqlite::Connection::open(folder.config().data_file).unwrap();
+    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(v, 99, "the file must be left as it was");
+}
+
+#[test]
+fn closing_checkpoints_the_write_ahead_log() {
+    let folder = Folder::new("wal");
+    {
+        let store = Store::open_sqlite(&folder.config()).unwrap();
+        store.write_blocking(|tx| tx.insert_subject(&subject("x"))).unwrap();
+    }
+    for file in ["data.db-wal", "keys.db-wal"] {
+        let len = std::fs::metadata(folder.0.join(file)).map(|m| m.len()).unwrap_or(0);
+        assert_eq!(len, 0, "{file} should be truncated on close");
+    }
+}

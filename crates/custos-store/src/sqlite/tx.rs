@@ -1,0 +1,506 @@
+//! The operations a job may perform: typed statements over the data file
+//! and the key store. `WriteTx` runs inside the writer's group transaction;
+//! `ReadTx` on a pooled read connection inside a read transaction, so that
+//! everything it sees comes from one snapshot.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use crate::rows::*;
+use crate::{Result, StoreError};
+
+/// The write side: both files, inside the batch's transactions.
+pub struct WriteTx<'c> {
+    data: &'c Connection,
+    keys: &'c Connection,
+}
+
+impl std::fmt::Debug for WriteTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteTx")
+    }
+}
+
+/// The read side: a snapshot of both files.
+pub struct ReadTx<'c> {
+    data: &'c Connection,
+    keys: &'c Connection,
+}
+
+impl std::fmt::Debug for ReadTx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReadTx")
+    }
+}
+
+impl<'c> ReadTx<'c> {
+    pub(crate) fn new(data: &'c Connection, keys: &'c Connection) -> Result<ReadTx<'c>> {
+        data.execute_batch("BEGIN")?;
+        keys.execute_batch("BEGIN")?;
+        Ok(ReadTx { data, keys })
+    }
+
+    pub(crate) fn finish(&self) -> Result<()> {
+        self.data.execute_batch("COMMIT")?;
+        self.keys.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    pub fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>> {
+        api_key(self.data, id)
+    }
+
+    pub fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
+        subject(self.data, id)
+    }
+
+    /// Subjects of a service (or of the platform for `None`) after the
+    /// cursor `after` (an id), in id order.
+    pub fn subjects_page(&self, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
+             FROM subjects WHERE service_id IS ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![service, after, limit], subject_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn service(&self, id: &str) -> Result<Option<ServiceRow>> {
+        service(self.data, id)
+    }
+
+    pub fn audit_len(&self) -> Result<u64> {
+        Ok(self.data.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    pub fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
+        audit_page(self.data, after, limit)
+    }
+
+    pub fn key_count(&self) -> Result<u64> {
+        Ok(self.keys.query_row("SELECT count(*) FROM data_keys", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+}
+
+impl<'c> WriteTx<'c> {
+    pub(crate) fn new(data: &'c Connection, keys: &'c Connection) -> WriteTx<'c> {
+        WriteTx { data, keys }
+    }
+
+    /// Runs one job inside a savepoint on both files: its changes are
+    /// released into the batch on success and rolled back on failure.
+    pub(crate) fn in_savepoint<T>(&mut self, job: impl FnOnce(&mut WriteTx<'c>) -> Result<T>) -> Result<T> {
+        self.data.execute_batch("SAVEPOINT job")?;
+        if let Err(e) = self.keys.execute_batch("SAVEPOINT job") {
+            let _ = self.data.execute_batch("ROLLBACK TO job; RELEASE job");
+            return Err(e.into());
+        }
+        let outcome = job(self);
+        let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        let ended = self.data.execute_batch(end).and_then(|()| self.keys.execute_batch(end));
+        match (outcome, ended) {
+            (Ok(v), Ok(())) => Ok(v),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+        }
+    }
+
+    // --- services and subjects ---
+
+    pub fn insert_service(&mut self, row: &ServiceRow) -> Result<()> {
+        self.data
+            .prepare_cached("INSERT INTO services (id, operator_id, created_at) VALUES (?1, ?2, ?3)")?
+            .execute(params![row.id, row.operator_id, row.created_at])?;
+        Ok(())
+    }
+
+    pub fn service(&self, id: &str) -> Result<Option<ServiceRow>> {
+        service(self.data, id)
+    }
+
+    pub fn insert_subject(&mut self, row: &SubjectRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO subjects (id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                row.id,
+                row.service_id,
+                row.kind,
+                row.status,
+                row.profile_key,
+                row.policy_version,
+                row.created_at,
+                row.last_activity_at
+            ])?;
+        Ok(())
+    }
+
+    pub fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
+        subject(self.data, id)
+    }
+
+    pub fn touch_activity(&mut self, subject_id: &str, at: &str) -> Result<()> {
+        let n = self
+            .data
+            .prepare_cached("UPDATE subjects SET last_activity_at = ?2 WHERE id = ?1")?
+            .execute(params![subject_id, at])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("subject {subject_id}")));
+        }
+        Ok(())
+    }
+
+    // --- items and blind indexes ---
+
+    /// Inserts or replaces one item.
+    pub fn put_item(&mut self, row: &ItemRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO items (subject_id, item, value, key_version, source, point, collected_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (subject_id, item) DO UPDATE SET
+                   value = excluded.value, key_version = excluded.key_version, source = excluded.source,
+                   point = excluded.point, collected_at = excluded.collected_at",
+            )?
+            .execute(params![
+                row.subject_id,
+                row.item,
+                row.value,
+                row.key_version,
+                row.source,
+                row.point,
+                row.collected_at
+            ])?;
+        Ok(())
+    }
+
+    /// The subject's items among `items` (all of them when `items` is empty).
+    pub fn items(&self, subject_id: &str, items: &[&str]) -> Result<Vec<ItemRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT subject_id, item, value, key_version, source, point, collected_at FROM items WHERE subject_id = ?1",
+        )?;
+        let rows = stmt.query_map(params![subject_id], item_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row?;
+            if items.is_empty() || items.contains(&row.item.as_str()) {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Claims a blind index; `Conflict` when another subject holds it.
+    pub fn insert_index(&mut self, scope: &str, item: &str, digest: &[u8], subject_id: &str) -> Result<()> {
+        let inserted = self
+            .data
+            .prepare_cached(
+                "INSERT INTO blind_index (scope, item, digest, subject_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (scope, item, digest) DO NOTHING",
+            )?
+            .execute(params![scope, item, digest, subject_id])?;
+        if inserted == 0 {
+            let holder = self.find_index(scope, item, digest)?;
+            if holder.as_deref() != Some(subject_id) {
+                return Err(StoreError::Conflict(format!("{item} is already registered in this scope")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove_index(&mut self, subject_id: &str, item: &str) -> Result<()> {
+        self.data
+            .prepare_cached("DELETE FROM blind_index WHERE subject_id = ?1 AND item = ?2")?
+            .execute(params![subject_id, item])?;
+        Ok(())
+    }
+
+    pub fn find_index(&self, scope: &str, item: &str, digest: &[u8]) -> Result<Option<String>> {
+        Ok(self
+            .data
+            .prepare_cached("SELECT subject_id FROM blind_index WHERE scope = ?1 AND item = ?2 AND digest = ?3")?
+            .query_row(params![scope, item, digest], |r| r.get(0))
+            .optional()?)
+    }
+
+    // --- records ---
+
+    pub fn insert_record(&mut self, row: &RecordRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO records (id, subject_id, class, record_date, key_id, value, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                row.id,
+                row.subject_id,
+                row.class,
+                row.record_date,
+                row.key_id,
+                row.value,
+                row.created_at
+            ])?;
+        Ok(())
+    }
+
+    /// The subject's records of the given classes, oldest first, after the
+    /// cursor `after` (a record id).
+    pub fn records(&self, subject_id: &str, classes: &[&str], after: &str, limit: u32) -> Result<Vec<RecordRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT id, subject_id, class, record_date, key_id, value, created_at FROM records
+             WHERE subject_id = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map(params![subject_id, after], |r| {
+            Ok(RecordRow {
+                id: r.get(0)?,
+                subject_id: r.get(1)?,
+                class: r.get(2)?,
+                record_date: r.get(3)?,
+                key_id: r.get(4)?,
+                value: r.get(5)?,
+                created_at: r.get(6)?,
+            })
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let row = row?;
+            if classes.contains(&row.class.as_str()) {
+                out.push(row);
+                if out.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // --- consents ---
+
+    pub fn insert_consent(&mut self, row: &ConsentRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO consents (subject_id, purpose, policy_version, granted, channel, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![row.subject_id, row.purpose, row.policy_version, row.granted, row.channel, row.at])?;
+        Ok(())
+    }
+
+    pub fn consents(&self, subject_id: &str) -> Result<Vec<ConsentRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT subject_id, purpose, policy_version, granted, channel, at FROM consents WHERE subject_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![subject_id], |r| {
+            Ok(ConsentRow {
+                subject_id: r.get(0)?,
+                purpose: r.get(1)?,
+                policy_version: r.get(2)?,
+                granted: r.get(3)?,
+                channel: r.get(4)?,
+                at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    // --- keys ---
+
+    pub fn insert_key(&mut self, row: &KeyRow) -> Result<()> {
+        self.keys
+            .prepare_cached(
+                "INSERT INTO data_keys (id, subject_id, scope, version, wrapped, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![row.id, row.subject_id, row.scope, row.version, row.wrapped, row.created_at])?;
+        Ok(())
+    }
+
+    pub fn key(&self, id: &str) -> Result<Option<KeyRow>> {
+        key_by(self.keys, "id = ?1", id)
+    }
+
+    /// The key of a subject for a scope (`profile`, `hold:<class>`), if any.
+    pub fn key_for(&self, subject_id: &str, scope: &str) -> Result<Option<KeyRow>> {
+        Ok(self
+            .keys
+            .prepare_cached(
+                "SELECT id, subject_id, scope, version, wrapped, created_at FROM data_keys
+                 WHERE subject_id = ?1 AND scope = ?2 ORDER BY version DESC LIMIT 1",
+            )?
+            .query_row(params![subject_id, scope], key_row)
+            .optional()?)
+    }
+
+    // --- API keys and idempotency ---
+
+    pub fn insert_api_key(&mut self, row: &ApiKeyRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO api_keys (id, secret_hash, service_id, purposes, label, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                row.id,
+                row.secret_hash,
+                row.service_id,
+                row.purposes,
+                row.label,
+                row.created_at,
+                row.revoked_at
+            ])?;
+        Ok(())
+    }
+
+    pub fn idempotency(&self, api_key: &str, key: &str) -> Result<Option<IdempotencyRow>> {
+        Ok(self
+            .data
+            .prepare_cached(
+                "SELECT api_key, key, request_hash, status, body, created_at FROM idempotency WHERE api_key = ?1 AND key = ?2",
+            )?
+            .query_row(params![api_key, key], |r| {
+                Ok(IdempotencyRow {
+                    api_key: r.get(0)?,
+                    key: r.get(1)?,
+                    request_hash: r.get(2)?,
+                    status: r.get(3)?,
+                    body: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    pub fn insert_idempotency(&mut self, row: &IdempotencyRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO idempotency (api_key, key, request_hash, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![row.api_key, row.key, row.request_hash, row.status, row.body, row.created_at])?;
+        Ok(())
+    }
+
+    // --- audit ---
+
+    /// Appends an audit entry in the job's transaction and returns its
+    /// sequence number: the entry commits exactly when the act does.
+    pub fn append_audit(&mut self, row: &AuditRow) -> Result<i64> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO audit (at, actor, role, operation, purpose, subject_id, items, outcome, policy_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                row.at,
+                row.actor,
+                row.role,
+                row.operation,
+                row.purpose,
+                row.subject_id,
+                row.items,
+                row.outcome,
+                row.policy_version
+            ])?;
+        Ok(self.data.last_insert_rowid())
+    }
+}
+
+fn subject_row(r: &Row<'_>) -> rusqlite::Result<SubjectRow> {
+    Ok(SubjectRow {
+        id: r.get(0)?,
+        service_id: r.get(1)?,
+        kind: r.get(2)?,
+        status: r.get(3)?,
+        profile_key: r.get(4)?,
+        policy_version: r.get(5)?,
+        created_at: r.get(6)?,
+        last_activity_at: r.get(7)?,
+    })
+}
+
+fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
+    Ok(ItemRow {
+        subject_id: r.get(0)?,
+        item: r.get(1)?,
+        value: r.get(2)?,
+        key_version: r.get(3)?,
+        source: r.get(4)?,
+        point: r.get(5)?,
+        collected_at: r.get(6)?,
+    })
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+    Ok(KeyRow {
+        id: r.get(0)?,
+        subject_id: r.get(1)?,
+        scope: r.get(2)?,
+        version: r.get(3)?,
+        wrapped: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+fn key_by(conn: &Connection, condition: &str, value: &str) -> Result<Option<KeyRow>> {
+    let sql = format!("SELECT id, subject_id, scope, version, wrapped, created_at FROM data_keys WHERE {condition}");
+    Ok(conn.prepare_cached(&sql)?.query_row(params![value], key_row).optional()?)
+}
+
+fn subject(conn: &Connection, id: &str) -> Result<Option<SubjectRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
+             FROM subjects WHERE id = ?1",
+        )?
+        .query_row(params![id], subject_row)
+        .optional()?)
+}
+
+fn service(conn: &Connection, id: &str) -> Result<Option<ServiceRow>> {
+    Ok(conn
+        .prepare_cached("SELECT id, operator_id, created_at FROM services WHERE id = ?1")?
+        .query_row(params![id], |r| Ok(ServiceRow { id: r.get(0)?, operator_id: r.get(1)?, created_at: r.get(2)? }))
+        .optional()?)
+}
+
+fn api_key(conn: &Connection, id: &str) -> Result<Option<ApiKeyRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, secret_hash, service_id, purposes, label, created_at, revoked_at FROM api_keys WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(ApiKeyRow {
+                id: r.get(0)?,
+                secret_hash: r.get(1)?,
+                service_id: r.get(2)?,
+                purposes: r.get(3)?,
+                label: r.get(4)?,
+                created_at: r.get(5)?,
+                revoked_at: r.get(6)?,
+            })
+        })
+        .optional()?)
+}
+
+fn audit_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version
+         FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |r| {
+        Ok((
+            r.get(0)?,
+            AuditRow {
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                role: r.get(3)?,
+                operation: r.get(4)?,
+                purpose: r.get(5)?,
+                subject_id: r.get(6)?,
+                items: r.get(7)?,
+                outcome: r.get(8)?,
+                policy_version: r.get(9)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
