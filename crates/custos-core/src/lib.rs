@@ -5,4 +5,6 @@
 //! - no clock: every decision that depends on time takes `now` (or a date)
 //!   as a parameter, so tests drive time by hand.
 
+pub mod access;
+pub mod collect;
 pub mod policy;

@@ -289,6 +289,9 @@ impl Cx {
     }
 
     fn country(&mut self, path: &KeyPath, s: &str) -> Country {
+        if Country::parse(s).is_ok() && !crate::collect::is_assigned_country(s) {
+            self.err(path.clone(), format!("{s:?} is not an assigned ISO 3166-1 alpha-2 country code"));
+        }
         Country::parse(s).unwrap_or_else(|e| {
             self.err(path.clone(), e);
             Country::parse("ZZ").unwrap_or_else(|_| unreachable!("ZZ has the shape of a country code"))
@@ -450,18 +453,20 @@ impl Cx {
         let normal_form = i.normal_form.as_ref().map(|n| self.kw(&p.key("normal_form"), n, NormalForm::parse));
         if i.unique && normal_form.is_none() {
             self.err(
-                p.key("unique"),
+                p.key("normal_form"),
                 "a unique identifier needs a normal_form (trim, email or e164) for its blind index",
             );
         }
+        // Compare only with a type that parsed, never with a stand-in.
+        let kind_known = ItemType::parse(&i.kind).is_ok();
         match normal_form {
-            Some(NormalForm::Email) if kind != ItemType::Email => {
+            Some(NormalForm::Email) if kind_known && kind != ItemType::Email => {
                 self.err(
                     p.key("normal_form"),
                     format!("normal form \"email\" applies only to items of type email, not {kind}"),
                 );
             }
-            Some(NormalForm::E164) if kind != ItemType::Phone => {
+            Some(NormalForm::E164) if kind_known && kind != ItemType::Phone => {
                 self.err(
                     p.key("normal_form"),
                     format!("normal form \"e164\" applies only to items of type phone, not {kind}"),
@@ -506,7 +511,7 @@ impl Cx {
         });
         if consent_based && x.consent.is_none() {
             self.err(
-                p.key("bases"),
+                p.key("consent"),
                 "a consent-based purpose needs a [consent] table with mode and withdraw_via (no way to withdraw is given)",
             );
         }
@@ -637,7 +642,9 @@ impl Cx {
                 let dp = p.key("dormancy");
                 let inactive_for = self.span(&dp.key("inactive_for"), &d.inactive_for);
                 let notice_before = d.notice_before.as_ref().map(|s| self.span(&dp.key("notice_before"), s));
-                if let Some(notice) = notice_before {
+                let spans_valid = d.inactive_for.parse::<Span>().is_ok()
+                    && d.notice_before.as_deref().is_some_and(|n| n.parse::<Span>().is_ok());
+                if spans_valid && let Some(notice) = notice_before {
                     let base = Date::constant(2001, 1, 1);
                     if let (Ok(a), Ok(b)) = (notice.after(base), inactive_for.after(base))
                         && a >= b
@@ -696,6 +703,7 @@ impl Cx {
             retain_for: self.span(&p.key("retain_for"), &r.retain_for),
             read_purpose,
             from: self.kw(&p.key("from"), &r.from, RecordStart::parse),
+            purposes: self.references(&p.key("purposes"), &r.purposes, &decl.purposes),
         }
     }
 
@@ -809,7 +817,9 @@ impl Cx {
     fn amendments(&mut self, p: &KeyPath, a: &RawAmendments) -> Amendments {
         let notice = a.notice.as_ref().map(|s| self.span(&p.key("notice"), s));
         let significant_notice = a.significant_notice.as_ref().map(|s| self.span(&p.key("significant_notice"), s));
-        if let (Some(n), Some(s)) = (notice, significant_notice) {
+        let spans_valid = a.notice.as_deref().is_some_and(|n| n.parse::<Span>().is_ok())
+            && a.significant_notice.as_deref().is_some_and(|n| n.parse::<Span>().is_ok());
+        if spans_valid && let (Some(n), Some(s)) = (notice, significant_notice) {
             let base = Date::constant(2001, 1, 1);
             if let (Ok(a), Ok(b)) = (n.after(base), s.after(base))
                 && b < a

@@ -430,6 +430,8 @@ pub struct RecordClass {
     pub retain_for: Span,
     pub read_purpose: Id,
     pub from: RecordStart,
+    /// Purposes that may read these records while the account exists.
+    pub purposes: Vec<Id>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

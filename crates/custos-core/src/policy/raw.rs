@@ -358,6 +358,10 @@ pub struct RawRecordClass {
     pub read_purpose: String,
     /// What the span runs from; required, since no default is stated.
     pub from: String,
+    /// Purposes that may read these records while the account exists;
+    /// after the account is deleted only `read_purpose` may.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purposes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -126,9 +126,18 @@ impl<'a> SourceMap<'a> {
         let Some(root) = self.root.as_ref() else { return KeyPath::root() };
         let mut nodes = Vec::new();
         flatten(root.get_ref(), &KeyPath::root(), &mut nodes);
-        let covering =
-            nodes.iter().filter(|(span, _)| covers(span, offset)).min_by_key(|(span, _)| span.end - span.start);
-        let before = || nodes.iter().filter(|(span, _)| span.start <= offset).max_by_key(|(span, _)| span.start);
+        // Narrowest span first; on a tie (an array of tables and its first
+        // element share the header's span) the deeper path wins.
+        let covering = nodes
+            .iter()
+            .filter(|(span, _)| covers(span, offset))
+            .min_by_key(|(span, path)| (span.end - span.start, std::cmp::Reverse(path.segments().len())));
+        let before = || {
+            nodes
+                .iter()
+                .filter(|(span, _)| span.start <= offset)
+                .max_by_key(|(span, path)| (span.start, path.segments().len()))
+        };
         covering.or_else(before).map(|(_, path)| path.clone()).unwrap_or_default()
     }
 }

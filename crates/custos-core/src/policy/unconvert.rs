@@ -187,6 +187,7 @@ pub(crate) fn to_raw(p: &Policy) -> RawPolicy {
                 retain_for: r.retain_for.to_string(),
                 read_purpose: r.read_purpose.to_string(),
                 from: r.from.to_string(),
+                purposes: ids(&r.purposes),
             })
             .collect(),
         third_parties: p.third_parties.as_ref().map(|t| RawThirdParties {

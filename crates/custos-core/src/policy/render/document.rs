@@ -352,7 +352,13 @@ fn retention(p: &Policy) -> Section {
     if !p.record_classes.is_empty() {
         blocks.push(Block::Subheading("Retention required by law".to_owned()));
         blocks.push(Block::Table {
-            head: vec!["Records".to_owned(), "Kept for".to_owned(), "Law".to_owned(), "Only used for".to_owned()],
+            head: vec![
+                "Records".to_owned(),
+                "Kept for".to_owned(),
+                "Law".to_owned(),
+                "Used while the account exists for".to_owned(),
+                "After the account is deleted, used only for".to_owned(),
+            ],
             rows: p
                 .record_classes
                 .iter()
@@ -367,6 +373,7 @@ fn retention(p: &Policy) -> Section {
                         c.name.clone(),
                         format!("{} {from}", c.retain_for),
                         law_name(p, &c.law),
+                        if c.purposes.is_empty() { NOT_STATED.to_owned() } else { purpose_names(p, &c.purposes) },
                         p.purpose(&c.read_purpose).map_or_else(|| c.read_purpose.to_string(), |x| x.name.clone()),
                     ]
                 })

@@ -1,0 +1,3 @@
+//! Integration tests of custos-core, built as one test binary.
+
+mod validation;
