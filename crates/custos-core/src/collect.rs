@@ -61,6 +61,9 @@ pub enum ErrorCode {
     TooLong,
     FutureDate,
     UnderAge,
+    /// A value names something the policy does not declare for this use
+    /// (a source the point does not take, a purpose that needs no consent).
+    NotAllowed,
 }
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
         ErrorCode::TooLong,
         ErrorCode::FutureDate,
         ErrorCode::UnderAge,
+        ErrorCode::NotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -95,6 +99,7 @@ impl ErrorCode {
             ErrorCode::TooLong => "too_long",
             ErrorCode::FutureDate => "future_date",
             ErrorCode::UnderAge => "under_age",
+            ErrorCode::NotAllowed => "not_allowed",
         }
     }
 }
@@ -117,7 +122,7 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> FieldError {
+    pub fn new(field: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> FieldError {
         FieldError { field: field.into(), code, message: message.into() }
     }
 

@@ -1,12 +1,167 @@
 //! Custos engine: the only code that reads or changes personal data.
 //!
-//! Every operation will run as authorise → decide (a pure function in
+//! Every operation runs as authorise → decide (a pure function in
 //! `custos-core`) → encrypt or decrypt → write together with its audit record
-//! in one transaction of `custos-store`. Until the vault issue brings
-//! personal data, the engine exposes what the server needs from the policy
-//! model, so that the server never has to reach past it.
+//! in one transaction of `custos-store`. Invariants kept here:
+//! - no personal value reaches the store unencrypted: items and records are
+//!   sealed under data keys bound to owner, field and key version;
+//! - every read and change of personal data appends its audit entry in the
+//!   job that does it, so the entry commits exactly when the act does; if the
+//!   audit cannot be written the operation fails;
+//! - time is a parameter: every operation takes `now`;
+//! - a caller scoped to one service can never reach another service's data,
+//!   and "forbidden" and "does not exist" look the same.
 
-pub use custos_core::policy;
-
+mod auth;
 pub mod crypto;
+mod error;
+mod ids;
 pub mod password;
+mod records;
+mod rootkey;
+mod services;
+mod subjects;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crypto::Keyring;
+use custos_core::policy::Policy;
+use custos_store::{SqliteConfig, Store};
+
+pub use auth::NewApiKey;
+pub use custos_core::collect::{ErrorCode, FieldError};
+pub use custos_core::policy;
+pub use error::EngineError;
+pub use services::{NewService, ServiceCreated};
+pub use subjects::{
+    Caller, Idempotency, NewRecord, NewSubject, RecordRead, SubjectCreated, SubjectRead, SubjectSummary,
+};
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// What the engine needs to start.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Folder of the data file and the key store.
+    pub data_dir: PathBuf,
+    /// The root key file; created (mode 0600) when absent.
+    pub root_key_file: PathBuf,
+    /// Concurrent password hashes (Argon2id is memory-hard: bound it).
+    pub hash_workers: usize,
+    /// Read connections.
+    pub readers: usize,
+}
+
+/// What happened at start that the operator must be told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Startup {
+    /// `Some(path)` when a new root key was created there.
+    pub created_root_key: Option<PathBuf>,
+    pub data_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// The engine: cheap to clone, shared by every request.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    keyring: Arc<Keyring>,
+    policy: Arc<Policy>,
+    hashing: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("policy", &self.policy.meta.id).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Opens the data folder (creating and migrating it as needed) and loads
+    /// or creates the root key. Refuses a root key that does not belong to
+    /// the data folder.
+    pub async fn open(config: &EngineConfig, policy: Policy) -> Result<(Engine, Startup)> {
+        let new_folder = !config.data_dir.exists();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            EngineError::Config(format!("cannot create the data folder {}: {e}", config.data_dir.display()))
+        })?;
+        #[cfg(unix)]
+        if new_folder {
+            // Only the owner may list or read the data folder.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| EngineError::Config(format!("cannot restrict the data folder: {e}")))?;
+        }
+        let data_file = config.data_dir.join("custos.db");
+        let key_file = config.data_dir.join("keys.db");
+        let (root, created) = rootkey::load_or_create(&config.root_key_file, data_file.exists())?;
+        let keyring = Arc::new(Keyring::new(&root));
+        drop(root);
+        let store = Store::open_sqlite(&SqliteConfig {
+            data_file: data_file.clone(),
+            key_file: key_file.clone(),
+            readers: config.readers.max(1),
+            max_batch: 1024,
+        })?;
+        rootkey::check_matches(&store, &keyring).await?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                store,
+                keyring,
+                policy: Arc::new(policy),
+                hashing: tokio::sync::Semaphore::new(config.hash_workers.max(1)),
+            }),
+        };
+        Ok((engine, Startup { created_root_key: created.then(|| config.root_key_file.clone()), data_file, key_file }))
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// True when the store answers: for `/ready`.
+    pub async fn ready(&self) -> bool {
+        self.inner.store.read(|r| r.audit_len()).await.is_ok()
+    }
+
+    /// Counters for `/metrics`.
+    pub async fn metrics(&self) -> Result<Metrics> {
+        let audit_entries = self.inner.store.read(|r| r.audit_len()).await?;
+        let stats = self.inner.store.commit_stats();
+        Ok(Metrics { audit_entries, commit_batches: stats.batches, committed_jobs: stats.jobs })
+    }
+
+    /// Writes the write-ahead logs back and truncates them.
+    pub fn checkpoint(&self) -> Result<()> {
+        Ok(self.inner.store.checkpoint()?)
+    }
+}
+
+/// Figures for `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Metrics {
+    pub audit_entries: u64,
+    pub commit_batches: u64,
+    pub committed_jobs: u64,
+}
+
+/// Formats an instant as stored: RFC 3339 in UTC, second precision or finer.
+fn stamp(now: jiff::Timestamp) -> String {
+    now.to_string()
+}
+
+/// The calendar date of an instant in UTC: the date policies count in.
+fn utc_date(now: jiff::Timestamp) -> jiff::civil::Date {
+    jiff::tz::Offset::UTC.to_datetime(now).date()
+}
+
+/// The hash an idempotency key is stored with: the same key with another
+/// body is a conflict, not a replay.
+pub fn request_hash(body: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, body).as_ref().to_vec()
+}

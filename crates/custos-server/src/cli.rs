@@ -14,9 +14,55 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the HTTP API (defaults: ./custos-data, the bundled b.stage policy, 127.0.0.1:8080).
+    Serve(ServeArgs),
     /// Check, render and compare policy files.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Administrative tasks on a data folder.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// Where the data lives and which policy applies; shared by `serve` and `admin`.
+#[derive(Debug, Args)]
+pub(crate) struct InstanceArgs {
+    /// A TOML configuration file (also CUSTOS_CONFIG).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// The data folder (default ./custos-data; also CUSTOS_DATA_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The policy file (default: the bundled b.stage policy; also CUSTOS_POLICY).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) instance: InstanceArgs,
+    /// Address and port to listen on (default 127.0.0.1:8080; also CUSTOS_LISTEN).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Create a platform API key; the key is printed once and stored only as a hash.
+    CreateKey {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Limit the key to one service (default: a platform-wide key).
+        #[arg(long, value_name = "ID")]
+        service: Option<String>,
+        /// Purposes the key may use, comma-separated (default: every purpose of the policy).
+        #[arg(long, value_name = "IDS", value_delimiter = ',')]
+        purposes: Vec<String>,
+        /// A label to recognise the key by.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,18 +1,22 @@
 //! The `custos` binary: parses the command line and hands each command to
-//! its module. Exit codes: 0 success, 1 invalid input (a policy file with
-//! problems, an unreadable file), 2 a usage error (from clap), 3 a policy
-//! amendment whose effective date comes before its notice period ends.
+//! its module. Exit codes: 0 success, 1 invalid input or a failed start (a
+//! policy file with problems, an unreadable file, a bad configuration), 2 a
+//! usage error (from clap), 3 a policy amendment whose effective date comes
+//! before its notice period ends.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 mod cli;
+mod instance_cmd;
 mod policy_cmd;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match args.command {
         cli::Command::Policy(cmd) => policy_cmd::run(cmd),
+        cli::Command::Serve(args) => instance_cmd::serve(args),
+        cli::Command::Admin(cmd) => instance_cmd::admin(cmd),
     }
 }

@@ -608,6 +608,16 @@ impl Policy {
     pub fn processor(&self, id: &Id) -> Option<&Processor> {
         self.processors.iter().find(|x| &x.id == id)
     }
+    /// Look-ups by a string from outside the policy (a request).
+    pub fn item_by_str(&self, id: &str) -> Option<&Item> {
+        self.items.iter().find(|x| x.id.as_str() == id)
+    }
+    pub fn purpose_by_str(&self, id: &str) -> Option<&Purpose> {
+        self.purposes.iter().find(|x| x.id.as_str() == id)
+    }
+    pub fn record_class_by_str(&self, id: &str) -> Option<&RecordClass> {
+        self.record_classes.iter().find(|x| x.id.as_str() == id)
+    }
     pub fn cookie_category(&self, id: &Id) -> Option<&CookieCategory> {
         self.cookies.as_ref()?.categories.iter().find(|x| &x.id == id)
     }

@@ -1,3 +1,6 @@
-//! End-to-end tests of the `custos` binary: each starts the real executable.
+//! Tests of the `custos` server: the real binary end to end, and the HTTP
+//! application in-process.
 
+mod openapi;
 mod policy_cli;
+mod support;

@@ -104,6 +104,26 @@ impl<'c> WriteTx<'c> {
         }
     }
 
+    // --- instance metadata ---
+
+    /// A value of the data file's `meta` table.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .data
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![key, value])?;
+        Ok(())
+    }
+
     // --- services and subjects ---
 
     pub fn insert_service(&mut self, row: &ServiceRow) -> Result<()> {

@@ -1,0 +1,147 @@
+//! Platform API keys: `ck_<id>_<secret>`, stored as a SHA-256 hash of the
+//! secret (the secret is 256 random bits, so a slow hash adds nothing), each
+//! scoped to one service or to the platform and to a set of purposes.
+
+use aws_lc_rs::{constant_time, digest};
+use base64::Engine as _;
+use custos_store::{ApiKeyRow, AuditRow};
+
+use crate::ids::{new_id, random_bytes};
+use crate::{Engine, EngineError, Result, stamp};
+
+/// Who is calling: an authenticated API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub key_id: String,
+    /// `None` for a platform-wide key.
+    pub service: Option<String>,
+    pub purposes: Vec<String>,
+}
+
+impl Caller {
+    pub(crate) fn actor(&self) -> String {
+        format!("api_key:{}", self.key_id)
+    }
+
+    pub(crate) fn role(&self) -> &'static str {
+        if self.service.is_some() { "service_api" } else { "platform_api" }
+    }
+
+    pub(crate) fn may_use(&self, purpose: &str) -> Result<()> {
+        if self.purposes.iter().any(|p| p == purpose) {
+            Ok(())
+        } else {
+            Err(EngineError::PurposeNotAllowed(purpose.to_owned()))
+        }
+    }
+
+    /// Whether this caller may reach data of `service` (`None`: the
+    /// platform's own subjects, reachable only by platform keys).
+    pub(crate) fn reaches(&self, service: Option<&str>) -> bool {
+        match (&self.service, service) {
+            (None, _) => true,
+            (Some(mine), Some(theirs)) => mine == theirs,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// A newly created API key: the token is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub token: String,
+}
+
+fn hash_secret(secret: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, secret).as_ref().to_vec()
+}
+
+impl Engine {
+    /// Creates an API key for `service` (or the platform) limited to
+    /// `purposes`, which must all be declared by the policy.
+    pub async fn create_api_key(
+        &self,
+        service: Option<String>,
+        purposes: Vec<String>,
+        label: String,
+        now: jiff::Timestamp,
+    ) -> Result<NewApiKey> {
+        let mut unknown: Vec<String> = purposes
+            .iter()
+            .filter(|p| self.policy().purposes.iter().all(|x| x.id.as_str() != p.as_str()))
+            .cloned()
+            .collect();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            return Err(EngineError::Invalid(vec![crate::FieldError::new(
+                "purposes",
+                crate::ErrorCode::UnknownItem,
+                format!("the policy declares no purpose {}", unknown.join(", ")),
+            )]));
+        }
+        if purposes.is_empty() {
+            return Err(EngineError::Invalid(vec![crate::FieldError::new(
+                "purposes",
+                crate::ErrorCode::MissingRequired,
+                "an API key needs at least one purpose",
+            )]));
+        }
+        let id = new_id("key")?.trim_start_matches("key_").to_owned();
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random_bytes(32)?);
+        let row = ApiKeyRow {
+            id: id.clone(),
+            secret_hash: hash_secret(secret.as_bytes()),
+            service_id: service.clone(),
+            purposes: purposes.join(","),
+            label,
+            created_at: stamp(now),
+            revoked_at: None,
+        };
+        let policy_version = self.policy().meta.version.clone();
+        self.inner
+            .store
+            .write(move |tx| {
+                if let Some(s) = &row.service_id
+                    && tx.service(s)?.is_none()
+                {
+                    return Err(custos_store::StoreError::NotFound(format!("service {s}")));
+                }
+                tx.insert_api_key(&row)?;
+                tx.append_audit(&AuditRow {
+                    at: row.created_at.clone(),
+                    actor: "admin:cli".into(),
+                    role: "operator".into(),
+                    operation: "api_key_create".into(),
+                    purpose: None,
+                    subject_id: None,
+                    items: String::new(),
+                    outcome: format!("created key {}", row.id),
+                    policy_version,
+                })?;
+                Ok(())
+            })
+            .await?;
+        Ok(NewApiKey { token: format!("ck_{id}_{secret}"), id })
+    }
+
+    /// Checks a bearer token; the same error for every kind of failure.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        let rest = token.strip_prefix("ck_").ok_or(EngineError::Unauthenticated)?;
+        let (id, secret) = rest.split_once('_').ok_or(EngineError::Unauthenticated)?;
+        if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() > 128 {
+            return Err(EngineError::Unauthenticated);
+        }
+        let id = id.to_owned();
+        let row = self.inner.store.read(move |r| r.api_key(&id)).await?.ok_or(EngineError::Unauthenticated)?;
+        let presented = hash_secret(secret.as_bytes());
+        if row.revoked_at.is_some() || constant_time::verify_slices_are_equal(&presented, &row.secret_hash).is_err() {
+            return Err(EngineError::Unauthenticated);
+        }
+        Ok(Caller {
+            key_id: row.id,
+            service: row.service_id,
+            purposes: row.purposes.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+        })
+    }
+}

@@ -1,0 +1,67 @@
+//! The engine's one error type. Messages are lower-case, name the field or
+//! the rule, and never contain a personal value; the HTTP layer maps each
+//! variant to a status in one place.
+
+use custos_core::access::ReadDenied;
+use custos_core::collect::FieldError;
+use custos_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The request breaks the policy or a format rule; every problem listed.
+    #[error("the request is invalid: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// A read asked for what its purpose does not allow.
+    #[error("{0}")]
+    ReadDenied(ReadDenied),
+    /// The API key may not use this purpose.
+    #[error("this API key may not use the purpose {0:?}")]
+    PurposeNotAllowed(String),
+    /// An opt-in purpose without the subject's current consent.
+    #[error("the purpose {0:?} needs the subject's consent, and there is none")]
+    ConsentRequired(String),
+    /// The operation is not open to this caller (e.g. a service key
+    /// creating platform subjects).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such object, or not one this caller may see: the two look the same.
+    #[error("not found")]
+    NotFound,
+    /// A unique rule refused the write (a taken e-mail address, a reused
+    /// idempotency key with another request).
+    #[error("{0}")]
+    Conflict(String),
+    /// Missing or wrong credentials.
+    #[error("missing or invalid API key")]
+    Unauthenticated,
+    /// A stored ciphertext failed to authenticate: altered, moved, or its
+    /// key is gone. Never answered with someone else's data.
+    #[error("stored data failed its integrity check ({0})")]
+    Integrity(String),
+    /// The store or the audit trail cannot be written: nothing was done.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Start-up configuration (root key file, data folder).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(e: StoreError) -> EngineError {
+        match e {
+            StoreError::Conflict(m) => EngineError::Conflict(m),
+            StoreError::NotFound(_) => EngineError::NotFound,
+            StoreError::TooNew { .. } | StoreError::Mismatch(_) => EngineError::Config(e.to_string()),
+            StoreError::Database(_) | StoreError::Closed => EngineError::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::crypto::CryptoError> for EngineError {
+    fn from(e: crate::crypto::CryptoError) -> EngineError {
+        match e {
+            crate::crypto::CryptoError::Random => EngineError::Unavailable(e.to_string()),
+            other => EngineError::Integrity(other.to_string()),
+        }
+    }
+}

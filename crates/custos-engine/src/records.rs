@@ -1,0 +1,220 @@
+//! Records of the policy's record classes (contracts, payments, complaints,
+//! advertising, tax ledgers, visits) attached to a subject. Each class of
+//! each subject has its own data key (`hold:<class>`), so that destroying a
+//! key destroys exactly the records whose time is up.
+
+use custos_core::collect::{ErrorCode, FieldError, MAX_TEXT_BYTES};
+use custos_store::{KeyRow, RecordRow, StoreError};
+
+use crate::crypto::Aad;
+use crate::ids::{new_id, new_record_id};
+use crate::subjects::{Audit, Caller};
+use crate::{Engine, EngineError, NewRecord, RecordRead, Result, stamp};
+
+fn invalid(field: &str, code: ErrorCode, message: impl Into<String>) -> EngineError {
+    EngineError::Invalid(vec![FieldError::new(field, code, message)])
+}
+
+fn hold_scope(class: &str) -> String {
+    format!("hold:{class}")
+}
+
+/// Record ciphertexts are bound to the subject and the record together.
+fn owner(subject: &str, record: &str) -> String {
+    format!("{subject}/{record}")
+}
+
+impl Engine {
+    /// Keeps a record for a subject, encrypted under the subject's key for
+    /// the record's class.
+    pub async fn add_record(
+        &self,
+        caller: &Caller,
+        subject_id: &str,
+        record: NewRecord,
+        now: jiff::Timestamp,
+    ) -> Result<String> {
+        let policy = self.policy();
+        let mut errors = Vec::new();
+        if policy.record_class_by_str(&record.class).is_none() {
+            errors.push(FieldError::new(
+                "class",
+                ErrorCode::UnknownItem,
+                format!("the policy declares no record class {:?}", record.class),
+            ));
+        }
+        let today = crate::utc_date(now);
+        match record.record_date.parse::<jiff::civil::Date>() {
+            Ok(d) if d > today => {
+                errors.push(FieldError::new("record_date", ErrorCode::FutureDate, "the record date is in the future"))
+            }
+            Ok(_) => {}
+            Err(_) => {
+                errors.push(FieldError::new("record_date", ErrorCode::InvalidFormat, "expected a date as YYYY-MM-DD"))
+            }
+        }
+        if record.content.trim().is_empty() {
+            errors.push(FieldError::new("content", ErrorCode::Empty, "the record is empty"));
+        } else if record.content.len() > MAX_TEXT_BYTES {
+            errors.push(FieldError::new(
+                "content",
+                ErrorCode::TooLong,
+                format!("a record holds at most {MAX_TEXT_BYTES} bytes"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::Invalid(errors));
+        }
+        let at = stamp(now);
+        let record_id = new_record_id(now)?;
+        let keyring = self.inner.keyring.clone();
+        let version = policy.meta.version.clone();
+        let (caller, subject_id) = (caller.clone(), subject_id.to_owned());
+        self.inner
+            .store
+            .write(move |tx| {
+                let Some(subject) = tx.subject(&subject_id)?.filter(|s| caller.reaches(s.service_id.as_deref())) else {
+                    return Ok(Err(EngineError::NotFound));
+                };
+                let scope = hold_scope(&record.class);
+                // The hold key is made on first use, inside the job, so two
+                // concurrent first records cannot make two keys.
+                let key = match tx.key_for(&subject.id, &scope)? {
+                    Some(k) => match keyring.unwrap_data_key(&k.id, &k.wrapped) {
+                        Ok(data_key) => (k.id, data_key),
+                        Err(e) => return Ok(Err(EngineError::from(e))),
+                    },
+                    None => {
+                        let key_id = new_id("key").map_err(|e| StoreError::Database(e.to_string()))?;
+                        let (data_key, wrapped) =
+                            keyring.new_data_key(&key_id).map_err(|e| StoreError::Database(e.to_string()))?;
+                        tx.insert_key(&KeyRow {
+                            id: key_id.clone(),
+                            subject_id: subject.id.clone(),
+                            scope,
+                            version: 1,
+                            wrapped,
+                            created_at: at.clone(),
+                        })?;
+                        (key_id, data_key)
+                    }
+                };
+                let owner = owner(&subject.id, &record_id);
+                let aad = Aad { owner: &owner, field: &record.class, key_id: &key.0, key_version: 1 };
+                let value =
+                    key.1.seal(&aad, record.content.as_bytes()).map_err(|e| StoreError::Database(e.to_string()))?;
+                tx.insert_record(&RecordRow {
+                    id: record_id.clone(),
+                    subject_id: subject.id.clone(),
+                    class: record.class.clone(),
+                    record_date: record.record_date.clone(),
+                    key_id: key.0.clone(),
+                    value,
+                    created_at: at.clone(),
+                })?;
+                Audit {
+                    caller: &caller,
+                    operation: "record_add",
+                    purpose: None,
+                    subject: Some(&subject.id),
+                    items: std::slice::from_ref(&record.class),
+                    outcome: &record_id,
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(Ok(record_id))
+            })
+            .await?
+    }
+
+    /// A subject's records that `purpose` may read, oldest first.
+    pub async fn list_records(
+        &self,
+        caller: &Caller,
+        subject_id: &str,
+        purpose: &str,
+        after: Option<String>,
+        limit: u32,
+        now: jiff::Timestamp,
+    ) -> Result<Vec<RecordRead>> {
+        let policy = self.policy();
+        if policy.purpose_by_str(purpose).is_none() {
+            return Err(EngineError::ReadDenied(custos_core::access::ReadDenied::UnknownPurpose(purpose.to_owned())));
+        }
+        caller.may_use(purpose)?;
+        let classes: Vec<String> = policy
+            .record_classes
+            .iter()
+            .filter(|c| c.read_purpose.as_str() == purpose || c.purposes.iter().any(|p| p.as_str() == purpose))
+            .map(|c| c.id.to_string())
+            .collect();
+        if classes.is_empty() {
+            return Err(invalid(
+                "purpose",
+                ErrorCode::NotAllowed,
+                format!("no record class may be read for the purpose {purpose:?}"),
+            ));
+        }
+        let at = stamp(now);
+        let version = policy.meta.version.clone();
+        let limit = limit.clamp(1, 1000);
+        let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
+        let (rows, keys) = self
+            .inner
+            .store
+            .write(move |tx| {
+                let Some(subject) = tx.subject(&subject_c)?.filter(|s| caller_c.reaches(s.service_id.as_deref()))
+                else {
+                    return Ok(Err(EngineError::NotFound));
+                };
+                let names: Vec<&str> = classes.iter().map(String::as_str).collect();
+                let rows = tx.records(&subject.id, &names, after.as_deref().unwrap_or(""), limit)?;
+                let mut keys: Vec<KeyRow> = Vec::new();
+                for row in &rows {
+                    if !keys.iter().any(|k| k.id == row.key_id)
+                        && let Some(k) = tx.key(&row.key_id)?
+                    {
+                        keys.push(k);
+                    }
+                }
+                let read: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                Audit {
+                    caller: &caller_c,
+                    operation: "record_read",
+                    purpose: Some(&purpose_c),
+                    subject: Some(&subject.id),
+                    items: &read,
+                    outcome: "allowed",
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(Ok((rows, keys)))
+            })
+            .await??;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key = keys
+                .iter()
+                .find(|k| k.id == row.key_id)
+                .ok_or_else(|| EngineError::Integrity(format!("the key of record {} is gone", row.id)))?;
+            let data_key = self.inner.keyring.unwrap_data_key(&key.id, &key.wrapped)?;
+            let owner = owner(&row.subject_id, &row.id);
+            let aad = Aad { owner: &owner, field: &row.class, key_id: &key.id, key_version: key.version };
+            let plain = data_key
+                .open(&aad, &row.value)
+                .map_err(|e| EngineError::Integrity(format!("record {}: {e}", row.id)))?;
+            let content = String::from_utf8(plain.to_vec())
+                .map_err(|_| EngineError::Integrity(format!("record {} is not text", row.id)))?;
+            out.push(RecordRead {
+                id: row.id,
+                class: row.class,
+                record_date: row.record_date,
+                created_at: row.created_at,
+                content,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,795 @@
+//! Subjects and their items: collection through a named collection point,
+//! purpose-bound reads, look-ups through blind indexes, correction and
+//! activity. Every function here writes its audit entry in the same store
+//! job as the act, denials included.
+
+use std::collections::BTreeMap;
+
+use custos_core::access::readable_items;
+use custos_core::collect::{self, ErrorCode, FieldError};
+use custos_core::policy::model::{ItemType, Scope};
+use custos_store::{AuditRow, ConsentRow, IdempotencyRow, ItemRow, KeyRow, StoreError, SubjectRow, WriteTx};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+pub use crate::auth::Caller;
+use crate::crypto::Aad;
+use crate::ids::new_id;
+use crate::{Engine, EngineError, Result, stamp};
+
+/// The scope of blind indexes for platform subjects (operators).
+pub(crate) const PLATFORM_SCOPE: &str = "platform";
+pub(crate) const PROFILE_SCOPE: &str = "profile";
+
+/// A sign-up: items collected through one collection point.
+#[derive(Debug, Clone)]
+pub struct NewSubject {
+    /// The service the subject belongs to; `None` for platform subjects.
+    pub service: Option<String>,
+    pub kind: String,
+    pub point: String,
+    pub source: String,
+    /// (item id, value as received). Values are personal data: never log them.
+    pub items: Vec<(String, String)>,
+    /// Opt-in purposes the subject chose at sign-up.
+    pub consents: Vec<String>,
+}
+
+/// An idempotency key with the hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: Vec<u8>,
+}
+
+/// The answer to a sign-up; replayed as is for a repeated idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectCreated {
+    pub id: String,
+    pub service: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub created_at: String,
+    /// True when this is the stored answer to an earlier identical request.
+    #[serde(skip)]
+    pub replayed: bool,
+}
+
+/// A purpose-bound read of a subject.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SubjectRead {
+    pub id: String,
+    pub service: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub purpose: String,
+    /// Item id → value, only items the purpose may use and the subject has.
+    pub items: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for SubjectRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubjectRead")
+            .field("id", &self.id)
+            .field("purpose", &self.purpose)
+            .field("items", &self.items.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A subject in a list: no personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectSummary {
+    pub id: String,
+    pub service: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub created_at: String,
+}
+
+/// A record to keep under a statutory hold.
+#[derive(Clone)]
+pub struct NewRecord {
+    pub class: String,
+    pub record_date: String,
+    pub content: String,
+}
+
+impl std::fmt::Debug for NewRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewRecord")
+            .field("class", &self.class)
+            .field("record_date", &self.record_date)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record as read back.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordRead {
+    pub id: String,
+    pub class: String,
+    pub record_date: String,
+    pub created_at: String,
+    pub content: String,
+}
+
+impl std::fmt::Debug for RecordRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordRead").field("id", &self.id).field("class", &self.class).finish_non_exhaustive()
+    }
+}
+
+fn invalid(field: &str, code: ErrorCode, message: impl Into<String>) -> EngineError {
+    EngineError::Invalid(vec![FieldError::new(field, code, message)])
+}
+
+/// The audit entry of one act; `outcome` says what happened.
+pub(crate) struct Audit<'a> {
+    pub caller: &'a Caller,
+    pub operation: &'static str,
+    pub purpose: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub items: &'a [String],
+    pub outcome: &'a str,
+    pub at: &'a str,
+    pub policy_version: &'a str,
+}
+
+impl Audit<'_> {
+    pub(crate) fn append(&self, tx: &mut WriteTx<'_>) -> Result<i64, StoreError> {
+        tx.append_audit(&AuditRow {
+            at: self.at.to_owned(),
+            actor: self.caller.actor(),
+            role: self.caller.role().to_owned(),
+            operation: self.operation.to_owned(),
+            purpose: self.purpose.map(str::to_owned),
+            subject_id: self.subject.map(str::to_owned),
+            items: self.items.join(","),
+            outcome: self.outcome.to_owned(),
+            policy_version: self.policy_version.to_owned(),
+        })
+    }
+}
+
+/// A subject the caller may reach, or `NotFound` for both "absent" and
+/// "belongs to another service".
+fn reachable(tx: &WriteTx<'_>, caller: &Caller, id: &str) -> Result<Option<SubjectRow>, StoreError> {
+    Ok(tx.subject(id)?.filter(|s| caller.reaches(s.service_id.as_deref())))
+}
+
+impl Engine {
+    fn today(now: jiff::Timestamp) -> jiff::civil::Date {
+        crate::utc_date(now)
+    }
+
+    /// Hashes a password on the bounded pool, off the async workers.
+    async fn hash_password(&self, password: Zeroizing<String>) -> Result<Zeroizing<String>> {
+        let _permit = self
+            .inner
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| EngineError::Unavailable("the hashing pool closed".into()))?;
+        let hashed = tokio::task::spawn_blocking(move || crate::password::hash_password(&password))
+            .await
+            .map_err(|e| EngineError::Unavailable(format!("password hashing failed: {e}")))?
+            .map_err(|e| EngineError::Unavailable(format!("password hashing failed: {e}")))?;
+        Ok(Zeroizing::new(hashed))
+    }
+
+    /// Prepares collected values for storage: passwords hashed, everything
+    /// sealed under `key`, unique items indexed in `scope`.
+    #[allow(clippy::too_many_arguments)] // reason: one call site per operation, each with all of these at hand
+    pub(crate) async fn seal_items(
+        &self,
+        subject_id: &str,
+        key_id: &str,
+        key: &crate::crypto::DataKey,
+        scope: &str,
+        collected: Vec<collect::Collected>,
+        source: &str,
+        point: Option<&str>,
+        at: &str,
+    ) -> Result<(Vec<ItemRow>, Vec<(String, [u8; 32])>)> {
+        let mut rows = Vec::with_capacity(collected.len());
+        let mut indexes = Vec::new();
+        for c in collected {
+            let item = self.policy().item(&c.item).ok_or_else(|| EngineError::Unavailable("item vanished".into()))?;
+            let value = if item.kind == ItemType::Password {
+                self.hash_password(Zeroizing::new(c.value.clone())).await?
+            } else {
+                Zeroizing::new(c.value.clone())
+            };
+            if let Some(index_value) = &c.index_value {
+                indexes.push((c.item.to_string(), self.inner.keyring.blind_index(scope, c.item.as_str(), index_value)));
+            }
+            let aad = Aad { owner: subject_id, field: c.item.as_str(), key_id, key_version: 1 };
+            rows.push(ItemRow {
+                subject_id: subject_id.to_owned(),
+                item: c.item.to_string(),
+                value: key.seal(&aad, value.as_bytes())?,
+                key_version: 1,
+                source: source.to_owned(),
+                point: point.map(str::to_owned),
+                collected_at: at.to_owned(),
+            });
+        }
+        Ok((rows, indexes))
+    }
+
+    /// Signs a subject up through a collection point.
+    pub async fn create_subject(
+        &self,
+        caller: &Caller,
+        req: NewSubject,
+        idempotency: Option<Idempotency>,
+        now: jiff::Timestamp,
+    ) -> Result<SubjectCreated> {
+        let policy = self.policy();
+        // Scope: platform subjects only through platform keys, service
+        // subjects only in the caller's own service.
+        let kind = policy.subject_kinds.iter().find(|k| k.id.as_str() == req.kind).ok_or_else(|| {
+            invalid(
+                "kind",
+                ErrorCode::UnknownSubjectKind,
+                format!("the policy declares no subject kind {:?}", req.kind),
+            )
+        })?;
+        match (kind.scope, &req.service) {
+            (Scope::Platform, Some(_)) => {
+                return Err(invalid(
+                    "service",
+                    ErrorCode::NotAllowed,
+                    format!("subjects of kind {:?} belong to the platform, not to a service", req.kind),
+                ));
+            }
+            (Scope::Service, None) => {
+                return Err(invalid(
+                    "service",
+                    ErrorCode::MissingRequired,
+                    format!("subjects of kind {:?} belong to a service: name it", req.kind),
+                ));
+            }
+            (Scope::Platform, None) if caller.service.is_some() => {
+                return Err(EngineError::Forbidden("a service's API key cannot create platform subjects".into()));
+            }
+            (Scope::Service, Some(s)) if !caller.reaches(Some(s)) => return Err(EngineError::NotFound),
+            _ => {}
+        }
+        let today = Self::today(now);
+        let mut errors = match collect::check_collection(policy, &req.point, &req.kind, &req.items, today) {
+            Ok(_) => Vec::new(),
+            Err(e) => e,
+        };
+        let point = policy.collection_points.iter().find(|p| p.id.as_str() == req.point);
+        if let Some(point) = point {
+            if !point.sources.iter().any(|s| s.as_str() == req.source) {
+                let allowed: Vec<&str> = point.sources.iter().map(|s| s.as_str()).collect();
+                errors.push(FieldError::new(
+                    "source",
+                    ErrorCode::NotAllowed,
+                    format!("this collection point takes data from {} only", allowed.join(", ")),
+                ));
+            }
+            for (i, purpose) in req.consents.iter().enumerate() {
+                let opt_in = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
+                if !opt_in || !point.purposes.iter().any(|p| p.as_str() == purpose) {
+                    errors.push(FieldError::new(
+                        format!("consents[{i}]"),
+                        ErrorCode::NotAllowed,
+                        "consent can only be given here for an opt-in purpose of this collection point",
+                    ));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::Invalid(errors));
+        }
+        let collected = collect::check_collection(policy, &req.point, &req.kind, &req.items, today)
+            .map_err(EngineError::Invalid)?;
+
+        let at = stamp(now);
+        let id = new_id("sub")?;
+        let key_id = new_id("key")?;
+        let (key, wrapped) = self.inner.keyring.new_data_key(&key_id)?;
+        let scope = req.service.clone().unwrap_or_else(|| PLATFORM_SCOPE.to_owned());
+        let (items, indexes) =
+            self.seal_items(&id, &key_id, &key, &scope, collected, &req.source, Some(&req.point), &at).await?;
+        drop(key);
+
+        let policy_version = policy.meta.version.clone();
+        let caller = caller.clone();
+        let created = SubjectCreated {
+            id: id.clone(),
+            service: req.service.clone(),
+            kind: req.kind.clone(),
+            status: "active".into(),
+            created_at: at.clone(),
+            replayed: false,
+        };
+        let item_names: Vec<String> = items.iter().map(|i| i.item.clone()).collect();
+        let consents = req.consents.clone();
+        let source = req.source.clone();
+        self.inner
+            .store
+            .write(move |tx| {
+                if let Some(idem) = &idempotency
+                    && let Some(previous) = tx.idempotency(&caller.key_id, &idem.key)?
+                {
+                    if previous.request_hash != idem.request_hash {
+                        return Ok(Err(EngineError::Conflict(
+                            "this idempotency key was used with a different request".into(),
+                        )));
+                    }
+                    let mut replay: SubjectCreated = serde_json::from_str(&previous.body)
+                        .map_err(|e| StoreError::Database(format!("stored idempotent answer unreadable: {e}")))?;
+                    replay.replayed = true;
+                    return Ok(Ok(replay));
+                }
+                if let Some(service) = &created.service
+                    && tx.service(service)?.is_none()
+                {
+                    return Ok(Err(EngineError::NotFound));
+                }
+                tx.insert_key(&KeyRow {
+                    id: key_id.clone(),
+                    subject_id: id.clone(),
+                    scope: PROFILE_SCOPE.into(),
+                    version: 1,
+                    wrapped,
+                    created_at: at.clone(),
+                })?;
+                tx.insert_subject(&SubjectRow {
+                    id: id.clone(),
+                    service_id: created.service.clone(),
+                    kind: created.kind.clone(),
+                    status: "active".into(),
+                    profile_key: key_id.clone(),
+                    policy_version: policy_version.clone(),
+                    created_at: at.clone(),
+                    last_activity_at: at.clone(),
+                })?;
+                for row in &items {
+                    tx.put_item(row)?;
+                }
+                for (item, digest) in &indexes {
+                    match tx.insert_index(&scope, item, digest, &id) {
+                        Err(StoreError::Conflict(_)) => {
+                            // Roll the whole sign-up back; answer 409.
+                            return Err(StoreError::Conflict(format!(
+                                "a subject with this {item} is already registered here"
+                            )));
+                        }
+                        other => other?,
+                    }
+                }
+                for purpose in &consents {
+                    tx.insert_consent(&ConsentRow {
+                        subject_id: id.clone(),
+                        purpose: purpose.clone(),
+                        policy_version: policy_version.clone(),
+                        granted: true,
+                        channel: source.clone(),
+                        at: at.clone(),
+                    })?;
+                }
+                Audit {
+                    caller: &caller,
+                    operation: "collect",
+                    purpose: None,
+                    subject: Some(&id),
+                    items: &item_names,
+                    outcome: "created",
+                    at: &at,
+                    policy_version: &policy_version,
+                }
+                .append(tx)?;
+                if let Some(idem) = &idempotency {
+                    tx.insert_idempotency(&IdempotencyRow {
+                        api_key: caller.key_id.clone(),
+                        key: idem.key.clone(),
+                        request_hash: idem.request_hash.clone(),
+                        status: 201,
+                        body: serde_json::to_string(&created)
+                            .map_err(|e| StoreError::Database(format!("cannot store the idempotent answer: {e}")))?,
+                        created_at: at.clone(),
+                    })?;
+                }
+                Ok(Ok(created))
+            })
+            .await?
+    }
+
+    /// Reads a subject's items for a purpose: only what the purpose may use,
+    /// only with consent where the purpose needs it, audited either way.
+    pub async fn read_subject(
+        &self,
+        caller: &Caller,
+        id: &str,
+        purpose: &str,
+        requested: Option<Vec<String>>,
+        now: jiff::Timestamp,
+    ) -> Result<SubjectRead> {
+        let policy = self.policy();
+        let mut items: Vec<String> = readable_items(policy, purpose, requested.as_deref())
+            .map_err(EngineError::ReadDenied)?
+            .into_iter()
+            .map(|i| i.to_string())
+            .collect();
+        caller.may_use(purpose)?;
+        // Password hashes are never handed out, whatever the purpose.
+        let is_password = |i: &String| policy.item_by_str(i).is_some_and(|x| x.kind == ItemType::Password);
+        if requested.as_ref().is_some_and(|r| r.iter().any(is_password)) {
+            return Err(invalid("items", ErrorCode::NotAllowed, "password hashes are never returned"));
+        }
+        items.retain(|i| !is_password(i));
+        let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
+
+        let at = stamp(now);
+        let policy_version = policy.meta.version.clone();
+        let (caller_c, id_c, purpose_c) = (caller.clone(), id.to_owned(), purpose.to_owned());
+        let found = self
+            .inner
+            .store
+            .write(move |tx| {
+                let audit = |tx: &mut WriteTx<'_>, subject: Option<&str>, items: &[String], outcome: &str| {
+                    Audit {
+                        caller: &caller_c,
+                        operation: "read",
+                        purpose: Some(&purpose_c),
+                        subject,
+                        items,
+                        outcome,
+                        at: &at,
+                        policy_version: &policy_version,
+                    }
+                    .append(tx)
+                };
+                let Some(subject) = reachable(tx, &caller_c, &id_c)? else {
+                    audit(tx, Some(&id_c), &[], "denied: not found")?;
+                    return Ok(Err(EngineError::NotFound));
+                };
+                if needs_consent && !has_consent(tx, &subject.id, &purpose_c)? {
+                    audit(tx, Some(&subject.id), &[], "denied: no consent")?;
+                    return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
+                }
+                let names: Vec<&str> = items.iter().map(String::as_str).collect();
+                let rows = if names.is_empty() { Vec::new() } else { tx.items(&subject.id, &names)? };
+                let key = tx.key(&subject.profile_key)?;
+                let returned: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
+                audit(tx, Some(&subject.id), &returned, "allowed")?;
+                Ok(Ok((subject, key, rows)))
+            })
+            .await??;
+        let (subject, key, rows) = found;
+        let values = self.open_items(&subject, key, rows, caller, now).await?;
+        Ok(SubjectRead {
+            id: subject.id,
+            service: subject.service_id,
+            kind: subject.kind,
+            status: subject.status,
+            purpose: purpose.to_owned(),
+            items: values,
+        })
+    }
+
+    /// Decrypts item rows; a value that fails authentication is reported
+    /// (and audited), never returned.
+    async fn open_items(
+        &self,
+        subject: &SubjectRow,
+        key: Option<KeyRow>,
+        rows: Vec<ItemRow>,
+        caller: &Caller,
+        now: jiff::Timestamp,
+    ) -> Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        if rows.is_empty() {
+            return Ok(out);
+        }
+        let failure = match key {
+            None => Some("the subject's key is gone".to_owned()),
+            Some(key) => match self.inner.keyring.unwrap_data_key(&key.id, &key.wrapped) {
+                Err(e) => Some(e.to_string()),
+                Ok(data_key) => {
+                    let mut failure = None;
+                    for row in rows {
+                        let aad =
+                            Aad { owner: &subject.id, field: &row.item, key_id: &key.id, key_version: row.key_version };
+                        match data_key.open(&aad, &row.value) {
+                            Ok(plain) => match String::from_utf8(plain.to_vec()) {
+                                Ok(s) => {
+                                    out.insert(row.item, s);
+                                }
+                                Err(_) => failure = Some(format!("item {} is not text", row.item)),
+                            },
+                            Err(e) => failure = Some(format!("item {}: {e}", row.item)),
+                        }
+                        if failure.is_some() {
+                            break;
+                        }
+                    }
+                    failure
+                }
+            },
+        };
+        match failure {
+            None => Ok(out),
+            Some(reason) => {
+                tracing::error!(subject = %subject.id, %reason, "integrity failure");
+                self.audit_integrity(caller, &subject.id, &reason, now).await;
+                Err(EngineError::Integrity(reason))
+            }
+        }
+    }
+
+    async fn audit_integrity(&self, caller: &Caller, subject: &str, reason: &str, now: jiff::Timestamp) {
+        let (caller, subject, reason) = (caller.clone(), subject.to_owned(), reason.to_owned());
+        let at = stamp(now);
+        let version = self.policy().meta.version.clone();
+        let written = self
+            .inner
+            .store
+            .write(move |tx| {
+                Audit {
+                    caller: &caller,
+                    operation: "integrity_failure",
+                    purpose: None,
+                    subject: Some(&subject),
+                    items: &[],
+                    outcome: &reason,
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)
+            })
+            .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, "could not audit an integrity failure");
+        }
+    }
+
+    /// Finds a subject by a unique item (e-mail, phone) through its blind
+    /// index: the value is normalised and hashed, never stored or compared
+    /// in plaintext.
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        service: Option<String>,
+        item: &str,
+        value: &str,
+        purpose: &str,
+        now: jiff::Timestamp,
+    ) -> Result<SubjectSummary> {
+        let policy = self.policy();
+        let def = policy.item_by_str(item).filter(|i| i.unique).ok_or_else(|| {
+            invalid("item", ErrorCode::UnknownItem, format!("{item:?} is not a unique identifier of the policy"))
+        })?;
+        if readable_items(policy, purpose, Some(&[item.to_owned()])).is_err() {
+            return Err(EngineError::ReadDenied(custos_core::access::ReadDenied::ItemsNotAllowed(vec![
+                item.to_owned(),
+            ])));
+        }
+        caller.may_use(purpose)?;
+        if !caller.reaches(service.as_deref()) {
+            return Err(EngineError::NotFound);
+        }
+        let normal = collect::normalise(policy, def, value).map_err(|e| EngineError::Invalid(vec![e]))?;
+        let scope = service.clone().unwrap_or_else(|| PLATFORM_SCOPE.to_owned());
+        let digest = self.inner.keyring.blind_index(&scope, item, &normal);
+        let at = stamp(now);
+        let version = policy.meta.version.clone();
+        let (caller, item, purpose) = (caller.clone(), item.to_owned(), purpose.to_owned());
+        self.inner
+            .store
+            .write(move |tx| {
+                let found = match tx.find_index(&scope, &item, &digest)? {
+                    Some(id) => reachable(tx, &caller, &id)?,
+                    None => None,
+                };
+                let items = [item.clone()];
+                Audit {
+                    caller: &caller,
+                    operation: "lookup",
+                    purpose: Some(&purpose),
+                    subject: found.as_ref().map(|s| s.id.as_str()),
+                    items: &items,
+                    outcome: if found.is_some() { "found" } else { "not found" },
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(found.map(summary).ok_or(EngineError::NotFound))
+            })
+            .await?
+    }
+
+    /// Corrects items of a subject. Each item must be one a collection point
+    /// takes from the subject's kind; unique items are re-indexed.
+    pub async fn correct_subject(
+        &self,
+        caller: &Caller,
+        id: &str,
+        items: Vec<(String, String)>,
+        source: &str,
+        now: jiff::Timestamp,
+    ) -> Result<SubjectSummary> {
+        let policy = self.policy();
+        if items.is_empty() {
+            return Err(invalid("items", ErrorCode::MissingRequired, "name at least one item to correct"));
+        }
+        let id_c = id.to_owned();
+        let subject = self
+            .inner
+            .store
+            .read(move |r| r.subject(&id_c))
+            .await?
+            .filter(|s| caller.reaches(s.service_id.as_deref()))
+            .ok_or(EngineError::NotFound)?;
+        if !policy.sources.iter().any(|s| s.id.as_str() == source) {
+            return Err(invalid("source", ErrorCode::NotAllowed, format!("the policy declares no source {source:?}")));
+        }
+        let mut errors = Vec::new();
+        let mut collected = Vec::new();
+        for (i, (item, value)) in items.iter().enumerate() {
+            let field = format!("items.{item}");
+            let Some(def) = policy.item_by_str(item) else {
+                errors.push(FieldError::new(
+                    field,
+                    ErrorCode::UnknownItem,
+                    format!("the policy declares no item {item:?}"),
+                ));
+                continue;
+            };
+            if items[..i].iter().any(|(other, _)| other == item) {
+                errors.push(FieldError::new(field, ErrorCode::DuplicateItem, "the item is given twice"));
+                continue;
+            }
+            let collected_for_kind = policy.collection_points.iter().any(|p| {
+                p.subject_kinds.iter().any(|k| k.as_str() == subject.kind)
+                    && p.required.iter().chain(&p.optional).any(|x| x.as_str() == item)
+            });
+            if !collected_for_kind {
+                errors.push(FieldError::new(
+                    field,
+                    ErrorCode::NotCollectedHere,
+                    format!("no collection point takes {item:?} from a subject of kind {:?}", subject.kind),
+                ));
+                continue;
+            }
+            match collect::normalise(policy, def, value) {
+                Ok(v) => collected.push(collect::Collected {
+                    index_value: def.unique.then(|| v.clone()),
+                    item: def.id.clone(),
+                    value: v,
+                }),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::Invalid(errors));
+        }
+        let at = stamp(now);
+        let key_row = {
+            let key_id = subject.profile_key.clone();
+            self.inner
+                .store
+                .write(move |tx| tx.key(&key_id))
+                .await?
+                .ok_or_else(|| EngineError::Integrity("the subject's key is gone".into()))?
+        };
+        let key = self.inner.keyring.unwrap_data_key(&key_row.id, &key_row.wrapped)?;
+        let scope = subject.service_id.clone().unwrap_or_else(|| PLATFORM_SCOPE.to_owned());
+        let (rows, indexes) =
+            self.seal_items(&subject.id, &key_row.id, &key, &scope, collected, source, None, &at).await?;
+        drop(key);
+        let version = policy.meta.version.clone();
+        let caller = caller.clone();
+        let names: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
+        self.inner
+            .store
+            .write(move |tx| {
+                let Some(subject) = reachable(tx, &caller, &subject.id)? else {
+                    return Ok(Err(EngineError::NotFound));
+                };
+                for row in &rows {
+                    tx.put_item(row)?;
+                }
+                for (item, digest) in &indexes {
+                    tx.remove_index(&subject.id, item)?;
+                    match tx.insert_index(&scope, item, digest, &subject.id) {
+                        Err(StoreError::Conflict(_)) => {
+                            return Err(StoreError::Conflict(format!(
+                                "a subject with this {item} is already registered here"
+                            )));
+                        }
+                        other => other?,
+                    }
+                }
+                Audit {
+                    caller: &caller,
+                    operation: "correct",
+                    purpose: None,
+                    subject: Some(&subject.id),
+                    items: &names,
+                    outcome: "corrected",
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(Ok(summary(subject)))
+            })
+            .await?
+    }
+
+    /// Records an activity event (login, password change, payment): it
+    /// moves the subject's last activity when the policy counts it.
+    pub async fn record_activity(&self, caller: &Caller, id: &str, event: &str, now: jiff::Timestamp) -> Result<()> {
+        let policy = self.policy();
+        if !policy.events.iter().any(|e| e.id.as_str() == event) {
+            let declared: Vec<&str> = policy.events.iter().map(|e| e.id.as_str()).collect();
+            return Err(invalid(
+                "event",
+                ErrorCode::UnknownItem,
+                format!("the policy declares no event {event:?} (declared: {})", declared.join(", ")),
+            ));
+        }
+        let counts = match &policy.retention.dormancy {
+            Some(d) => d.activity.iter().any(|e| e.as_str() == event),
+            None => true,
+        };
+        let at = stamp(now);
+        let version = policy.meta.version.clone();
+        let (caller, id, event) = (caller.clone(), id.to_owned(), event.to_owned());
+        self.inner
+            .store
+            .write(move |tx| {
+                let Some(subject) = reachable(tx, &caller, &id)? else {
+                    return Ok(Err(EngineError::NotFound));
+                };
+                if counts {
+                    tx.touch_activity(&subject.id, &at)?;
+                }
+                Audit {
+                    caller: &caller,
+                    operation: "activity",
+                    purpose: None,
+                    subject: Some(&subject.id),
+                    items: &[],
+                    outcome: &format!("{event}{}", if counts { "" } else { " (does not count as activity)" }),
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(Ok(()))
+            })
+            .await?
+    }
+
+    /// Subjects of a service (or of the platform), without personal data.
+    pub async fn list_subjects(
+        &self,
+        caller: &Caller,
+        service: Option<String>,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<SubjectSummary>> {
+        if !caller.reaches(service.as_deref()) || (service.is_none() && caller.service.is_some()) {
+            return Err(EngineError::NotFound);
+        }
+        let limit = limit.clamp(1, 1000);
+        let after = after.unwrap_or_default();
+        let rows = self.inner.store.read(move |r| r.subjects_page(service.as_deref(), &after, limit)).await?;
+        Ok(rows.into_iter().map(summary).collect())
+    }
+}
+
+fn summary(s: SubjectRow) -> SubjectSummary {
+    SubjectSummary { id: s.id, service: s.service_id, kind: s.kind, status: s.status, created_at: s.created_at }
+}
+
+/// The current consent state, derived from the ledger: the latest entry wins.
+pub(crate) fn has_consent(tx: &WriteTx<'_>, subject: &str, purpose: &str) -> Result<bool, StoreError> {
+    Ok(tx.consents(subject)?.iter().rev().find(|c| c.purpose == purpose).is_some_and(|c| c.granted))
+}

@@ -1,0 +1,230 @@
+//! Configuration: defaults → TOML file → `CUSTOS_*` variables → command-line
+//! flags, validated once at start and passed explicitly (no globals).
+//! Unknown keys and unknown `CUSTOS_*` variables are errors: a typo must not
+//! silently fall back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The b.stage policy, built into the binary so `custos serve` runs anywhere.
+pub const BUNDLED_POLICY: &str = include_str!("../../../policies/bstage.toml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub root_key_file: PathBuf,
+    /// `None`: the bundled b.stage policy.
+    pub policy_file: Option<PathBuf>,
+    pub listen: SocketAddr,
+    pub hash_workers: usize,
+    pub readers: usize,
+    pub max_body_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            data_dir: PathBuf::from("custos-data"),
+            // Beside the data folder, not in it: the key is backed up apart.
+            root_key_file: PathBuf::from("custos-root.key"),
+            policy_file: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            hash_workers: 2,
+            readers: 4,
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: Option<PathBuf>,
+    root_key_file: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    listen: Option<String>,
+    hash_workers: Option<usize>,
+    readers: Option<usize>,
+    max_body_bytes: Option<usize>,
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub policy: Option<PathBuf>,
+    pub listen: Option<String>,
+}
+
+const ENV_KEYS: &[&str] = &[
+    "CUSTOS_CONFIG",
+    "CUSTOS_DATA_DIR",
+    "CUSTOS_ROOT_KEY_FILE",
+    "CUSTOS_POLICY",
+    "CUSTOS_LISTEN",
+    "CUSTOS_HASH_WORKERS",
+    "CUSTOS_READERS",
+    "CUSTOS_MAX_BODY_BYTES",
+    "CUSTOS_LOG",
+];
+
+/// Builds the configuration; every error names its source (file key,
+/// variable or flag).
+pub fn load(env: &[(String, Result<String, String>)], flags: &Overrides) -> Result<Config, String> {
+    let mut vars = Vec::new();
+    for (k, v) in env {
+        if !ENV_KEYS.contains(&k.as_str()) {
+            return Err(format!("unknown environment variable {k} (known: {})", ENV_KEYS.join(", ")));
+        }
+        vars.push((k.as_str(), v.clone()?));
+    }
+    let var = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone());
+
+    let mut config = Config::default();
+    let file = flags.config_file.clone().or_else(|| var("CUSTOS_CONFIG").map(PathBuf::from));
+    if let Some(path) = &file {
+        apply_file(&mut config, path)?;
+    }
+    if let Some(v) = var("CUSTOS_DATA_DIR") {
+        config.data_dir = PathBuf::from(v);
+    }
+    if let Some(v) = var("CUSTOS_ROOT_KEY_FILE") {
+        config.root_key_file = PathBuf::from(v);
+    }
+    if let Some(v) = var("CUSTOS_POLICY") {
+        config.policy_file = Some(PathBuf::from(v));
+    }
+    if let Some(v) = var("CUSTOS_LISTEN") {
+        config.listen = parse_listen(&v).map_err(|e| format!("CUSTOS_LISTEN: {e}"))?;
+    }
+    for (name, slot) in [
+        ("CUSTOS_HASH_WORKERS", &mut config.hash_workers),
+        ("CUSTOS_READERS", &mut config.readers),
+        ("CUSTOS_MAX_BODY_BYTES", &mut config.max_body_bytes),
+    ] {
+        if let Some(v) = var(name) {
+            *slot = v.parse().map_err(|_| format!("{name}: {v:?} is not a whole number"))?;
+        }
+    }
+    if let Some(v) = &flags.data_dir {
+        config.data_dir = v.clone();
+    }
+    if let Some(v) = &flags.policy {
+        config.policy_file = Some(v.clone());
+    }
+    if let Some(v) = &flags.listen {
+        config.listen = parse_listen(v).map_err(|e| format!("--listen: {e}"))?;
+    }
+    validate(&config)?;
+    Ok(config)
+}
+
+fn apply_file(config: &mut Config, path: &Path) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the config file {}: {e}", path.display()))?;
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+        match line {
+            Some(line) => format!("{}:{line}: {}", path.display(), e.message().trim()),
+            None => format!("{}: {}", path.display(), e.message().trim()),
+        }
+    })?;
+    if let Some(v) = raw.data_dir {
+        config.data_dir = v;
+    }
+    if let Some(v) = raw.root_key_file {
+        config.root_key_file = v;
+    }
+    if let Some(v) = raw.policy {
+        config.policy_file = Some(v);
+    }
+    if let Some(v) = raw.listen {
+        config.listen = parse_listen(&v).map_err(|e| format!("{}: listen: {e}", path.display()))?;
+    }
+    if let Some(v) = raw.hash_workers {
+        config.hash_workers = v;
+    }
+    if let Some(v) = raw.readers {
+        config.readers = v;
+    }
+    if let Some(v) = raw.max_body_bytes {
+        config.max_body_bytes = v;
+    }
+    Ok(())
+}
+
+fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an address and port (for example 127.0.0.1:8080)"))
+}
+
+fn validate(c: &Config) -> Result<(), String> {
+    if !(1..=64).contains(&c.hash_workers) {
+        return Err(format!("hash_workers must be between 1 and 64, not {}", c.hash_workers));
+    }
+    if !(1..=256).contains(&c.readers) {
+        return Err(format!("readers must be between 1 and 256, not {}", c.readers));
+    }
+    if !(1024..=64 * 1024 * 1024).contains(&c.max_body_bytes) {
+        return Err(format!("max_body_bytes must be between 1024 and 67108864, not {}", c.max_body_bytes));
+    }
+    if c.root_key_file.starts_with(&c.data_dir) {
+        return Err(format!(
+            "the root key file {} is inside the data folder {}: keep it apart, so a copy of the data alone reveals nothing",
+            c.root_key_file.display(),
+            c.data_dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> Vec<(String, Result<String, String>)> {
+        list.iter().map(|(k, v)| (k.to_string(), Ok(v.to_string()))).collect()
+    }
+
+    #[test]
+    fn defaults_then_file_then_env_then_flags() {
+        let dir = std::env::temp_dir().join(format!("custos-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("custos.toml");
+        std::fs::write(&file, "data_dir = \"from-file\"\nlisten = \"127.0.0.1:9000\"\nreaders = 8\n").unwrap();
+        let c = load(&vars(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c, Config::default());
+        let c = load(
+            &vars(&[("CUSTOS_CONFIG", file.to_str().unwrap()), ("CUSTOS_LISTEN", "127.0.0.1:9100")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!((c.data_dir.to_str().unwrap(), c.listen.port(), c.readers), ("from-file", 9100, 8));
+        let flags = Overrides { listen: Some("127.0.0.1:9200".into()), ..Overrides::default() };
+        let c = load(&vars(&[("CUSTOS_CONFIG", file.to_str().unwrap()), ("CUSTOS_LISTEN", "127.0.0.1:9100")]), &flags)
+            .unwrap();
+        assert_eq!(c.listen.port(), 9200);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = load(&vars(&[("CUSTOS_DATADIR", "x")]), &Overrides::default()).unwrap_err();
+        assert!(err.starts_with("unknown environment variable CUSTOS_DATADIR"), "{err}");
+        let err = load(&vars(&[("CUSTOS_READERS", "many")]), &Overrides::default()).unwrap_err();
+        assert_eq!(err, "CUSTOS_READERS: \"many\" is not a whole number");
+        let err = load(&vars(&[("CUSTOS_LISTEN", "localhost")]), &Overrides::default()).unwrap_err();
+        assert!(err.starts_with("CUSTOS_LISTEN: \"localhost\" is not an address"), "{err}");
+        let err = load(&vars(&[("CUSTOS_ROOT_KEY_FILE", "custos-data/root.key")]), &Overrides::default()).unwrap_err();
+        assert!(err.contains("inside the data folder"), "{err}");
+        let dir = std::env::temp_dir().join(format!("custos-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "data_dir = \"x\"\nlisen = \"127.0.0.1:1\"\n").unwrap();
+        let err = load(&vars(&[("CUSTOS_CONFIG", file.to_str().unwrap())]), &Overrides::default()).unwrap_err();
+        assert!(err.contains("bad.toml:2: unknown field `lisen`"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,55 @@
+//! The OpenAPI 3.1 document, generated from the handlers and wire types. The
+//! committed `openapi.json` at the repository root must equal it (a test
+//! regenerates and compares).
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{error, ops, records, services, subjects};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Custos API", description = "A privacy engine: members' personal data stored encrypted, collected and read only as the privacy policy allows, every access audited."),
+    paths(
+        ops::health, ops::ready, ops::metrics, ops::openapi,
+        subjects::create, subjects::list, subjects::read, subjects::correct, subjects::activity, subjects::lookup,
+        services::create,
+        records::add, records::list,
+    ),
+    components(schemas(error::Problem, error::FieldProblem)),
+    modifiers(&ApiKeyAuth),
+    tags(
+        (name = "subjects", description = "members and operators: collection, purpose-bound reads, look-ups, correction, activity"),
+        (name = "services", description = "services (tenants) created by operators"),
+        (name = "records", description = "records under statutory holds"),
+        (name = "operations", description = "health, readiness, metrics, this document"),
+    )
+)]
+struct ApiDoc;
+
+struct ApiKeyAuth;
+
+impl Modify for ApiKeyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.add_security_scheme(
+                "api_key",
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .description(Some("an API key from `custos admin create-key`"))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
+/// The document as pretty JSON with a trailing newline.
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut text = doc.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}

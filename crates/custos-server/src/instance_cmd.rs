@@ -1,0 +1,178 @@
+//! `custos serve` and `custos admin …`: commands that open a data folder.
+//! They load the configuration, the policy and the engine, then serve or run
+//! one task.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use custos_engine::policy::{self, Policy};
+use custos_engine::{Engine, EngineConfig, Startup};
+use custos_server::clock::{Clock, SystemClock};
+use custos_server::config::{self, BUNDLED_POLICY, Config, Overrides};
+use custos_server::http::{AppState, app};
+
+use crate::cli::{AdminCommand, InstanceArgs, ServeArgs};
+
+fn fail(message: &str) -> ExitCode {
+    let _ = writeln!(std::io::stderr().lock(), "error: {message}");
+    ExitCode::from(1)
+}
+
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+fn load_config(instance: &InstanceArgs, listen: Option<String>) -> Result<Config, String> {
+    let flags = Overrides {
+        config_file: instance.config.clone(),
+        data_dir: instance.data_dir.clone(),
+        policy: instance.policy.clone(),
+        listen,
+    };
+    config::load(&custos_server::env::custos_vars(), &flags)
+}
+
+fn load_policy(config: &Config) -> Result<Policy, String> {
+    let (name, parsed) = match &config.policy_file {
+        None => ("the bundled b.stage policy".to_owned(), policy::parse(BUNDLED_POLICY)),
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("cannot read the policy {}: {e}", path.display()))?;
+            (path.display().to_string(), policy::parse_bytes(&bytes))
+        }
+    };
+    parsed.map_err(|e| {
+        let problems: Vec<String> = e.problems.iter().map(|p| format!("{name}: {p}")).collect();
+        format!("the policy is not valid:\n{}", problems.join("\n"))
+    })
+}
+
+async fn open(config: &Config) -> Result<(Engine, Startup), String> {
+    let policy = load_policy(config)?;
+    let engine_config = EngineConfig {
+        data_dir: config.data_dir.clone(),
+        root_key_file: config.root_key_file.clone(),
+        hash_workers: config.hash_workers,
+        readers: config.readers,
+    };
+    let (engine, startup) = Engine::open(&engine_config, policy).await.map_err(|e| e.to_string())?;
+    if let Some(path) = &startup.created_root_key {
+        say(&format!(
+            "created a new root key at {} (mode 0600).\n  Back it up now, and keep the backup apart from the data folder {}:\n  without this key the data cannot be read, and with the data it reveals everything.",
+            path.display(),
+            config.data_dir.display()
+        ));
+    }
+    Ok((engine, startup))
+}
+
+pub(crate) fn serve(args: ServeArgs) -> ExitCode {
+    let config = match load_config(&args.instance, args.listen.clone()) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let (engine, startup) = match open(&config).await {
+            Ok(x) => x,
+            Err(e) => return fail(&e),
+        };
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => return fail(&format!("cannot listen on {}: {e}", config.listen)),
+        };
+        let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        say(&format!(
+            "custos serving policy {} version {} on http://{address}\n  data: {} (keys: {})",
+            engine.policy().meta.id,
+            engine.policy().meta.version,
+            startup.data_file.display(),
+            startup.key_file.display()
+        ));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let router = app(AppState::new(engine.clone(), clock), config.max_body_bytes);
+        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
+        // Write the logs back so the data folder is tidy after a clean stop.
+        let _ = engine.checkpoint();
+        match served {
+            Ok(()) => {
+                say("custos stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("the server failed: {e}")),
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return interrupt.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn init_logging() {
+    let filter = custos_server::env::custos_vars()
+        .into_iter()
+        .find(|(k, _)| k == "CUSTOS_LOG")
+        .and_then(|(_, v)| v.ok())
+        .unwrap_or_else(|| "info".to_owned());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub(crate) fn admin(cmd: AdminCommand) -> ExitCode {
+    match cmd {
+        AdminCommand::CreateKey { instance, service, purposes, label } => {
+            let config = match load_config(&instance, None) {
+                Ok(c) => c,
+                Err(e) => return fail(&e),
+            };
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+            };
+            runtime.block_on(async move {
+                let (engine, _) = match open(&config).await {
+                    Ok(x) => x,
+                    Err(e) => return fail(&e),
+                };
+                let purposes = if purposes.is_empty() {
+                    engine.policy().purposes.iter().map(|p| p.id.to_string()).collect()
+                } else {
+                    purposes
+                };
+                match engine.create_api_key(service, purposes.clone(), label, SystemClock.now()).await {
+                    Ok(key) => {
+                        say(&format!(
+                            "created API key {} for purposes {}; it is shown once:",
+                            key.id,
+                            purposes.join(", ")
+                        ));
+                        let _ = writeln!(std::io::stdout().lock(), "{}", key.token);
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => fail(&e.to_string()),
+                }
+            })
+        }
+    }
+}
