@@ -1,6 +1,11 @@
 //! Tests of the `custos` server: the real binary end to end, and the HTTP
 //! application in-process.
 
+mod at_rest;
+mod http_ops;
+mod http_records;
+mod http_services;
+mod http_subjects;
 mod openapi;
 mod policy_cli;
 mod support;
