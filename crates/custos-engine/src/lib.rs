@@ -99,7 +99,7 @@ impl Engine {
         }
         let data_file = config.data_dir.join("custos.db");
         let key_file = config.data_dir.join("keys.db");
-        let (root, created) = rootkey::load_or_create(&config.root_key_file, data_file.exists())?;
+        let (root, created) = rootkey::load_or_create(&config.root_key_file, data_file.exists() || key_file.exists())?;
         let keyring = Arc::new(Keyring::new(&root));
         drop(root);
         let store = Store::open_sqlite(&SqliteConfig {

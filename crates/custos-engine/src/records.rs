@@ -25,6 +25,18 @@ fn owner(subject: &str, record: &str) -> String {
 }
 
 impl Engine {
+    /// Decrypts one record; the error says why it cannot be read.
+    fn open_record(&self, keys: &[KeyRow], row: &RecordRow) -> Result<String, String> {
+        let key =
+            keys.iter().find(|k| k.id == row.key_id).ok_or_else(|| format!("the key of record {} is gone", row.id))?;
+        let data_key =
+            self.inner.keyring.unwrap_data_key(&key.id, &key.wrapped).map_err(|e| format!("record {}: {e}", row.id))?;
+        let owner = owner(&row.subject_id, &row.id);
+        let aad = Aad { owner: &owner, field: &row.class, key_id: &key.id, key_version: key.version };
+        let plain = data_key.open(&aad, &row.value).map_err(|e| format!("record {}: {e}", row.id))?;
+        String::from_utf8(plain.to_vec()).map_err(|_| format!("record {} is not text", row.id))
+    }
+
     /// Keeps a record for a subject, encrypted under the subject's key for
     /// the record's class.
     pub async fn add_record(
@@ -195,25 +207,20 @@ impl Engine {
             .await??;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let key = keys
-                .iter()
-                .find(|k| k.id == row.key_id)
-                .ok_or_else(|| EngineError::Integrity(format!("the key of record {} is gone", row.id)))?;
-            let data_key = self.inner.keyring.unwrap_data_key(&key.id, &key.wrapped)?;
-            let owner = owner(&row.subject_id, &row.id);
-            let aad = Aad { owner: &owner, field: &row.class, key_id: &key.id, key_version: key.version };
-            let plain = data_key
-                .open(&aad, &row.value)
-                .map_err(|e| EngineError::Integrity(format!("record {}: {e}", row.id)))?;
-            let content = String::from_utf8(plain.to_vec())
-                .map_err(|_| EngineError::Integrity(format!("record {} is not text", row.id)))?;
-            out.push(RecordRead {
-                id: row.id,
-                class: row.class,
-                record_date: row.record_date,
-                created_at: row.created_at,
-                content,
-            });
+            match self.open_record(&keys, &row) {
+                Ok(content) => out.push(RecordRead {
+                    id: row.id,
+                    class: row.class,
+                    record_date: row.record_date,
+                    created_at: row.created_at,
+                    content,
+                }),
+                Err(reason) => {
+                    tracing::error!(record = %row.id, %reason, "integrity failure");
+                    self.audit_integrity(caller, &row.subject_id, &reason, now).await;
+                    return Err(EngineError::Integrity(reason));
+                }
+            }
         }
         Ok(out)
     }

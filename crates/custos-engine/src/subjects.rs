@@ -258,10 +258,8 @@ impl Engine {
             _ => {}
         }
         let today = Self::today(now);
-        let mut errors = match collect::check_collection(policy, &req.point, &req.kind, &req.items, today) {
-            Ok(_) => Vec::new(),
-            Err(e) => e,
-        };
+        let checked = collect::check_collection(policy, &req.point, &req.kind, &req.items, today);
+        let mut errors = checked.as_ref().err().cloned().unwrap_or_default();
         let point = policy.collection_points.iter().find(|p| p.id.as_str() == req.point);
         if let Some(point) = point {
             if !point.sources.iter().any(|s| s.as_str() == req.source) {
@@ -283,11 +281,10 @@ impl Engine {
                 }
             }
         }
-        if !errors.is_empty() {
-            return Err(EngineError::Invalid(errors));
-        }
-        let collected = collect::check_collection(policy, &req.point, &req.kind, &req.items, today)
-            .map_err(EngineError::Invalid)?;
+        let collected = match checked {
+            Ok(collected) if errors.is_empty() => collected,
+            _ => return Err(EngineError::Invalid(errors)),
+        };
 
         let at = stamp(now);
         let id = new_id("sub")?;
@@ -524,7 +521,7 @@ impl Engine {
         }
     }
 
-    async fn audit_integrity(&self, caller: &Caller, subject: &str, reason: &str, now: jiff::Timestamp) {
+    pub(crate) async fn audit_integrity(&self, caller: &Caller, subject: &str, reason: &str, now: jiff::Timestamp) {
         let (caller, subject, reason) = (caller.clone(), subject.to_owned(), reason.to_owned());
         let at = stamp(now);
         let version = self.policy().meta.version.clone();
@@ -566,11 +563,7 @@ impl Engine {
         let def = policy.item_by_str(item).filter(|i| i.unique).ok_or_else(|| {
             invalid("item", ErrorCode::UnknownItem, format!("{item:?} is not a unique identifier of the policy"))
         })?;
-        if readable_items(policy, purpose, Some(&[item.to_owned()])).is_err() {
-            return Err(EngineError::ReadDenied(custos_core::access::ReadDenied::ItemsNotAllowed(vec![
-                item.to_owned(),
-            ])));
-        }
+        readable_items(policy, purpose, Some(&[item.to_owned()])).map_err(EngineError::ReadDenied)?;
         caller.may_use(purpose)?;
         if !caller.reaches(service.as_deref()) {
             return Err(EngineError::NotFound);

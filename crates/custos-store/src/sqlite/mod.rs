@@ -62,6 +62,7 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     if read_only {
         return Ok(conn);
     }
+    owner_only(path)?;
     // WAL for concurrent readers; FULL so that a commit survives power loss;
     // secure_delete so that freed pages are zeroed, not left behind.
     conn.execute_batch(
@@ -70,6 +71,20 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
          PRAGMA secure_delete = ON;",
     )?;
     Ok(conn)
+}
+
+/// Makes a database file readable by its owner only, before its WAL and
+/// shared-memory files exist: SQLite gives those the main file's mode.
+#[cfg(unix)]
+fn owner_only(path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| StoreError::Database(format!("cannot restrict {}: {e}", path.display())))
+}
+
+#[cfg(not(unix))]
+fn owner_only(_path: &Path) -> Result<()> {
+    Ok(())
 }
 
 /// Applies the migrations the file has not seen, in one transaction.

@@ -151,3 +151,26 @@ fn closing_checkpoints_the_write_ahead_log() {
         assert_eq!(len, 0, "{file} should be truncated on close");
     }
 }
+
+/// An older file is upgraded in place by the migrations it has not seen, and
+/// keeps its rows.
+#[test]
+fn an_older_file_is_upgraded_in_place() {
+    let folder = Folder::new("upgrade");
+    let path = folder.0.join("old.db");
+    let v1 = "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL);";
+    let v2 = "ALTER TABLE t ADD COLUMN w TEXT NOT NULL DEFAULT 'new';";
+    {
+        let mut conn = super::open_connection(&path, false).unwrap();
+        super::migrate(&mut conn, &path, &[v1]).unwrap();
+        conn.execute("INSERT INTO t (v) VALUES ('kept')", []).unwrap();
+    }
+    let mut conn = super::open_connection(&path, false).unwrap();
+    super::migrate(&mut conn, &path, &[v1, v2]).unwrap();
+    let (v, w): (String, String) = conn.query_row("SELECT v, w FROM t", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    assert_eq!((v.as_str(), w.as_str()), ("kept", "new"));
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    // Running again applies nothing twice.
+    super::migrate(&mut conn, &path, &[v1, v2]).unwrap();
+}

@@ -264,12 +264,14 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    /// The subject's records of the given classes, oldest first, after the
-    /// cursor `after` (a record id).
+    /// The subject's records of the given classes, in the order they were
+    /// kept, after the cursor `after` (a record id; "" for the start).
     pub fn records(&self, subject_id: &str, classes: &[&str], after: &str, limit: u32) -> Result<Vec<RecordRow>> {
         let mut stmt = self.data.prepare_cached(
+            // Insertion order (rowid): the order records were kept in, even
+            // within one millisecond. The cursor is the last record's id.
             "SELECT id, subject_id, class, record_date, key_id, value, created_at FROM records
-             WHERE subject_id = ?1 AND id > ?2 ORDER BY id",
+             WHERE subject_id = ?1 AND rowid > coalesce((SELECT rowid FROM records WHERE id = ?2), 0) ORDER BY rowid",
         )?;
         let rows = stmt.query_map(params![subject_id, after], |r| {
             Ok(RecordRow {
