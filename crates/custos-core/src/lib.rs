@@ -7,4 +7,5 @@
 
 pub mod access;
 pub mod collect;
+pub mod merkle;
 pub mod policy;

@@ -56,14 +56,19 @@ impl Engine {
             ));
         }
         let today = crate::utc_date(now);
+        // Exactly YYYY-MM-DD: the date the statutory span is counted from.
+        let plain = record.record_date.len() == 10
+            && record
+                .record_date
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
         match record.record_date.parse::<jiff::civil::Date>() {
-            Ok(d) if d > today => {
+            Ok(d) if plain && d > today => {
                 errors.push(FieldError::new("record_date", ErrorCode::FutureDate, "the record date is in the future"))
             }
-            Ok(_) => {}
-            Err(_) => {
-                errors.push(FieldError::new("record_date", ErrorCode::InvalidFormat, "expected a date as YYYY-MM-DD"))
-            }
+            Ok(_) if plain => {}
+            _ => errors.push(FieldError::new("record_date", ErrorCode::InvalidFormat, "expected a date as YYYY-MM-DD")),
         }
         if record.content.trim().is_empty() {
             errors.push(FieldError::new("content", ErrorCode::Empty, "the record is empty"));
@@ -170,7 +175,8 @@ impl Engine {
         }
         let at = stamp(now);
         let version = policy.meta.version.clone();
-        let limit = limit.clamp(1, 1000);
+        let limit = limit.clamp(1, 1001);
+        let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
         let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
         let (rows, keys) = self
             .inner
@@ -180,8 +186,30 @@ impl Engine {
                 else {
                     return Ok(Err(EngineError::NotFound));
                 };
+                if needs_consent && !crate::subjects::has_consent(tx, &subject.id, &purpose_c)? {
+                    Audit {
+                        caller: &caller_c,
+                        operation: "record_read",
+                        purpose: Some(&purpose_c),
+                        subject: Some(&subject.id),
+                        items: &[],
+                        outcome: "denied: no consent",
+                        at: &at,
+                        policy_version: &version,
+                    }
+                    .append(tx)?;
+                    return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
+                }
                 let names: Vec<&str> = classes.iter().map(String::as_str).collect();
-                let rows = tx.records(&subject.id, &names, after.as_deref().unwrap_or(""), limit)?;
+                let after = after.as_deref().unwrap_or("");
+                if !after.is_empty() && !tx.record_exists(&subject.id, after)? {
+                    return Ok(Err(EngineError::Invalid(vec![FieldError::new(
+                        "cursor",
+                        ErrorCode::InvalidFormat,
+                        "the cursor names no record of this subject (it may have been destroyed): start again without it",
+                    )])));
+                }
+                let rows = tx.records(&subject.id, &names, after, limit)?;
                 let mut keys: Vec<KeyRow> = Vec::new();
                 for row in &rows {
                     if !keys.iter().any(|k| k.id == row.key_id)

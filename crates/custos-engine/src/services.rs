@@ -66,6 +66,21 @@ impl Engine {
                 )]));
             }
             None => Vec::new(),
+            Some(point)
+                if !age_points.is_empty()
+                    && !age_points.iter().any(|p| p == point)
+                    && policy.collection_points.iter().any(|p| p.id.as_str() == point) =>
+            {
+                return Err(EngineError::Invalid(vec![FieldError::new(
+                    "collection_point",
+                    ErrorCode::NotAllowed,
+                    format!(
+                        "the policy checks the age of a {:?} at {}: use that collection point",
+                        operator.kind,
+                        age_points.join(", ")
+                    ),
+                )]));
+            }
             Some(point) => {
                 let today = crate::utc_date(now);
                 let mut collected = collect::check_collection(policy, point, &operator.kind, &req.items, today);

@@ -259,7 +259,20 @@ impl Engine {
         }
         let today = Self::today(now);
         let checked = collect::check_collection(policy, &req.point, &req.kind, &req.items, today);
-        let mut errors = checked.as_ref().err().cloned().unwrap_or_default();
+        // Name fields as the request does: `kind`, `collection_point`, `items.<id>`.
+        let mut errors: Vec<FieldError> = checked
+            .as_ref()
+            .err()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut e| {
+                if e.field == "subject_kind" {
+                    e.field = "kind".into();
+                }
+                e
+            })
+            .collect();
         let point = policy.collection_points.iter().find(|p| p.id.as_str() == req.point);
         if let Some(point) = point {
             if !point.sources.iter().any(|s| s.as_str() == req.source) {
@@ -568,7 +581,10 @@ impl Engine {
         if !caller.reaches(service.as_deref()) {
             return Err(EngineError::NotFound);
         }
-        let normal = collect::normalise(policy, def, value).map_err(|e| EngineError::Invalid(vec![e]))?;
+        let normal = collect::normalise(policy, def, value).map_err(|mut e| {
+            e.field = "value".into();
+            EngineError::Invalid(vec![e])
+        })?;
         let scope = service.clone().unwrap_or_else(|| PLATFORM_SCOPE.to_owned());
         let digest = self.inner.keyring.blind_index(&scope, item, &normal);
         let at = stamp(now);
@@ -651,7 +667,11 @@ impl Engine {
                 ));
                 continue;
             }
-            match collect::normalise(policy, def, value) {
+            let normalised = collect::normalise(policy, def, value).and_then(|v| {
+                check_corrected_date(policy, &subject.kind, def, &v, crate::utc_date(now))?;
+                Ok(v)
+            });
+            match normalised {
                 Ok(v) => collected.push(collect::Collected {
                     index_value: def.unique.then(|| v.clone()),
                     item: def.id.clone(),
@@ -771,11 +791,57 @@ impl Engine {
         if !caller.reaches(service.as_deref()) || (service.is_none() && caller.service.is_some()) {
             return Err(EngineError::NotFound);
         }
-        let limit = limit.clamp(1, 1000);
+        let limit = limit.clamp(1, 1001);
         let after = after.unwrap_or_default();
-        let rows = self.inner.store.read(move |r| r.subjects_page(service.as_deref(), &after, limit)).await?;
+        let rows = self
+            .inner
+            .store
+            .read(move |r| match &service {
+                Some(s) if r.service(s)?.is_none() => Ok(None),
+                _ => r.subjects_page(service.as_deref(), &after, limit).map(Some),
+            })
+            .await?
+            .ok_or(EngineError::NotFound)?;
         Ok(rows.into_iter().map(summary).collect())
     }
+}
+
+/// A corrected date keeps the rules it was collected under: never in the
+/// future, and a date of birth checked by an age-check point of the
+/// subject's kind must still meet the minimum age.
+fn check_corrected_date(
+    policy: &custos_core::policy::Policy,
+    kind: &str,
+    item: &custos_core::policy::model::Item,
+    value: &str,
+    today: jiff::civil::Date,
+) -> Result<(), FieldError> {
+    if item.kind != ItemType::Date {
+        return Ok(());
+    }
+    let field = format!("items.{}", item.id);
+    let Ok(date) = value.parse::<jiff::civil::Date>() else { return Ok(()) };
+    if date > today {
+        return Err(FieldError::new(
+            field,
+            ErrorCode::FutureDate,
+            format!("item {:?} cannot be in the future", item.id.as_str()),
+        ));
+    }
+    let age_checked = policy
+        .collection_points
+        .iter()
+        .any(|p| p.age_check && p.subject_kinds.iter().any(|k| k.as_str() == kind) && p.required.contains(&item.id));
+    if let (true, Some(children)) = (age_checked, &policy.children)
+        && collect::age_in_years(date, today) < i32::from(children.minimum_age)
+    {
+        return Err(FieldError::new(
+            field,
+            ErrorCode::UnderAge,
+            format!("the subject must be at least {} years old", children.minimum_age),
+        ));
+    }
+    Ok(())
 }
 
 fn summary(s: SubjectRow) -> SubjectSummary {

@@ -52,15 +52,36 @@ where
     }
 }
 
-/// serde_json's messages name the field and position, never the value of a
-/// string, so they are safe to return.
+/// serde_json's messages name fields and positions, but a value of the wrong
+/// type is quoted in them (`invalid type: string "ann@example.com"`): those
+/// values are cut out, since they may be personal data.
 fn json_error(e: serde_json::Error) -> ApiError {
-    let message = e.to_string();
+    let message = redact(&e.to_string());
     let problem = ApiError::bad_request(format!("invalid JSON body: {message}"));
-    match message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')) {
-        Some((field, _)) => problem.field(field, "unknown_field", "this field is not part of the request"),
-        None => problem,
+    let named =
+        |prefix: &str| message.strip_prefix(prefix).and_then(|rest| rest.split_once('`')).map(|(f, _)| f.to_owned());
+    if let Some(field) = named("unknown field `") {
+        problem.field(&field, "unknown_field", "this field is not part of the request")
+    } else if let Some(field) = named("missing field `") {
+        problem.field(&field, "missing_field", "this field is required")
+    } else {
+        problem
     }
+}
+
+/// Keeps the kind of an unexpected value (`string`, `integer`…) and drops
+/// the value itself.
+pub(crate) fn redact(message: &str) -> String {
+    let mut out = message.to_owned();
+    for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if let Some(start) = out.find(marker).map(|i| i + marker.len())
+            && let Some(end) = out[start..].find(", expected").map(|i| start + i)
+        {
+            let kind: String = out[start..end].split(['"', '`', '\'']).next().unwrap_or("").trim().to_owned();
+            out.replace_range(start..end, if kind.is_empty() { "a value" } else { &kind });
+        }
+    }
+    out
 }
 
 /// A query string with unknown parameters refused.
@@ -105,7 +126,9 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            // The scheme name is case-insensitive (RFC 9110 §11.1).
+            .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+            .map(|(_, token)| token)
             .ok_or(ApiError::from(custos_engine::EngineError::Unauthenticated))?;
         Ok(Authed(state.engine.authenticate(token.trim()).await?))
     }

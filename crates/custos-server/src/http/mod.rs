@@ -73,6 +73,14 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(services::router())
         .merge(records::router())
         .fallback(|| async { ApiError::not_found_route() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed",
+                "see /openapi.json for the methods of this route",
+            )
+        })
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(state)

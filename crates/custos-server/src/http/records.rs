@@ -49,6 +49,8 @@ pub(crate) struct Record {
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RecordPage {
     pub(crate) items: Vec<Record>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) next_cursor: Option<String>,
 }
 
@@ -65,7 +67,7 @@ pub(crate) struct RecordQuery {
 
 #[utoipa::path(post, path = "/v1/subjects/{id}/records", tag = "records", params(("id" = String, Path)), request_body = AddRecord,
     responses((status = 201, body = RecordId), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn add(
     State(state): State<AppState>,
@@ -93,8 +95,12 @@ pub(super) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
-    let records = state.engine.list_records(&caller, &id, &q.purpose, q.cursor, limit, state.clock.now()).await?;
-    let next_cursor = (records.len() == limit as usize).then(|| records.last().map(|r| r.id.clone())).flatten();
+    // One more than asked tells whether another page exists.
+    let mut records =
+        state.engine.list_records(&caller, &id, &q.purpose, q.cursor, limit + 1, state.clock.now()).await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_cursor = more.then(|| records.last().map(|r| r.id.clone())).flatten();
     let items = records
         .into_iter()
         .map(|r| Record {

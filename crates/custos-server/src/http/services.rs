@@ -46,7 +46,7 @@ pub(crate) struct Service {
 
 #[utoipa::path(post, path = "/v1/services", tag = "services", request_body = CreateService,
     responses((status = 201, body = Service), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn create(
     State(state): State<AppState>,

@@ -179,6 +179,7 @@ pub(crate) struct ListQuery {
 pub(crate) struct SubjectPage {
     pub(crate) items: Vec<Summary>,
     /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) next_cursor: Option<String>,
 }
 
@@ -196,7 +197,7 @@ fn idempotency(headers: &HeaderMap, raw: &[u8]) -> Result<Option<Idempotency>, A
 #[utoipa::path(post, path = "/v1/subjects", tag = "subjects", request_body = CreateSubject,
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat a create safely: the same key and body return the first answer")),
     responses((status = 201, body = Created), (status = 200, description = "replay of an earlier identical request", body = Created),
-        (status = 400, body = Problem), (status = 401, body = Problem), (status = 404, body = Problem),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn create(
@@ -244,7 +245,7 @@ pub(super) async fn read(
 
 #[utoipa::path(patch, path = "/v1/subjects/{id}", tag = "subjects", params(("id" = String, Path)), request_body = Correction,
     responses((status = 200, body = Summary), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn correct(
     State(state): State<AppState>,
@@ -259,7 +260,7 @@ pub(super) async fn correct(
 
 #[utoipa::path(post, path = "/v1/subjects/{id}/activity", tag = "subjects", params(("id" = String, Path)), request_body = Activity,
     responses((status = 204, description = "recorded"), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem)),
+        (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn activity(
     State(state): State<AppState>,
@@ -273,7 +274,7 @@ pub(super) async fn activity(
 
 #[utoipa::path(post, path = "/v1/lookup", tag = "subjects", request_body = Lookup,
     responses((status = 200, body = Summary), (status = 400, body = Problem), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 413, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn lookup(
     State(state): State<AppState>,
@@ -297,7 +298,10 @@ pub(super) async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
-    let page = state.engine.list_subjects(&caller, q.service, q.cursor, limit).await?;
-    let next_cursor = (page.len() == limit as usize).then(|| page.last().map(|s| s.id.clone())).flatten();
+    // One more than asked tells whether another page exists.
+    let mut page = state.engine.list_subjects(&caller, q.service, q.cursor, limit + 1).await?;
+    let more = page.len() > limit as usize;
+    page.truncate(limit as usize);
+    let next_cursor = more.then(|| page.last().map(|s| s.id.clone())).flatten();
     Ok(Json(SubjectPage { items: page.into_iter().map(Summary::from).collect(), next_cursor }))
 }

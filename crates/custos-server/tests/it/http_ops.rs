@@ -1,1 +1,208 @@
-//! (being written)
+//! Operations and the API's edges in-process: `/health`, `/ready`,
+//! `/metrics` (its series exist and move with traffic), `/openapi.json`
+//! (served, and listing every route and every status the API answers),
+//! unknown routes and methods as `application/problem+json`, and the
+//! body checks (415, 413) on every JSON endpoint.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::kit::*;
+use crate::support::TestApp;
+
+/// Every route of the API: (method, path as documented, a concrete path).
+const ROUTES: [(&str, &str, &str); 13] = [
+    ("GET", "/health", "/health"),
+    ("GET", "/ready", "/ready"),
+    ("GET", "/metrics", "/metrics"),
+    ("GET", "/openapi.json", "/openapi.json"),
+    ("POST", "/v1/subjects", "/v1/subjects"),
+    ("GET", "/v1/subjects", "/v1/subjects"),
+    ("GET", "/v1/subjects/{id}", "/v1/subjects/SUBJECT?purpose=member_management"),
+    ("PATCH", "/v1/subjects/{id}", "/v1/subjects/SUBJECT"),
+    ("POST", "/v1/subjects/{id}/activity", "/v1/subjects/SUBJECT/activity"),
+    ("POST", "/v1/lookup", "/v1/lookup"),
+    ("POST", "/v1/services", "/v1/services"),
+    ("POST", "/v1/subjects/{id}/records", "/v1/subjects/SUBJECT/records"),
+    ("GET", "/v1/subjects/{id}/records", "/v1/subjects/SUBJECT/records?purpose=service_fees"),
+];
+
+/// Every series of `/metrics`, by full name.
+async fn all_metrics(app: &TestApp) -> BTreeMap<String, u64> {
+    let answer = raw(app, "GET", "/metrics", &[], Vec::new()).await;
+    answer
+        .text
+        .lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn health_and_ready_answer_without_a_key() {
+    let app = TestApp::new("ops-health").await;
+    for (path, status) in [("/health", "ok"), ("/ready", "ready")] {
+        let answer = raw(&app, "GET", path, &[], Vec::new()).await;
+        assert_eq!(answer.expect(200), &json!({"status": status}), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_have_every_series_and_they_move() {
+    let app = TestApp::new("ops-metrics").await;
+    let answer = raw(&app, "GET", "/metrics", &[], Vec::new()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.content_type(), "text/plain; version=0.0.4");
+    for (name, kind) in [
+        ("custos_audit_entries", "gauge"),
+        ("custos_commit_batches_total", "counter"),
+        ("custos_committed_jobs_total", "counter"),
+        ("custos_http_responses_total", "counter"),
+    ] {
+        assert!(answer.text.contains(&format!("# HELP {name} ")), "{name}");
+        assert!(answer.text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
+    }
+    let series = |m: &BTreeMap<String, u64>, name: &str| m[name];
+    let before = all_metrics(&app).await;
+    let names: Vec<&str> = before.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "custos_audit_entries",
+            "custos_commit_batches_total",
+            "custos_committed_jobs_total",
+            r#"custos_http_responses_total{class="2xx_3xx"}"#,
+            r#"custos_http_responses_total{class="4xx"}"#,
+            r#"custos_http_responses_total{class="5xx"}"#,
+        ]
+    );
+
+    // A sign-up (201, audited), a malformed request (400, no store job) and
+    // a read of a missing subject (404, its denial audited).
+    sign_up(&app, &app.key, &operator_signup("boss@example.com", "+82 10 5555 0001")).await;
+    call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&json!([]))).await.problem(400, "bad_request");
+    call(&app, "GET", "/v1/subjects/sub_missing?purpose=member_management", Some(&app.key), None)
+        .await
+        .problem(404, "not_found");
+    let after = all_metrics(&app).await;
+    let moved = |name: &str| series(&after, name) - series(&before, name);
+    assert_eq!(moved("custos_audit_entries"), 2);
+    assert_eq!(moved("custos_committed_jobs_total"), 2);
+    assert!((1..=2).contains(&moved("custos_commit_batches_total")));
+    // The first `/metrics` answer is counted after it was written.
+    assert_eq!(moved(r#"custos_http_responses_total{class="2xx_3xx"}"#), 2);
+    assert_eq!(moved(r#"custos_http_responses_total{class="4xx"}"#), 2);
+    assert_eq!(moved(r#"custos_http_responses_total{class="5xx"}"#), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_problem() {
+    let app = TestApp::new("ops-unknown-route").await;
+    let auth = format!("Bearer {}", app.key);
+    let before = counts(&app).await;
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/v2/subjects"),
+        ("POST", "/v1/members"),
+        ("GET", "/v1/subjects/sub_x/consents"),
+        ("GET", "/v1/subjects/"),
+    ] {
+        for headers in [vec![], vec![("authorization", auth.as_str())]] {
+            let answer = raw(&app, method, path, &headers, Vec::new()).await;
+            assert_eq!(answer.status, 404, "{method} {path}: {}", answer.text);
+            answer.problem(404, "no_such_route");
+            assert_eq!(answer.body["detail"], "see /openapi.json for the API");
+        }
+    }
+    assert_eq!(counts(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_405_problem() {
+    let app = TestApp::new("ops-wrong-method").await;
+    let auth = format!("Bearer {}", app.key);
+    for (method, path) in [("DELETE", "/v1/subjects/sub_x"), ("PUT", "/v1/services"), ("POST", "/health")] {
+        let answer = raw(&app, method, path, &[("authorization", &auth)], Vec::new()).await;
+        assert_eq!(answer.status, 405, "{method} {path}");
+        assert!(answer.headers.contains_key("allow"), "{method} {path}");
+        answer.problem(405, "method_not_allowed");
+    }
+}
+
+#[tokio::test]
+async fn every_json_endpoint_refuses_other_media_types_and_oversize_bodies() {
+    let app = TestApp::new("ops-bodies").await;
+    let subject = sign_up(&app, &app.key, &operator_signup("boss@example.com", "+82 10 5555 0001")).await;
+    let auth = format!("Bearer {}", app.key);
+    let huge = json!({"padding": "p".repeat(256 * 1024)}).to_string().into_bytes();
+    let before = counts(&app).await;
+    for (method, _, path) in ROUTES.iter().filter(|(m, ..)| matches!(*m, "POST" | "PATCH")) {
+        let path = path.replace("SUBJECT", &subject);
+        let answer =
+            raw(&app, method, &path, &[("authorization", &auth), ("content-type", "text/plain")], b"{}".to_vec()).await;
+        assert_eq!(answer.status, 415, "{method} {path}: {}", answer.text);
+        answer.problem(415, "unsupported_media_type");
+        let answer =
+            raw(&app, method, &path, &[("authorization", &auth), ("content-type", "application/json")], huge.clone())
+                .await;
+        assert_eq!(answer.status, 413, "{method} {path}: {}", answer.text);
+        answer.problem(413, "too_large").never_mentions(&["pppppppp"]);
+    }
+    assert_eq!(counts(&app).await, before);
+}
+
+async fn served_document(app: &TestApp) -> Value {
+    let answer = raw(app, "GET", "/openapi.json", &[], Vec::new()).await;
+    answer.expect(200).clone()
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_lists_every_route() {
+    let app = TestApp::new("ops-openapi").await;
+    let doc = served_document(&app).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["title"], "Custos API");
+    assert_eq!(doc["components"]["securitySchemes"]["api_key"]["scheme"], "bearer");
+    for (method, documented, _) in ROUTES {
+        let operation = &doc["paths"][documented][method.to_lowercase()];
+        assert!(operation.is_object(), "{method} {documented} is not documented");
+        if documented.starts_with("/v1/") {
+            assert_eq!(operation["security"], json!([{"api_key": []}]), "{method} {documented}");
+            assert!(operation["responses"].get("401").is_some(), "{method} {documented}");
+        }
+    }
+    let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
+    assert_eq!(documented, ROUTES.len(), "the document lists a route the server does not have");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_status_the_api_answers() {
+    let app = TestApp::new("ops-openapi-statuses").await;
+    let doc = served_document(&app).await;
+    // Statuses the tests of this binary see each endpoint answer.
+    let answered: [(&str, &str, &[u16]); 9] = [
+        ("POST", "/v1/subjects", &[200, 201, 400, 401, 403, 404, 409, 413, 415, 422]),
+        ("GET", "/v1/subjects", &[200, 400, 401, 404]),
+        ("GET", "/v1/subjects/{id}", &[200, 400, 401, 403, 404, 422]),
+        ("PATCH", "/v1/subjects/{id}", &[200, 400, 401, 404, 409, 413, 415, 422]),
+        ("POST", "/v1/subjects/{id}/activity", &[204, 400, 401, 404, 413, 415, 422]),
+        ("POST", "/v1/lookup", &[200, 400, 401, 403, 404, 413, 415, 422]),
+        ("POST", "/v1/services", &[201, 400, 401, 403, 404, 413, 415, 422]),
+        ("POST", "/v1/subjects/{id}/records", &[201, 400, 401, 404, 413, 415, 422]),
+        ("GET", "/v1/subjects/{id}/records", &[200, 400, 401, 403, 404, 422]),
+    ];
+    let mut missing = Vec::new();
+    for (method, path, statuses) in answered {
+        let responses = &doc["paths"][path][method.to_lowercase()]["responses"];
+        for status in statuses {
+            if responses.get(status.to_string()).is_none() {
+                missing.push(format!("{method} {path} {status}"));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "undocumented: {missing:#?}");
+}

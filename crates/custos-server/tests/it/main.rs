@@ -6,6 +6,7 @@ mod http_ops;
 mod http_records;
 mod http_services;
 mod http_subjects;
+mod kit;
 mod openapi;
 mod policy_cli;
 mod support;

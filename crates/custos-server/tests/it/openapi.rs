@@ -14,7 +14,9 @@ async fn committed_openapi_document_matches_the_served_one() {
     expect_file!["../../../../openapi.json"].assert_eq(&served);
     let doc: serde_json::Value = serde_json::from_str(&served).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/v1/subjects", "/v1/subjects/{id}", "/v1/lookup", "/v1/services", "/v1/subjects/{id}/records", "/health"] {
+    for path in
+        ["/v1/subjects", "/v1/subjects/{id}", "/v1/lookup", "/v1/services", "/v1/subjects/{id}/records", "/health"]
+    {
         assert!(doc["paths"].get(path).is_some(), "{path} is not documented");
     }
 }

@@ -51,12 +51,7 @@ pub(crate) struct TestApp {
 }
 
 pub(crate) fn engine_config(dir: &Scratch) -> EngineConfig {
-    EngineConfig {
-        data_dir: dir.0.join("data"),
-        root_key_file: dir.0.join("root.key"),
-        hash_workers: 2,
-        readers: 2,
-    }
+    EngineConfig { data_dir: dir.0.join("data"), root_key_file: dir.0.join("root.key"), hash_workers: 2, readers: 2 }
 }
 
 impl TestApp {
@@ -78,13 +73,24 @@ impl TestApp {
     /// An API key for `service` (None: platform) limited to `purposes`.
     pub(crate) async fn key_for(&self, service: Option<&str>, purposes: &[&str]) -> String {
         let purposes = purposes.iter().map(|p| p.to_string()).collect();
-        self.engine.create_api_key(service.map(str::to_owned), purposes, "tests".into(), start_time()).await.unwrap().token
+        self.engine
+            .create_api_key(service.map(str::to_owned), purposes, "tests".into(), start_time())
+            .await
+            .unwrap()
+            .token
     }
 
     /// Sends a request; returns the status, the JSON body (Null when empty)
     /// and the content type.
-    pub(crate) async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
-        let (status, value, _) = self.send_full(method, path, token, body.map(|b| b.to_string().into_bytes()), &[]).await;
+    pub(crate) async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, value, _) =
+            self.send_full(method, path, token, body.map(|b| b.to_string().into_bytes()), &[]).await;
         (status, value)
     }
 
@@ -115,7 +121,8 @@ impl TestApp {
         let value = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         (status, value, content_type)
     }

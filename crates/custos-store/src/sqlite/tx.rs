@@ -297,6 +297,15 @@ impl<'c> WriteTx<'c> {
         Ok(out)
     }
 
+    pub fn record_exists(&self, subject_id: &str, id: &str) -> Result<bool> {
+        Ok(self
+            .data
+            .prepare_cached("SELECT 1 FROM records WHERE subject_id = ?1 AND id = ?2")?
+            .query_row(params![subject_id, id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     // --- consents ---
 
     pub fn insert_consent(&mut self, row: &ConsentRow) -> Result<()> {
