@@ -6,6 +6,7 @@
 //!   as a parameter, so tests drive time by hand.
 
 pub mod access;
+pub mod audit;
 pub mod collect;
 pub mod merkle;
 pub mod policy;

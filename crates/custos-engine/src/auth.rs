@@ -4,7 +4,7 @@
 
 use aws_lc_rs::{constant_time, digest};
 use base64::Engine as _;
-use custos_store::{ApiKeyRow, AuditRow};
+use custos_store::ApiKeyRow;
 
 use crate::ids::{new_id, random_bytes};
 use crate::{Engine, EngineError, Result, stamp};
@@ -108,17 +108,17 @@ impl Engine {
                     return Err(custos_store::StoreError::NotFound(format!("service {s}")));
                 }
                 tx.insert_api_key(&row)?;
-                tx.append_audit(&AuditRow {
+                tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
                     at: row.created_at.clone(),
                     actor: "admin:cli".into(),
                     role: "operator".into(),
                     operation: "api_key_create".into(),
                     purpose: None,
-                    subject_id: None,
+                    subject: None,
                     items: String::new(),
                     outcome: format!("created key {}", row.id),
                     policy_version,
-                })?;
+                }))?;
                 Ok(())
             })
             .await?;

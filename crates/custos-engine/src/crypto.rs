@@ -52,6 +52,7 @@ const ROOT_KEY_HEADER_PREFIX: &str = "custos-root-key ";
 const ROOT_SALT: &[u8] = b"custos/v1/root-key";
 const INFO_KEY_WRAPPING: &[u8] = b"custos/v1/key-wrapping";
 const INFO_BLIND_INDEX: &[u8] = b"custos/v1/blind-index";
+const INFO_AUDIT_SIGNING: &[u8] = b"custos/v1/audit-signing";
 const INFO_BLIND_INDEX_SERVICE_PREFIX: &str = "custos/v1/blind-index/";
 const WRAP_AAD_PREFIX: &str = "custos/v1/wrap|";
 const FIELD_AAD_DOMAIN: &[u8] = b"custos/v1/field";
@@ -158,6 +159,7 @@ impl fmt::Debug for RootKey {
 pub struct Keyring {
     key_wrapping: RandomizedNonceKey,
     blind_index_master: hkdf::Prk,
+    audit_signing: aws_lc_rs::signature::Ed25519KeyPair,
 }
 
 impl Keyring {
@@ -166,10 +168,27 @@ impl Keyring {
         let root_prk = hkdf::Salt::new(hkdf::HKDF_SHA256, ROOT_SALT).extract(root.bytes.as_ref());
         let key_wrapping = derive_key(&root_prk, INFO_KEY_WRAPPING);
         let blind_index_master = derive_key(&root_prk, INFO_BLIND_INDEX);
+        let audit_seed = derive_key(&root_prk, INFO_AUDIT_SIGNING);
         Keyring {
             key_wrapping: aes_key(&key_wrapping),
             blind_index_master: hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, blind_index_master.as_ref()),
+            audit_signing: aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(audit_seed.as_ref())
+                .expect("a 32-byte seed is a valid Ed25519 seed"),
         }
+    }
+
+    /// Signs an audit checkpoint with the log's own Ed25519 key (derived
+    /// from the root key, used for nothing else).
+    pub fn sign_checkpoint(&self, text: &[u8]) -> Vec<u8> {
+        self.audit_signing.sign(text).as_ref().to_vec()
+    }
+
+    /// The public half of the checkpoint key, for auditors to pin.
+    pub fn checkpoint_public_key(&self) -> [u8; 32] {
+        use aws_lc_rs::signature::KeyPair;
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.audit_signing.public_key().as_ref());
+        out
     }
 
     /// Creates a random data key for `key_id` and returns it with its wrapped

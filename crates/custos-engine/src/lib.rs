@@ -12,6 +12,7 @@
 //! - a caller scoped to one service can never reach another service's data,
 //!   and "forbidden" and "does not exist" look the same.
 
+mod audit;
 mod auth;
 pub mod crypto;
 mod error;
@@ -29,6 +30,7 @@ use crypto::Keyring;
 use custos_core::policy::Policy;
 use custos_store::{SqliteConfig, Store};
 
+pub use audit::{SignedCheckpoint, Verified, VerifyFailure, verify_export};
 pub use auth::NewApiKey;
 pub use custos_core::collect::{ErrorCode, FieldError};
 pub use custos_core::policy;
@@ -70,6 +72,8 @@ pub struct Engine {
 
 struct Inner {
     store: Store,
+    /// Names this instance's audit log in its checkpoints.
+    origin: String,
     keyring: Arc<Keyring>,
     policy: Arc<Policy>,
     hashing: tokio::sync::Semaphore,
@@ -109,14 +113,17 @@ impl Engine {
             max_batch: 1024,
         })?;
         rootkey::check_matches(&store, &keyring).await?;
+        let instance = store.read(|r| r.instance_id()).await?.unwrap_or_default();
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
+                origin: format!("custos:{instance}"),
                 keyring,
                 policy: Arc::new(policy),
                 hashing: tokio::sync::Semaphore::new(config.hash_workers.max(1)),
             }),
         };
+        engine.backfill_leaves().await?;
         Ok((engine, Startup { created_root_key: created.then(|| config.root_key_file.clone()), data_file, key_file }))
     }
 

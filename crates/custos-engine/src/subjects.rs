@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use custos_core::access::readable_items;
 use custos_core::collect::{self, ErrorCode, FieldError};
 use custos_core::policy::model::{ItemType, Scope};
-use custos_store::{AuditRow, ConsentRow, IdempotencyRow, ItemRow, KeyRow, StoreError, SubjectRow, WriteTx};
+use custos_store::{ConsentRow, IdempotencyRow, ItemRow, KeyRow, StoreError, SubjectRow, WriteTx};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -138,17 +138,17 @@ pub(crate) struct Audit<'a> {
 
 impl Audit<'_> {
     pub(crate) fn append(&self, tx: &mut WriteTx<'_>) -> Result<i64, StoreError> {
-        tx.append_audit(&AuditRow {
+        tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
             at: self.at.to_owned(),
             actor: self.caller.actor(),
             role: self.caller.role().to_owned(),
             operation: self.operation.to_owned(),
             purpose: self.purpose.map(str::to_owned),
-            subject_id: self.subject.map(str::to_owned),
+            subject: self.subject.map(str::to_owned),
             items: self.items.join(","),
             outcome: self.outcome.to_owned(),
             policy_version: self.policy_version.to_owned(),
-        })
+        }))
     }
 }
 

@@ -22,6 +22,43 @@ pub(crate) enum Command {
     /// Administrative tasks on a data folder.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The verifiable audit log: checkpoints, export, offline verification.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Issue a signed checkpoint of the log now and print it (save it: it is what you verify against later).
+    Checkpoint {
+        #[command(flatten)]
+        instance: InstanceArgs,
+    },
+    /// Export the whole log (entries and signed checkpoints, JSON lines) for offline verification.
+    Export {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Where to write the export.
+        #[arg(long, short, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Verify an exported log offline: every entry, root and signature, and consistency with a saved checkpoint.
+    Verify {
+        /// The exported log.
+        #[arg(long, value_name = "FILE")]
+        log: PathBuf,
+        /// A checkpoint you saved earlier (from `custos audit checkpoint` or GET /v1/audit/checkpoint).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The checkpoint key you trust (hex); default: the saved checkpoint's.
+        #[arg(long, value_name = "HEX")]
+        public_key: Option<String>,
+    },
+    /// Print the log's checkpoint public key (hex), to pin.
+    PublicKey {
+        #[command(flatten)]
+        instance: InstanceArgs,
+    },
 }
 
 /// Where the data lives and which policy applies; shared by `serve` and `admin`.

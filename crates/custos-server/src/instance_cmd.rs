@@ -14,16 +14,16 @@ use custos_server::http::{AppState, app};
 
 use crate::cli::{AdminCommand, InstanceArgs, ServeArgs};
 
-fn fail(message: &str) -> ExitCode {
+pub(crate) fn fail(message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr().lock(), "error: {message}");
     ExitCode::from(1)
 }
 
-fn say(message: &str) {
+pub(crate) fn say(message: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{message}");
 }
 
-fn load_config(instance: &InstanceArgs, listen: Option<String>) -> Result<Config, String> {
+pub(crate) fn load_config(instance: &InstanceArgs, listen: Option<String>) -> Result<Config, String> {
     let flags = Overrides {
         config_file: instance.config.clone(),
         data_dir: instance.data_dir.clone(),
@@ -47,7 +47,7 @@ fn load_policy(config: &Config) -> Result<Policy, String> {
     })
 }
 
-async fn open(config: &Config) -> Result<(Engine, Startup), String> {
+pub(crate) async fn open(config: &Config) -> Result<(Engine, Startup), String> {
     let policy = load_policy(config)?;
     let engine_config = EngineConfig {
         data_dir: config.data_dir.clone(),
@@ -94,6 +94,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
             startup.key_file.display()
         ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        tokio::spawn(checkpoint_periodically(engine.clone(), clock.clone()));
         let router = app(AppState::new(engine.clone(), clock), config.max_body_bytes);
         let served = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
         // Write the logs back so the data folder is tidy after a clean stop.
@@ -106,6 +107,18 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => fail(&format!("the server failed: {e}")),
         }
     })
+}
+
+/// Issues a checkpoint every minute when the log has grown, so auditors
+/// always find a recent one.
+async fn checkpoint_periodically(engine: Engine, clock: Arc<dyn Clock>) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        ticks.tick().await;
+        if let Err(e) = engine.issue_checkpoint(clock.now()).await {
+            tracing::error!(error = %e, "could not issue an audit checkpoint");
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod audit_cmd;
 mod cli;
 mod instance_cmd;
 mod policy_cmd;
@@ -18,5 +19,6 @@ fn main() -> ExitCode {
         cli::Command::Policy(cmd) => policy_cmd::run(cmd),
         cli::Command::Serve(args) => instance_cmd::serve(args),
         cli::Command::Admin(cmd) => instance_cmd::admin(cmd),
+        cli::Command::Audit(cmd) => audit_cmd::run(cmd),
     }
 }

@@ -120,6 +120,18 @@ pub struct AuditRow {
     pub items: String,
     pub outcome: String,
     pub policy_version: String,
+    /// The entry's Merkle leaf hash; `None` only for entries written before
+    /// the log became a tree, until the engine fills it in.
+    pub leaf_hash: Option<Vec<u8>>,
+}
+
+/// A signed checkpoint of the audit tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    pub size: u64,
+    pub root: Vec<u8>,
+    pub time: String,
+    pub signature: Vec<u8>,
 }
 
 /// A service (tenant) as stored.

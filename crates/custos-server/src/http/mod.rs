@@ -6,6 +6,7 @@
 //! Wire types live here and are converted at the boundary; request bodies
 //! refuse unknown fields; no handler logs a body or a personal value.
 
+mod audit;
 mod error;
 mod extract;
 pub mod openapi;
@@ -72,6 +73,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(subjects::router())
         .merge(services::router())
         .merge(records::router())
+        .merge(audit::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

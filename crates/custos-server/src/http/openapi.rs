@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{error, ops, records, services, subjects};
+use super::{audit, error, ops, records, services, subjects};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,7 @@ use super::{error, ops, records, services, subjects};
         subjects::create, subjects::list, subjects::read, subjects::correct, subjects::activity, subjects::lookup,
         services::create,
         records::add, records::list,
+        audit::latest, audit::issue, audit::inclusion, audit::consistency,
     ),
     components(schemas(error::Problem, error::FieldProblem)),
     modifiers(&ApiKeyAuth),
@@ -22,6 +23,7 @@ use super::{error, ops, records, services, subjects};
         (name = "subjects", description = "members and operators: collection, purpose-bound reads, look-ups, correction, activity"),
         (name = "services", description = "services (tenants) created by operators"),
         (name = "records", description = "records under statutory holds"),
+        (name = "audit", description = "the verifiable audit log: signed checkpoints and RFC 9162 proofs"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )
 )]

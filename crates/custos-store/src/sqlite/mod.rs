@@ -22,7 +22,10 @@ pub use tx::{ReadTx, WriteTx};
 
 use crate::{CommitStats, Result, SqliteConfig, StoreError};
 
-const DATA_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/data_0001_vault.sql")];
+const DATA_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/data_0001_vault.sql"),
+    include_str!("../../migrations/sqlite/data_0002_audit_tree.sql"),
+];
 const KEY_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/keys_0001_keys.sql")];
 
 /// A job erased to run on the writer thread. It returns the function that

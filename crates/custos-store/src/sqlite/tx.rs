@@ -76,6 +76,27 @@ impl<'c> ReadTx<'c> {
         audit_page(self.data, after, limit)
     }
 
+    /// Leaf hashes of entries `after + 1 ..= after + limit`, in order.
+    pub fn audit_leaves(&self, after: i64, limit: u32) -> Result<Vec<(i64, Option<Vec<u8>>)>> {
+        audit_leaves(self.data, after, limit)
+    }
+
+    pub fn latest_checkpoint(&self) -> Result<Option<CheckpointRow>> {
+        checkpoints(self.data, "ORDER BY size DESC LIMIT 1").map(|mut v| v.pop())
+    }
+
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        checkpoints(self.data, "ORDER BY size")
+    }
+
+    pub fn instance_id(&self) -> Result<Option<String>> {
+        Ok(self
+            .data
+            .prepare_cached("SELECT value FROM meta WHERE key = 'instance'")?
+            .query_row([], |r| r.get(0))
+            .optional()?)
+    }
+
     pub fn key_count(&self) -> Result<u64> {
         Ok(self.keys.query_row("SELECT count(*) FROM data_keys", [], |r| r.get::<_, i64>(0))? as u64)
     }
@@ -412,13 +433,40 @@ impl<'c> WriteTx<'c> {
 
     // --- audit ---
 
+    /// Entries without a leaf hash (written before the log became a tree).
+    pub fn audit_without_leaf(&self, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash
+             FROM audit WHERE leaf_hash IS NULL ORDER BY seq LIMIT ?1",
+        )?;
+        let rows = stmt.query_map(params![limit], audit_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    pub fn set_leaf_hash(&mut self, seq: i64, leaf: &[u8]) -> Result<()> {
+        self.data.prepare_cached("UPDATE audit SET leaf_hash = ?2 WHERE seq = ?1")?.execute(params![seq, leaf])?;
+        Ok(())
+    }
+
+    /// Records a checkpoint; a second checkpoint of the same size is refused.
+    pub fn insert_checkpoint(&mut self, row: &CheckpointRow) -> Result<()> {
+        self.data
+            .prepare_cached("INSERT INTO checkpoints (size, root, time, signature) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![row.size as i64, row.root, row.time, row.signature])?;
+        Ok(())
+    }
+
+    pub fn audit_size(&self) -> Result<u64> {
+        Ok(self.data.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     /// Appends an audit entry in the job's transaction and returns its
     /// sequence number: the entry commits exactly when the act does.
     pub fn append_audit(&mut self, row: &AuditRow) -> Result<i64> {
         self.data
             .prepare_cached(
-                "INSERT INTO audit (at, actor, role, operation, purpose, subject_id, items, outcome, policy_version)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT INTO audit (at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
             .execute(params![
                 row.at,
@@ -429,7 +477,8 @@ impl<'c> WriteTx<'c> {
                 row.subject_id,
                 row.items,
                 row.outcome,
-                row.policy_version
+                row.policy_version,
+                row.leaf_hash
             ])?;
         Ok(self.data.last_insert_rowid())
     }
@@ -512,9 +561,41 @@ fn api_key(conn: &Connection, id: &str) -> Result<Option<ApiKeyRow>> {
         .optional()?)
 }
 
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<(i64, AuditRow)> {
+    Ok((
+        r.get(0)?,
+        AuditRow {
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            role: r.get(3)?,
+            operation: r.get(4)?,
+            purpose: r.get(5)?,
+            subject_id: r.get(6)?,
+            items: r.get(7)?,
+            outcome: r.get(8)?,
+            policy_version: r.get(9)?,
+            leaf_hash: r.get(10)?,
+        },
+    ))
+}
+
+fn audit_leaves(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, Option<Vec<u8>>)>> {
+    let mut stmt = conn.prepare_cached("SELECT seq, leaf_hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+    let rows = stmt.query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+fn checkpoints(conn: &Connection, order: &str) -> Result<Vec<CheckpointRow>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT size, root, time, signature FROM checkpoints {order}"))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(CheckpointRow { size: r.get::<_, i64>(0)? as u64, root: r.get(1)?, time: r.get(2)?, signature: r.get(3)? })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 fn audit_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version
+        "SELECT seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash
          FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![after, limit], |r| {
@@ -530,6 +611,7 @@ fn audit_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, Aud
                 items: r.get(7)?,
                 outcome: r.get(8)?,
                 policy_version: r.get(9)?,
+                leaf_hash: r.get(10)?,
             },
         ))
     })?;

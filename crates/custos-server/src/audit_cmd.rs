@@ -1,0 +1,111 @@
+//! `custos audit checkpoint | export | verify | public-key`. `verify` needs
+//! no data folder: an auditor runs it on an export and a checkpoint they
+//! saved, on their own machine.
+
+use std::io::{BufReader, Write};
+use std::process::ExitCode;
+
+use custos_engine::{SignedCheckpoint, verify_export};
+use custos_server::clock::{Clock, SystemClock};
+
+use crate::cli::AuditCommand;
+use crate::instance_cmd::{fail, load_config, open, say};
+
+pub(crate) fn run(cmd: AuditCommand) -> ExitCode {
+    match cmd {
+        AuditCommand::Verify { log, checkpoint, public_key } => {
+            verify(&log, checkpoint.as_deref(), public_key.as_deref())
+        }
+        other => with_engine(other),
+    }
+}
+
+fn with_engine(cmd: AuditCommand) -> ExitCode {
+    let instance = match &cmd {
+        AuditCommand::Checkpoint { instance }
+        | AuditCommand::PublicKey { instance }
+        | AuditCommand::Export { instance, .. } => instance,
+        AuditCommand::Verify { .. } => return fail("verify needs no data folder"),
+    };
+    let config = match load_config(instance, None) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let (engine, _) = match open(&config).await {
+            Ok(x) => x,
+            Err(e) => return fail(&e),
+        };
+        match cmd {
+            AuditCommand::PublicKey { .. } => print(&engine.checkpoint_public_key()),
+            AuditCommand::Checkpoint { .. } => match engine.issue_checkpoint(SystemClock.now()).await {
+                Ok(c) => print(&serde_json::to_string_pretty(&c).unwrap_or_default()),
+                Err(e) => fail(&e.to_string()),
+            },
+            AuditCommand::Export { out, .. } => {
+                let file = match std::fs::File::create(&out) {
+                    Ok(f) => f,
+                    Err(e) => return fail(&format!("cannot create {}: {e}", out.display())),
+                };
+                let mut writer = std::io::BufWriter::new(file);
+                match engine.export_audit(&mut writer, SystemClock.now()).await {
+                    Ok(last) => {
+                        say(&format!(
+                            "exported {} audit entries to {}; the final checkpoint:",
+                            last.size,
+                            out.display()
+                        ));
+                        print(&serde_json::to_string_pretty(&last).unwrap_or_default())
+                    }
+                    Err(e) => fail(&e.to_string()),
+                }
+            }
+            AuditCommand::Verify { .. } => ExitCode::from(1),
+        }
+    })
+}
+
+fn print(text: &str) -> ExitCode {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+    ExitCode::SUCCESS
+}
+
+fn verify(log: &std::path::Path, checkpoint: Option<&std::path::Path>, public_key: Option<&str>) -> ExitCode {
+    let saved: Option<SignedCheckpoint> = match checkpoint {
+        None => None,
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("cannot read {}: {e}", path.display())),
+            };
+            match serde_json::from_str(&text) {
+                Ok(c) => Some(c),
+                Err(e) => return fail(&format!("{} is not a saved checkpoint: {e}", path.display())),
+            }
+        }
+    };
+    let file = match std::fs::File::open(log) {
+        Ok(f) => f,
+        Err(e) => return fail(&format!("cannot read {}: {e}", log.display())),
+    };
+    if saved.is_none() && public_key.is_none() {
+        say(
+            "warning: no saved checkpoint and no pinned key: the log is checked only against the key it carries itself",
+        );
+    }
+    match verify_export(&mut BufReader::new(file), saved.as_ref(), public_key) {
+        Ok(v) => print(&format!(
+            "ok: {} verified: {} entries, {} signed checkpoints, root {}{}",
+            log.display(),
+            v.entries,
+            v.checkpoints,
+            v.root,
+            saved.map(|s| format!("; consistent with the saved checkpoint of size {}", s.size)).unwrap_or_default()
+        )),
+        Err(failure) => fail(&format!("{}:{failure}", log.display())),
+    }
+}
