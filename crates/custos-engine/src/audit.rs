@@ -139,9 +139,7 @@ impl Engine {
         let mut total = 0;
         loop {
             let done = self
-                .inner
-                .store
-                .write(|tx| {
+                .write_job(|tx| {
                     let rows = tx.audit_without_leaf(PAGE)?;
                     for (seq, row) in &rows {
                         tx.set_leaf_hash(*seq, &entry_of(row).leaf_hash())?;
@@ -210,7 +208,7 @@ impl Engine {
         let signature = self.inner.keyring.sign_checkpoint(checkpoint.signed_text().as_bytes());
         let row = CheckpointRow { size, root: checkpoint.root.to_vec(), time: checkpoint.time.clone(), signature };
         let stored = row.clone();
-        let inserted = self.inner.store.write(move |tx| tx.insert_checkpoint(&stored)).await;
+        let inserted = self.write_job(move |tx| tx.insert_checkpoint(&stored)).await;
         match inserted {
             Ok(()) => Ok(self.signed(&row)),
             // Another caller checkpointed the same size first: serve theirs.

@@ -99,29 +99,27 @@ impl Engine {
             revoked_at: None,
         };
         let policy_version = self.policy().meta.version.clone();
-        self.inner
-            .store
-            .write(move |tx| {
-                if let Some(s) = &row.service_id
-                    && tx.service(s)?.is_none()
-                {
-                    return Err(custos_store::StoreError::NotFound(format!("service {s}")));
-                }
-                tx.insert_api_key(&row)?;
-                tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
-                    at: row.created_at.clone(),
-                    actor: "admin:cli".into(),
-                    role: "operator".into(),
-                    operation: "api_key_create".into(),
-                    purpose: None,
-                    subject: None,
-                    items: String::new(),
-                    outcome: format!("created key {}", row.id),
-                    policy_version,
-                }))?;
-                Ok(())
-            })
-            .await?;
+        self.write_job(move |tx| {
+            if let Some(s) = &row.service_id
+                && tx.service(s)?.is_none()
+            {
+                return Err(custos_store::StoreError::NotFound(format!("service {s}")));
+            }
+            tx.insert_api_key(&row)?;
+            tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
+                at: row.created_at.clone(),
+                actor: "admin:cli".into(),
+                role: "operator".into(),
+                operation: "api_key_create".into(),
+                purpose: None,
+                subject: None,
+                items: String::new(),
+                outcome: format!("created key {}", row.id),
+                policy_version,
+            }))?;
+            Ok(())
+        })
+        .await?;
         Ok(NewApiKey { token: format!("ck_{id}_{secret}"), id })
     }
 

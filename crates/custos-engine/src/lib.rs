@@ -42,6 +42,10 @@ pub use subjects::{
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// How long a request waits for its write and audit entry to commit before
+/// it is answered 503.
+pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// What the engine needs to start.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -77,6 +81,9 @@ struct Inner {
     keyring: Arc<Keyring>,
     policy: Arc<Policy>,
     hashing: tokio::sync::Semaphore,
+    /// Set when a write (and so its audit entry) failed; cleared by the next
+    /// write that commits. `/health` reports it.
+    audit_failing: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -121,10 +128,41 @@ impl Engine {
                 keyring,
                 policy: Arc::new(policy),
                 hashing: tokio::sync::Semaphore::new(config.hash_workers.max(1)),
+                audit_failing: std::sync::atomic::AtomicBool::new(false),
             }),
         };
         engine.backfill_leaves().await?;
         Ok((engine, Startup { created_root_key: created.then(|| config.root_key_file.clone()), data_file, key_file }))
+    }
+
+    /// Runs a store job with its audit entry, failing closed: a job that has
+    /// not committed within [`WRITE_DEADLINE`] is answered as unavailable
+    /// (no data is served without its committed audit entry), and the
+    /// failure shows on `/health` until a later write commits.
+    async fn write_job<T, F>(&self, job: F) -> Result<T, custos_store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut custos_store::WriteTx<'_>) -> Result<T, custos_store::StoreError> + Send + 'static,
+    {
+        use custos_store::StoreError;
+        use std::sync::atomic::Ordering;
+        let outcome = match tokio::time::timeout(WRITE_DEADLINE, self.inner.store.write(job)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StoreError::Database(format!("the write did not commit within {WRITE_DEADLINE:?}"))),
+        };
+        match &outcome {
+            Ok(_) => self.inner.audit_failing.store(false, Ordering::Relaxed),
+            Err(StoreError::Database(_) | StoreError::Closed) => {
+                self.inner.audit_failing.store(true, Ordering::Relaxed)
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// False while writes (and so audit entries) fail.
+    pub fn audit_healthy(&self) -> bool {
+        !self.inner.audit_failing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn policy(&self) -> &Policy {

@@ -87,62 +87,59 @@ impl Engine {
         let keyring = self.inner.keyring.clone();
         let version = policy.meta.version.clone();
         let (caller, subject_id) = (caller.clone(), subject_id.to_owned());
-        self.inner
-            .store
-            .write(move |tx| {
-                let Some(subject) = tx.subject(&subject_id)?.filter(|s| caller.reaches(s.service_id.as_deref())) else {
-                    return Ok(Err(EngineError::NotFound));
-                };
-                let scope = hold_scope(&record.class);
-                // The hold key is made on first use, inside the job, so two
-                // concurrent first records cannot make two keys.
-                let key = match tx.key_for(&subject.id, &scope)? {
-                    Some(k) => match keyring.unwrap_data_key(&k.id, &k.wrapped) {
-                        Ok(data_key) => (k.id, data_key),
-                        Err(e) => return Ok(Err(EngineError::from(e))),
-                    },
-                    None => {
-                        let key_id = new_id("key").map_err(|e| StoreError::Database(e.to_string()))?;
-                        let (data_key, wrapped) =
-                            keyring.new_data_key(&key_id).map_err(|e| StoreError::Database(e.to_string()))?;
-                        tx.insert_key(&KeyRow {
-                            id: key_id.clone(),
-                            subject_id: subject.id.clone(),
-                            scope,
-                            version: 1,
-                            wrapped,
-                            created_at: at.clone(),
-                        })?;
-                        (key_id, data_key)
-                    }
-                };
-                let owner = owner(&subject.id, &record_id);
-                let aad = Aad { owner: &owner, field: &record.class, key_id: &key.0, key_version: 1 };
-                let value =
-                    key.1.seal(&aad, record.content.as_bytes()).map_err(|e| StoreError::Database(e.to_string()))?;
-                tx.insert_record(&RecordRow {
-                    id: record_id.clone(),
-                    subject_id: subject.id.clone(),
-                    class: record.class.clone(),
-                    record_date: record.record_date.clone(),
-                    key_id: key.0.clone(),
-                    value,
-                    created_at: at.clone(),
-                })?;
-                Audit {
-                    caller: &caller,
-                    operation: "record_add",
-                    purpose: None,
-                    subject: Some(&subject.id),
-                    items: std::slice::from_ref(&record.class),
-                    outcome: &record_id,
-                    at: &at,
-                    policy_version: &version,
+        self.write_job(move |tx| {
+            let Some(subject) = tx.subject(&subject_id)?.filter(|s| caller.reaches(s.service_id.as_deref())) else {
+                return Ok(Err(EngineError::NotFound));
+            };
+            let scope = hold_scope(&record.class);
+            // The hold key is made on first use, inside the job, so two
+            // concurrent first records cannot make two keys.
+            let key = match tx.key_for(&subject.id, &scope)? {
+                Some(k) => match keyring.unwrap_data_key(&k.id, &k.wrapped) {
+                    Ok(data_key) => (k.id, data_key),
+                    Err(e) => return Ok(Err(EngineError::from(e))),
+                },
+                None => {
+                    let key_id = new_id("key").map_err(|e| StoreError::Database(e.to_string()))?;
+                    let (data_key, wrapped) =
+                        keyring.new_data_key(&key_id).map_err(|e| StoreError::Database(e.to_string()))?;
+                    tx.insert_key(&KeyRow {
+                        id: key_id.clone(),
+                        subject_id: subject.id.clone(),
+                        scope,
+                        version: 1,
+                        wrapped,
+                        created_at: at.clone(),
+                    })?;
+                    (key_id, data_key)
                 }
-                .append(tx)?;
-                Ok(Ok(record_id))
-            })
-            .await?
+            };
+            let owner = owner(&subject.id, &record_id);
+            let aad = Aad { owner: &owner, field: &record.class, key_id: &key.0, key_version: 1 };
+            let value = key.1.seal(&aad, record.content.as_bytes()).map_err(|e| StoreError::Database(e.to_string()))?;
+            tx.insert_record(&RecordRow {
+                id: record_id.clone(),
+                subject_id: subject.id.clone(),
+                class: record.class.clone(),
+                record_date: record.record_date.clone(),
+                key_id: key.0.clone(),
+                value,
+                created_at: at.clone(),
+            })?;
+            Audit {
+                caller: &caller,
+                operation: "record_add",
+                purpose: None,
+                subject: Some(&subject.id),
+                items: std::slice::from_ref(&record.class),
+                outcome: &record_id,
+                at: &at,
+                policy_version: &version,
+            }
+            .append(tx)?;
+            Ok(Ok(record_id))
+        })
+        .await?
     }
 
     /// A subject's records that `purpose` may read, oldest first.
@@ -178,10 +175,7 @@ impl Engine {
         let limit = limit.clamp(1, 1001);
         let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
         let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
-        let (rows, keys) = self
-            .inner
-            .store
-            .write(move |tx| {
+        let (rows, keys) = self.write_job(move |tx| {
                 let Some(subject) = tx.subject(&subject_c)?.filter(|s| caller_c.reaches(s.service_id.as_deref()))
                 else {
                     return Ok(Err(EngineError::NotFound));

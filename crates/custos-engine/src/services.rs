@@ -110,9 +110,7 @@ impl Engine {
         } else {
             let key_id = operator.profile_key.clone();
             let key_row = self
-                .inner
-                .store
-                .write(move |tx| tx.key(&key_id))
+                .write_job(move |tx| tx.key(&key_id))
                 .await?
                 .ok_or_else(|| EngineError::Integrity("the operator's key is gone".into()))?;
             let key = self.inner.keyring.unwrap_data_key(&key_row.id, &key_row.wrapped)?;
@@ -132,40 +130,38 @@ impl Engine {
         let caller = caller.clone();
         let created = ServiceCreated { id: service_id, operator: operator.id.clone(), created_at: at.clone() };
         let names: Vec<String> = rows.iter().map(|r: &custos_store::ItemRow| r.item.clone()).collect();
-        self.inner
-            .store
-            .write(move |tx| {
-                for row in &rows {
-                    tx.put_item(row)?;
-                }
-                for (item, digest) in &indexes {
-                    tx.remove_index(&created.operator, item)?;
-                    tx.insert_index(PLATFORM_SCOPE, item, digest, &created.operator).map_err(|e| match e {
-                        StoreError::Conflict(_) => {
-                            StoreError::Conflict(format!("a subject with this {item} is already registered here"))
-                        }
-                        other => other,
-                    })?;
-                }
-                tx.insert_service(&ServiceRow {
-                    id: created.id.clone(),
-                    operator_id: created.operator.clone(),
-                    created_at: at.clone(),
+        self.write_job(move |tx| {
+            for row in &rows {
+                tx.put_item(row)?;
+            }
+            for (item, digest) in &indexes {
+                tx.remove_index(&created.operator, item)?;
+                tx.insert_index(PLATFORM_SCOPE, item, digest, &created.operator).map_err(|e| match e {
+                    StoreError::Conflict(_) => {
+                        StoreError::Conflict(format!("a subject with this {item} is already registered here"))
+                    }
+                    other => other,
                 })?;
-                Audit {
-                    caller: &caller,
-                    operation: "service_create",
-                    purpose: None,
-                    subject: Some(&created.operator),
-                    items: &names,
-                    outcome: &created.id,
-                    at: &at,
-                    policy_version: &version,
-                }
-                .append(tx)?;
-                Ok(created)
-            })
-            .await
-            .map_err(EngineError::from)
+            }
+            tx.insert_service(&ServiceRow {
+                id: created.id.clone(),
+                operator_id: created.operator.clone(),
+                created_at: at.clone(),
+            })?;
+            Audit {
+                caller: &caller,
+                operation: "service_create",
+                purpose: None,
+                subject: Some(&created.operator),
+                items: &names,
+                outcome: &created.id,
+                at: &at,
+                policy_version: &version,
+            }
+            .append(tx)?;
+            Ok(created)
+        })
+        .await
+        .map_err(EngineError::from)
     }
 }

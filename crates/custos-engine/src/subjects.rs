@@ -321,94 +321,92 @@ impl Engine {
         let item_names: Vec<String> = items.iter().map(|i| i.item.clone()).collect();
         let consents = req.consents.clone();
         let source = req.source.clone();
-        self.inner
-            .store
-            .write(move |tx| {
-                if let Some(idem) = &idempotency
-                    && let Some(previous) = tx.idempotency(&caller.key_id, &idem.key)?
-                {
-                    if previous.request_hash != idem.request_hash {
-                        return Ok(Err(EngineError::Conflict(
-                            "this idempotency key was used with a different request".into(),
+        self.write_job(move |tx| {
+            if let Some(idem) = &idempotency
+                && let Some(previous) = tx.idempotency(&caller.key_id, &idem.key)?
+            {
+                if previous.request_hash != idem.request_hash {
+                    return Ok(Err(EngineError::Conflict(
+                        "this idempotency key was used with a different request".into(),
+                    )));
+                }
+                let mut replay: SubjectCreated = serde_json::from_str(&previous.body)
+                    .map_err(|e| StoreError::Database(format!("stored idempotent answer unreadable: {e}")))?;
+                replay.replayed = true;
+                return Ok(Ok(replay));
+            }
+            if let Some(service) = &created.service
+                && tx.service(service)?.is_none()
+            {
+                return Ok(Err(EngineError::NotFound));
+            }
+            tx.insert_key(&KeyRow {
+                id: key_id.clone(),
+                subject_id: id.clone(),
+                scope: PROFILE_SCOPE.into(),
+                version: 1,
+                wrapped,
+                created_at: at.clone(),
+            })?;
+            tx.insert_subject(&SubjectRow {
+                id: id.clone(),
+                service_id: created.service.clone(),
+                kind: created.kind.clone(),
+                status: "active".into(),
+                profile_key: key_id.clone(),
+                policy_version: policy_version.clone(),
+                created_at: at.clone(),
+                last_activity_at: at.clone(),
+            })?;
+            for row in &items {
+                tx.put_item(row)?;
+            }
+            for (item, digest) in &indexes {
+                match tx.insert_index(&scope, item, digest, &id) {
+                    Err(StoreError::Conflict(_)) => {
+                        // Roll the whole sign-up back; answer 409.
+                        return Err(StoreError::Conflict(format!(
+                            "a subject with this {item} is already registered here"
                         )));
                     }
-                    let mut replay: SubjectCreated = serde_json::from_str(&previous.body)
-                        .map_err(|e| StoreError::Database(format!("stored idempotent answer unreadable: {e}")))?;
-                    replay.replayed = true;
-                    return Ok(Ok(replay));
+                    other => other?,
                 }
-                if let Some(service) = &created.service
-                    && tx.service(service)?.is_none()
-                {
-                    return Ok(Err(EngineError::NotFound));
-                }
-                tx.insert_key(&KeyRow {
-                    id: key_id.clone(),
+            }
+            for purpose in &consents {
+                tx.insert_consent(&ConsentRow {
                     subject_id: id.clone(),
-                    scope: PROFILE_SCOPE.into(),
-                    version: 1,
-                    wrapped,
-                    created_at: at.clone(),
-                })?;
-                tx.insert_subject(&SubjectRow {
-                    id: id.clone(),
-                    service_id: created.service.clone(),
-                    kind: created.kind.clone(),
-                    status: "active".into(),
-                    profile_key: key_id.clone(),
+                    purpose: purpose.clone(),
                     policy_version: policy_version.clone(),
-                    created_at: at.clone(),
-                    last_activity_at: at.clone(),
+                    granted: true,
+                    channel: source.clone(),
+                    at: at.clone(),
                 })?;
-                for row in &items {
-                    tx.put_item(row)?;
-                }
-                for (item, digest) in &indexes {
-                    match tx.insert_index(&scope, item, digest, &id) {
-                        Err(StoreError::Conflict(_)) => {
-                            // Roll the whole sign-up back; answer 409.
-                            return Err(StoreError::Conflict(format!(
-                                "a subject with this {item} is already registered here"
-                            )));
-                        }
-                        other => other?,
-                    }
-                }
-                for purpose in &consents {
-                    tx.insert_consent(&ConsentRow {
-                        subject_id: id.clone(),
-                        purpose: purpose.clone(),
-                        policy_version: policy_version.clone(),
-                        granted: true,
-                        channel: source.clone(),
-                        at: at.clone(),
-                    })?;
-                }
-                Audit {
-                    caller: &caller,
-                    operation: "collect",
-                    purpose: None,
-                    subject: Some(&id),
-                    items: &item_names,
-                    outcome: "created",
-                    at: &at,
-                    policy_version: &policy_version,
-                }
-                .append(tx)?;
-                if let Some(idem) = &idempotency {
-                    tx.insert_idempotency(&IdempotencyRow {
-                        api_key: caller.key_id.clone(),
-                        key: idem.key.clone(),
-                        request_hash: idem.request_hash.clone(),
-                        status: 201,
-                        body: serde_json::to_string(&created)
-                            .map_err(|e| StoreError::Database(format!("cannot store the idempotent answer: {e}")))?,
-                        created_at: at.clone(),
-                    })?;
-                }
-                Ok(Ok(created))
-            })
-            .await?
+            }
+            Audit {
+                caller: &caller,
+                operation: "collect",
+                purpose: None,
+                subject: Some(&id),
+                items: &item_names,
+                outcome: "created",
+                at: &at,
+                policy_version: &policy_version,
+            }
+            .append(tx)?;
+            if let Some(idem) = &idempotency {
+                tx.insert_idempotency(&IdempotencyRow {
+                    api_key: caller.key_id.clone(),
+                    key: idem.key.clone(),
+                    request_hash: idem.request_hash.clone(),
+                    status: 201,
+                    body: serde_json::to_string(&created)
+                        .map_err(|e| StoreError::Database(format!("cannot store the idempotent answer: {e}")))?,
+                    created_at: at.clone(),
+                })?;
+            }
+            Ok(Ok(created))
+        })
+        .await?
     }
 
     /// Reads a subject's items for a purpose: only what the purpose may use,
@@ -440,9 +438,7 @@ impl Engine {
         let policy_version = policy.meta.version.clone();
         let (caller_c, id_c, purpose_c) = (caller.clone(), id.to_owned(), purpose.to_owned());
         let found = self
-            .inner
-            .store
-            .write(move |tx| {
+            .write_job(move |tx| {
                 let audit = |tx: &mut WriteTx<'_>, subject: Option<&str>, items: &[String], outcome: &str| {
                     Audit {
                         caller: &caller_c,
@@ -539,9 +535,7 @@ impl Engine {
         let at = stamp(now);
         let version = self.policy().meta.version.clone();
         let written = self
-            .inner
-            .store
-            .write(move |tx| {
+            .write_job(move |tx| {
                 Audit {
                     caller: &caller,
                     operation: "integrity_failure",
@@ -590,28 +584,26 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let (caller, item, purpose) = (caller.clone(), item.to_owned(), purpose.to_owned());
-        self.inner
-            .store
-            .write(move |tx| {
-                let found = match tx.find_index(&scope, &item, &digest)? {
-                    Some(id) => reachable(tx, &caller, &id)?,
-                    None => None,
-                };
-                let items = [item.clone()];
-                Audit {
-                    caller: &caller,
-                    operation: "lookup",
-                    purpose: Some(&purpose),
-                    subject: found.as_ref().map(|s| s.id.as_str()),
-                    items: &items,
-                    outcome: if found.is_some() { "found" } else { "not found" },
-                    at: &at,
-                    policy_version: &version,
-                }
-                .append(tx)?;
-                Ok(found.map(summary).ok_or(EngineError::NotFound))
-            })
-            .await?
+        self.write_job(move |tx| {
+            let found = match tx.find_index(&scope, &item, &digest)? {
+                Some(id) => reachable(tx, &caller, &id)?,
+                None => None,
+            };
+            let items = [item.clone()];
+            Audit {
+                caller: &caller,
+                operation: "lookup",
+                purpose: Some(&purpose),
+                subject: found.as_ref().map(|s| s.id.as_str()),
+                items: &items,
+                outcome: if found.is_some() { "found" } else { "not found" },
+                at: &at,
+                policy_version: &version,
+            }
+            .append(tx)?;
+            Ok(found.map(summary).ok_or(EngineError::NotFound))
+        })
+        .await?
     }
 
     /// Corrects items of a subject. Each item must be one a collection point
@@ -686,9 +678,7 @@ impl Engine {
         let at = stamp(now);
         let key_row = {
             let key_id = subject.profile_key.clone();
-            self.inner
-                .store
-                .write(move |tx| tx.key(&key_id))
+            self.write_job(move |tx| tx.key(&key_id))
                 .await?
                 .ok_or_else(|| EngineError::Integrity("the subject's key is gone".into()))?
         };
@@ -700,40 +690,38 @@ impl Engine {
         let version = policy.meta.version.clone();
         let caller = caller.clone();
         let names: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
-        self.inner
-            .store
-            .write(move |tx| {
-                let Some(subject) = reachable(tx, &caller, &subject.id)? else {
-                    return Ok(Err(EngineError::NotFound));
-                };
-                for row in &rows {
-                    tx.put_item(row)?;
-                }
-                for (item, digest) in &indexes {
-                    tx.remove_index(&subject.id, item)?;
-                    match tx.insert_index(&scope, item, digest, &subject.id) {
-                        Err(StoreError::Conflict(_)) => {
-                            return Err(StoreError::Conflict(format!(
-                                "a subject with this {item} is already registered here"
-                            )));
-                        }
-                        other => other?,
+        self.write_job(move |tx| {
+            let Some(subject) = reachable(tx, &caller, &subject.id)? else {
+                return Ok(Err(EngineError::NotFound));
+            };
+            for row in &rows {
+                tx.put_item(row)?;
+            }
+            for (item, digest) in &indexes {
+                tx.remove_index(&subject.id, item)?;
+                match tx.insert_index(&scope, item, digest, &subject.id) {
+                    Err(StoreError::Conflict(_)) => {
+                        return Err(StoreError::Conflict(format!(
+                            "a subject with this {item} is already registered here"
+                        )));
                     }
+                    other => other?,
                 }
-                Audit {
-                    caller: &caller,
-                    operation: "correct",
-                    purpose: None,
-                    subject: Some(&subject.id),
-                    items: &names,
-                    outcome: "corrected",
-                    at: &at,
-                    policy_version: &version,
-                }
-                .append(tx)?;
-                Ok(Ok(summary(subject)))
-            })
-            .await?
+            }
+            Audit {
+                caller: &caller,
+                operation: "correct",
+                purpose: None,
+                subject: Some(&subject.id),
+                items: &names,
+                outcome: "corrected",
+                at: &at,
+                policy_version: &version,
+            }
+            .append(tx)?;
+            Ok(Ok(summary(subject)))
+        })
+        .await?
     }
 
     /// Records an activity event (login, password change, payment): it
@@ -755,29 +743,27 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let (caller, id, event) = (caller.clone(), id.to_owned(), event.to_owned());
-        self.inner
-            .store
-            .write(move |tx| {
-                let Some(subject) = reachable(tx, &caller, &id)? else {
-                    return Ok(Err(EngineError::NotFound));
-                };
-                if counts {
-                    tx.touch_activity(&subject.id, &at)?;
-                }
-                Audit {
-                    caller: &caller,
-                    operation: "activity",
-                    purpose: None,
-                    subject: Some(&subject.id),
-                    items: &[],
-                    outcome: &format!("{event}{}", if counts { "" } else { " (does not count as activity)" }),
-                    at: &at,
-                    policy_version: &version,
-                }
-                .append(tx)?;
-                Ok(Ok(()))
-            })
-            .await?
+        self.write_job(move |tx| {
+            let Some(subject) = reachable(tx, &caller, &id)? else {
+                return Ok(Err(EngineError::NotFound));
+            };
+            if counts {
+                tx.touch_activity(&subject.id, &at)?;
+            }
+            Audit {
+                caller: &caller,
+                operation: "activity",
+                purpose: None,
+                subject: Some(&subject.id),
+                items: &[],
+                outcome: &format!("{event}{}", if counts { "" } else { " (does not count as activity)" }),
+                at: &at,
+                policy_version: &version,
+            }
+            .append(tx)?;
+            Ok(Ok(()))
+        })
+        .await?
     }
 
     /// Subjects of a service (or of the platform), without personal data.

@@ -588,6 +588,7 @@ fn error_codes_are_stable() {
             "too_long",
             "future_date",
             "under_age",
+            "not_allowed",
         ]
     );
 }

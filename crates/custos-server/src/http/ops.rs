@@ -27,9 +27,14 @@ pub(crate) struct Status {
     pub(crate) status: &'static str,
 }
 
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Status)))]
-pub(super) async fn health() -> Json<Status> {
-    Json(Status { status: "ok" })
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses((status = 200, body = Status), (status = 503, description = "audit entries cannot be written", body = Status)))]
+pub(super) async fn health(State(state): State<AppState>) -> Response {
+    if state.engine.audit_healthy() {
+        (StatusCode::OK, Json(Status { status: "ok" })).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status: "audit failing" })).into_response()
+    }
 }
 
 #[utoipa::path(get, path = "/ready", tag = "operations",

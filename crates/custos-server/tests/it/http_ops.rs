@@ -213,3 +213,38 @@ async fn the_openapi_document_lists_every_status_the_api_answers() {
     }
     assert!(missing.is_empty(), "undocumented: {missing:#?}");
 }
+
+/// Fail closed: while audit entries cannot be written (a trigger refuses
+/// every insert into the audit table, as a full disk or a broken file
+/// would), reads and writes answer 503 with no personal data and change
+/// nothing, `/health` says the audit is failing, and both recover on their
+/// own once the fault clears.
+#[tokio::test]
+async fn when_the_audit_cannot_be_written_nothing_is_served_and_it_recovers() {
+    let app = TestApp::new("ops-audit-fault").await;
+    let signup = operator_signup("fault@example.com", "+82 10 5555 0002");
+    let subject = sign_up(&app, &app.key, &signup).await;
+    let read = format!("/v1/subjects/{subject}?purpose=member_management");
+    call(&app, "GET", &read, Some(&app.key), None).await.expect(200);
+
+    let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
+    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER inject_audit_fault BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected audit fault'); END;",
+    )
+    .unwrap();
+    let before = counts(&app).await;
+    let answer = call(&app, "GET", &read, Some(&app.key), None).await;
+    answer.problem(503, "unavailable").never_mentions(&["fault@example.com", "Test Operator", "+821055550002"]);
+    let other = operator_signup("second@example.com", "+82 10 5555 0003");
+    call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&other)).await.problem(503, "unavailable");
+    let health = call(&app, "GET", "/health", None, None).await;
+    assert_eq!(health.status, 503);
+    assert_eq!(health.body["status"], "audit failing");
+    assert_eq!(counts(&app).await, before, "nothing was written while the audit failed");
+
+    db.execute_batch("DROP TRIGGER inject_audit_fault;").unwrap();
+    let answer = call(&app, "GET", &read, Some(&app.key), None).await;
+    assert_eq!(answer.expect(200)["items"]["email"], "fault@example.com");
+    assert_eq!(call(&app, "GET", "/health", None, None).await.status, 200);
+}

@@ -61,7 +61,9 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Shorter than the engine's write deadline, so a locked file turns into
+    // an error the request can report, not a hang.
+    conn.busy_timeout(std::time::Duration::from_millis(1000))?;
     if read_only {
         return Ok(conn);
     }
@@ -295,10 +297,7 @@ fn writer_loop(
             next = if batch.len() < max_batch { receiver.try_recv().ok() } else { None };
         }
         if !batch.is_empty() {
-            let n = batch.len() as u64;
-            run_batch(&mut data, &mut keys, batch);
-            batches.fetch_add(1, Ordering::Relaxed);
-            jobs.fetch_add(n, Ordering::Relaxed);
+            run_batch(&mut data, &mut keys, batch, batches, jobs);
         }
         for reply in checkpoints {
             let result = checkpoint(&data).and_then(|()| checkpoint(&keys));
@@ -315,7 +314,7 @@ fn checkpoint(conn: &Connection) -> Result<()> {
     Ok(())
 }
 
-fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>) {
+fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>, batches: &AtomicU64, jobs: &AtomicU64) {
     let begun = data.execute_batch("BEGIN IMMEDIATE").and_then(|()| keys.execute_batch("BEGIN IMMEDIATE"));
     if let Err(e) = begun {
         let _ = data.execute_batch("ROLLBACK");
@@ -334,7 +333,13 @@ fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>) {
     // Keys first: see the module comment for why this order is safe.
     let committed = keys.execute_batch("COMMIT").and_then(|()| data.execute_batch("COMMIT"));
     match committed {
-        Ok(()) => completions.into_iter().for_each(|c| c(None)),
+        Ok(()) => {
+            // Count before answering, so a caller that reads the counters
+            // after its answer sees its own commit.
+            batches.fetch_add(1, Ordering::Relaxed);
+            jobs.fetch_add(completions.len() as u64, Ordering::Relaxed);
+            completions.into_iter().for_each(|c| c(None));
+        }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
             let _ = data.execute_batch("ROLLBACK");
