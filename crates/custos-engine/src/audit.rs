@@ -154,8 +154,13 @@ impl Engine {
         }
     }
 
-    /// Leaf hashes of entries 1..=size, read page by page.
+    /// Leaf hashes of entries 1..=size, read page by page; `NotFound` when
+    /// the log is shorter (checked first: `size` may come from a request).
     async fn leaves(&self, size: u64) -> Result<Vec<Hash>> {
+        let len = self.inner.store.read(|r| r.audit_len()).await?;
+        if size > len {
+            return Err(EngineError::NotFound);
+        }
         let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         let mut after = 0i64;
         while (out.len() as u64) < size {
@@ -203,6 +208,18 @@ impl Engine {
             return Ok(self.signed(&latest));
         }
         let leaves = self.leaves(size).await?;
+        // Never sign a fork: the tree must still contain every checkpoint
+        // issued before, unchanged.
+        let previous = self.inner.store.read(|r| r.checkpoints()).await?;
+        for c in previous.iter().filter(|c| c.size > 0 && c.size <= size) {
+            let prefix = &leaves[..usize::try_from(c.size).unwrap_or(usize::MAX).min(leaves.len())];
+            if merkle::root(prefix).as_slice() != c.root.as_slice() {
+                return Err(EngineError::Integrity(format!(
+                    "the audit log no longer matches its checkpoint of size {}: refusing to sign a changed history",
+                    c.size
+                )));
+            }
+        }
         let checkpoint =
             Checkpoint { origin: self.origin().to_owned(), size, root: merkle::root(&leaves), time: stamp(now) };
         let signature = self.inner.keyring.sign_checkpoint(checkpoint.signed_text().as_bytes());

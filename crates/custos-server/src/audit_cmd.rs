@@ -97,6 +97,11 @@ fn verify(log: &std::path::Path, checkpoint: Option<&std::path::Path>, public_ke
             "warning: no saved checkpoint and no pinned key: the log is checked only against the key it carries itself",
         );
     }
+    if saved.is_none() {
+        say(
+            "warning: without a saved checkpoint, a log cut short or rolled back to an older copy cannot be told apart",
+        );
+    }
     match verify_export(&mut BufReader::new(file), saved.as_ref(), public_key) {
         Ok(v) => print(&format!(
             "ok: {} verified: {} entries, {} signed checkpoints, root {}{}",
@@ -106,6 +111,10 @@ fn verify(log: &std::path::Path, checkpoint: Option<&std::path::Path>, public_ke
             v.root,
             saved.map(|s| format!("; consistent with the saved checkpoint of size {}", s.size)).unwrap_or_default()
         )),
+        // Line 0 is the saved checkpoint, not a line of the log.
+        Err(failure) if failure.line == 0 => {
+            fail(&format!("{}: {}", checkpoint.map(|p| p.display().to_string()).unwrap_or_default(), failure.message))
+        }
         Err(failure) => fail(&format!("{}:{failure}", log.display())),
     }
 }

@@ -2,6 +2,7 @@
 //! application in-process.
 
 mod at_rest;
+mod audit_log;
 mod http_ops;
 mod http_records;
 mod http_services;
