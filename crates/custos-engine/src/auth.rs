@@ -130,16 +130,35 @@ impl Engine {
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() > 128 {
             return Err(EngineError::Unauthenticated);
         }
-        let id = id.to_owned();
-        let row = self.inner.store.read(move |r| r.api_key(&id)).await?.ok_or(EngineError::Unauthenticated)?;
         let presented = hash_secret(secret.as_bytes());
-        if row.revoked_at.is_some() || constant_time::verify_slices_are_equal(&presented, &row.secret_hash).is_err() {
+        // Keys never change once created (there is no revocation yet), so a
+        // verified key is remembered: the hot path skips a store read. The
+        // secret is still checked on every request, in constant time.
+        let cached = self.inner.api_keys.lock().ok().and_then(|cache| cache.get(id).cloned());
+        let (hash, caller) = match cached {
+            Some(entry) => entry,
+            None => {
+                let key = id.to_owned();
+                let row = self.inner.store.read(move |r| r.api_key(&key)).await?.ok_or(EngineError::Unauthenticated)?;
+                if row.revoked_at.is_some() {
+                    return Err(EngineError::Unauthenticated);
+                }
+                let caller = Caller {
+                    key_id: row.id,
+                    service: row.service_id,
+                    purposes: row.purposes.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+                };
+                (row.secret_hash, caller)
+            }
+        };
+        if constant_time::verify_slices_are_equal(&presented, &hash).is_err() {
             return Err(EngineError::Unauthenticated);
         }
-        Ok(Caller {
-            key_id: row.id,
-            service: row.service_id,
-            purposes: row.purposes.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),
-        })
+        if let Ok(mut cache) = self.inner.api_keys.lock()
+            && cache.len() < 10_000
+        {
+            cache.entry(id.to_owned()).or_insert_with(|| (hash, caller.clone()));
+        }
+        Ok(caller)
     }
 }

@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 pub mod crypto;
 mod error;
+mod hashing;
 mod ids;
 pub mod password;
 mod records;
@@ -80,7 +81,10 @@ struct Inner {
     origin: String,
     keyring: Arc<Keyring>,
     policy: Arc<Policy>,
-    hashing: tokio::sync::Semaphore,
+    hashing: hashing::HashPool,
+    /// Verified API keys by id: (secret hash, caller). Only keys whose
+    /// secret was presented correctly enter; see `auth.rs`.
+    api_keys: std::sync::Mutex<std::collections::HashMap<String, (Vec<u8>, Caller)>>,
     /// Set when a write (and so its audit entry) failed; cleared by the next
     /// write that commits. `/health` reports it.
     audit_failing: std::sync::atomic::AtomicBool,
@@ -127,7 +131,8 @@ impl Engine {
                 origin: format!("custos:{instance}"),
                 keyring,
                 policy: Arc::new(policy),
-                hashing: tokio::sync::Semaphore::new(config.hash_workers.max(1)),
+                hashing: hashing::HashPool::new(config.hash_workers)?,
+                api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 audit_failing: std::sync::atomic::AtomicBool::new(false),
             }),
         };

@@ -165,17 +165,7 @@ impl Engine {
 
     /// Hashes a password on the bounded pool, off the async workers.
     async fn hash_password(&self, password: Zeroizing<String>) -> Result<Zeroizing<String>> {
-        let _permit = self
-            .inner
-            .hashing
-            .acquire()
-            .await
-            .map_err(|_| EngineError::Unavailable("the hashing pool closed".into()))?;
-        let hashed = tokio::task::spawn_blocking(move || crate::password::hash_password(&password))
-            .await
-            .map_err(|e| EngineError::Unavailable(format!("password hashing failed: {e}")))?
-            .map_err(|e| EngineError::Unavailable(format!("password hashing failed: {e}")))?;
-        Ok(Zeroizing::new(hashed))
+        self.inner.hashing.hash(password).await
     }
 
     /// Prepares collected values for storage: passwords hashed, everything
