@@ -1,9 +1,8 @@
 //! The password-hashing pool: a fixed set of OS threads that do nothing
 //! but Argon2id. Hashing is memory-hard (19 MiB per hash) and slow on
-//! purpose; on dedicated threads it never starves request handling, and a
-//! fixed set of threads keeps the allocator from spreading those 19 MiB
-//! buffers over ever more arenas (on the shared blocking pool, resident
-//! memory grew to gigabytes under load).
+//! purpose; on dedicated threads it never starves request handling, and each
+//! thread reuses one working buffer, so memory stays at workers × 19 MiB
+//! (allocating per hash, resident memory grew to gigabytes under load).
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -27,6 +26,8 @@ impl HashPool {
             std::thread::Builder::new()
                 .name(format!("custos-hash-{n}"))
                 .spawn(move || {
+                    // One working buffer per thread, reused for every hash.
+                    let mut memory = crate::password::memory();
                     loop {
                         // Hold the lock only to take a job, not while hashing.
                         let job = match receiver.lock() {
@@ -34,7 +35,7 @@ impl HashPool {
                             Err(_) => return,
                         };
                         let Ok((password, reply)) = job else { return };
-                        let _ = reply.send(crate::password::hash_password(&password));
+                        let _ = reply.send(crate::password::hash_password_with_memory(&password, &mut memory));
                     }
                 })
                 .map_err(|e| EngineError::Config(format!("cannot start the hashing threads: {e}")))?;

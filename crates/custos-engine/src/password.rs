@@ -17,9 +17,7 @@
 mod tests;
 
 use argon2::password_hash::phc::PasswordHash;
-use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, RECOMMENDED_SALT_LEN, Version,
-};
+use argon2::{ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordVerifier, RECOMMENDED_SALT_LEN, Version};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 /// Memory cost of new hashes, in KiB (19 MiB, the OWASP minimum for Argon2id).
@@ -53,14 +51,30 @@ pub enum PasswordError {
 /// Hashes `password` with Argon2id (m=19456 KiB, t=2, p=1) and a random
 /// 16-byte salt, and returns the PHC string.
 pub fn hash_password(password: &str) -> Result<String, PasswordError> {
+    hash_password_with_memory(password, &mut memory())
+}
+
+/// Argon2id's working memory for the parameters above (19 MiB).
+pub fn memory() -> Vec<argon2::Block> {
+    vec![argon2::Block::new(); M_COST_KIB as usize]
+}
+
+/// [`hash_password`] in memory the caller keeps: a hashing thread reuses one
+/// buffer for every hash instead of asking the allocator for 19 MiB each
+/// time (which, under load, fragmented the heap into gigabytes).
+pub fn hash_password_with_memory(password: &str, memory: &mut [argon2::Block]) -> Result<String, PasswordError> {
+    use base64::Engine as _;
     let mut salt = [0u8; RECOMMENDED_SALT_LEN];
     SystemRandom::new().fill(&mut salt).map_err(|_| PasswordError::Random)?;
     let params =
         Params::new(M_COST_KIB, T_COST, P_COST, None).map_err(|error| PasswordError::Hashing(error.to_string()))?;
-    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password_with_salt(password.as_bytes(), &salt)
+    let mut out = [0u8; 32];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, memory)
         .map_err(|error| PasswordError::Hashing(error.to_string()))?;
-    Ok(hash.to_string())
+    // The PHC string format, with its unpadded standard base64.
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!("$argon2id$v=19$m={M_COST_KIB},t={T_COST},p={P_COST}${}${}", b64.encode(salt), b64.encode(out)))
 }
 
 /// Checks `password` against a PHC string written by [`hash_password`] (or
