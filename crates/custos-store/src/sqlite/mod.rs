@@ -46,6 +46,8 @@ pub(crate) struct Sqlite {
     batches: Arc<AtomicU64>,
     jobs: Arc<AtomicU64>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Dropping the sender stops the checkpoint thread at once.
+    checkpointer: Mutex<Option<(mpsc::Sender<()>, thread::JoinHandle<()>)>>,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -154,6 +156,12 @@ impl Sqlite {
             readers.push((open_connection(&config.data_file, true)?, open_connection(&config.key_file, true)?));
         }
 
+        // The writer never checkpoints inline (that stalled every commit
+        // queued behind it); a thread of its own does, passively.
+        data.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        keys.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        let checkpointer = start_checkpointer(config)?;
+
         let (sender, receiver) = mpsc::channel::<Message>();
         let batches = Arc::new(AtomicU64::new(0));
         let jobs = Arc::new(AtomicU64::new(0));
@@ -171,6 +179,7 @@ impl Sqlite {
             batches,
             jobs,
             writer: Mutex::new(Some(writer)),
+            checkpointer: Mutex::new(Some(checkpointer)),
         })
     }
 
@@ -266,6 +275,12 @@ impl Drop for Sqlite {
     /// Closing the channel lets the writer finish the jobs already queued
     /// and exit; joining makes sure they are committed before we return.
     fn drop(&mut self) {
+        if let Ok(mut checkpointer) = self.checkpointer.lock()
+            && let Some((stop, handle)) = checkpointer.take()
+        {
+            drop(stop);
+            let _ = handle.join();
+        }
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();
         }
@@ -307,6 +322,31 @@ fn writer_loop(
     // Shutting down: leave no WAL frames behind.
     let _ = checkpoint(&data);
     let _ = checkpoint(&keys);
+}
+
+/// Every half second, copies committed WAL frames into the database files
+/// without waiting for readers or the writer (`PASSIVE`), so the logs stay
+/// short without a commit ever waiting for a checkpoint.
+fn start_checkpointer(config: &SqliteConfig) -> Result<(mpsc::Sender<()>, thread::JoinHandle<()>)> {
+    let data = open_connection(&config.data_file, false)?;
+    let keys = open_connection(&config.key_file, false)?;
+    data.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    keys.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    let handle = thread::Builder::new()
+        .name("custos-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(500))
+            {
+                for conn in [&data, &keys] {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "passive checkpoint failed");
+                    }
+                }
+            }
+        })
+        .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok((stop, handle))
 }
 
 fn checkpoint(conn: &Connection) -> Result<()> {

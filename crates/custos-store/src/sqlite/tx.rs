@@ -110,14 +110,23 @@ impl<'c> WriteTx<'c> {
     /// Runs one job inside a savepoint on both files: its changes are
     /// released into the batch on success and rolled back on failure.
     pub(crate) fn in_savepoint<T>(&mut self, job: impl FnOnce(&mut WriteTx<'c>) -> Result<T>) -> Result<T> {
-        self.data.execute_batch("SAVEPOINT job")?;
-        if let Err(e) = self.keys.execute_batch("SAVEPOINT job") {
-            let _ = self.data.execute_batch("ROLLBACK TO job; RELEASE job");
+        // Cached statements: these run twice per job on the hot path.
+        let run = |conn: &Connection, sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ());
+        let end = |conn: &Connection, ok: bool| {
+            if ok {
+                run(conn, "RELEASE job")
+            } else {
+                run(conn, "ROLLBACK TO job").and_then(|()| run(conn, "RELEASE job"))
+            }
+        };
+        run(self.data, "SAVEPOINT job")?;
+        if let Err(e) = run(self.keys, "SAVEPOINT job") {
+            let _ = end(self.data, false);
             return Err(e.into());
         }
         let outcome = job(self);
-        let end = if outcome.is_ok() { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-        let ended = self.data.execute_batch(end).and_then(|()| self.keys.execute_batch(end));
+        let ok = outcome.is_ok();
+        let ended = end(self.data, ok).and_then(|()| end(self.keys, ok));
         match (outcome, ended) {
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) => Err(e),
