@@ -1,0 +1,329 @@
+//! `custos-bench`: the benchmark harness (DESIGN §9). It starts `custos
+//! serve` itself on 127.0.0.1 (a free port, a scratch data folder), drives
+//! it over real HTTP with concurrent clients, measures a raw SQLite baseline
+//! in the same run, stops everything it started, and prints (or writes into
+//! a Markdown file) a table of medians over several runs.
+//!
+//! It builds nothing: it runs the `custos` binary next to its own executable
+//! (`target/release/custos`), so build that first:
+//! `cargo build --release -p custos-server && cargo run --release -p custos-bench`.
+
+mod baseline;
+mod clock;
+mod load;
+mod report;
+mod server;
+mod stats;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::StatusCode;
+
+use crate::load::{Until, Work};
+use crate::report::{Phase, Run};
+use crate::server::{Scratch, Server};
+
+/// The b.stage policy with the operator sign-up's password made optional,
+/// so that sign-ups can be measured without Argon2id (DESIGN §9 excludes
+/// hashing from the sign-up target).
+const NO_PASSWORD_POLICY: &str = include_str!("../policies/bstage-no-password.toml");
+
+const USAGE: &str = "usage: custos-bench [--clients N] [--seconds S] [--signups N] [--password-signups N] \
+[--runs N] [--load-threads N] [--out FILE] [--date TEXT] [--custos PATH]";
+
+/// The command line; every figure has a default that finishes in a few minutes.
+#[derive(Debug, Clone)]
+pub(crate) struct Args {
+    /// Concurrent HTTP clients, each on its own keep-alive connection.
+    pub(crate) clients: usize,
+    /// Length of the read phase and of each baseline measurement.
+    pub(crate) seconds: u64,
+    /// Sign-ups without a password; they are also the subjects read.
+    pub(crate) signups: u64,
+    /// Sign-ups through the published b.stage point (Argon2id password).
+    pub(crate) password_signups: u64,
+    /// Full repetitions; the report gives medians.
+    pub(crate) runs: usize,
+    /// Worker threads of the load generator's runtime.
+    pub(crate) load_threads: usize,
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) date: Option<String>,
+    pub(crate) custos: Option<PathBuf>,
+    /// The arguments as given, for the report's "command" line.
+    pub(crate) given: Vec<String>,
+}
+
+fn parse_args(given: Vec<String>) -> Result<Args, String> {
+    let mut args = Args {
+        clients: 32,
+        seconds: 10,
+        signups: 10_000,
+        password_signups: 200,
+        runs: 3,
+        load_threads: 1,
+        out: None,
+        date: None,
+        custos: None,
+        given: given.clone(),
+    };
+    let mut it = given.into_iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+        let number = || -> Result<u64, String> {
+            value
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{flag}: {value:?} is not a positive whole number"))
+        };
+        match flag.as_str() {
+            "--clients" => args.clients = number()? as usize,
+            "--seconds" => args.seconds = number()?,
+            "--signups" => args.signups = number()?,
+            "--password-signups" => args.password_signups = number()?,
+            "--runs" => args.runs = number()? as usize,
+            "--load-threads" => args.load_threads = number()? as usize,
+            "--out" => args.out = Some(PathBuf::from(value)),
+            "--date" => args.date = Some(value),
+            "--custos" => args.custos = Some(PathBuf::from(value)),
+            _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn say(message: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+fn main() -> ExitCode {
+    let given: Vec<String> = std::env::args().skip(1).collect();
+    if given.iter().any(|a| a == "-h" || a == "--help") {
+        let _ = writeln!(std::io::stdout().lock(), "{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let args = match parse_args(given) {
+        Ok(a) => a,
+        Err(e) => {
+            say(&e);
+            return ExitCode::from(2);
+        }
+    };
+    match bench(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            say(&format!("error: {e}"));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn custos_binary(args: &Args) -> Result<PathBuf, String> {
+    if let Some(p) = &args.custos {
+        return Ok(p.clone());
+    }
+    let me = std::env::current_exe().map_err(|e| format!("cannot find the harness's own executable: {e}"))?;
+    let custos = me.with_file_name("custos");
+    if custos.is_file() {
+        Ok(custos)
+    } else {
+        Err(format!(
+            "no custos binary at {}: run `cargo build --release -p custos-server` first (or pass --custos PATH)",
+            custos.display()
+        ))
+    }
+}
+
+/// The date of the run, from `--date` or the `date` command (UTC).
+fn run_date(args: &Args) -> Result<String, String> {
+    if let Some(d) = &args.date {
+        return Ok(d.clone());
+    }
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+        .output()
+        .map_err(|e| format!("cannot run date (pass --date): {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn bench(args: &Args) -> Result<(), String> {
+    let custos = custos_binary(args)?;
+    let date = run_date(args)?;
+    let policy_dir = Scratch::new("policy")?;
+    let policy = policy_dir.0.join("bstage-no-password.toml");
+    std::fs::write(&policy, NO_PASSWORD_POLICY).map_err(|e| format!("cannot write {}: {e}", policy.display()))?;
+    check_policy(&custos, &policy)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.load_threads)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
+    let machine = report::Machine::probe(&std::env::temp_dir());
+    let mut runs = Vec::with_capacity(args.runs);
+    for n in 1..=args.runs {
+        say(&format!("run {n} of {}", args.runs));
+        runs.push(run_once(args, &custos, &policy, &runtime)?);
+    }
+    let block = report::render(&machine, &date, args, &runs);
+    let _ = std::io::stdout().lock().write_all(block.as_bytes());
+    if let Some(out) = &args.out {
+        report::write_into(out, &block)?;
+        say(&format!("wrote {}", out.display()));
+    }
+    Ok(())
+}
+
+fn check_policy(custos: &Path, policy: &Path) -> Result<(), String> {
+    let out = Command::new(custos)
+        .args(["policy", "check"])
+        .arg(policy)
+        .output()
+        .map_err(|e| format!("cannot run {} policy check: {e}", custos.display()))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the benchmark policy is not valid:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// One full measurement: baseline, then the real b.stage sign-up (with a
+/// password), then sign-ups without a password and reads of those subjects.
+fn run_once(args: &Args, custos: &Path, policy: &Path, runtime: &tokio::runtime::Runtime) -> Result<Run, String> {
+    let each = Duration::from_secs(args.seconds);
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    say(&format!("  baseline: raw SQLite, {} s per measurement", args.seconds));
+    let dir = Scratch::new("baseline")?;
+    let base = baseline::run(&dir.0, each, threads)?;
+    drop(dir);
+
+    say(&format!("  sign-ups with Argon2id password: {} with {} clients", args.password_signups, args.clients));
+    let server = Server::start(custos, "bstage", None)?;
+    let signup_pw =
+        phase(&server, runtime, args.clients, Until::Count(args.password_signups), signup_work(&server, true))?.0;
+    let memory_pw = server.memory_kib()?;
+    server.stop()?;
+
+    say(&format!("  sign-ups without password: {} with {} clients", args.signups, args.clients));
+    let server = Server::start(custos, "no-password", Some(policy))?;
+    let (signup, ids) = phase(&server, runtime, args.clients, Until::Count(args.signups), signup_work(&server, false))?;
+    say(&format!("  audited reads of {} subjects: {} s with {} clients", ids.len(), args.seconds, args.clients));
+    let read = phase(&server, runtime, args.clients, Until::For(each), read_work(&server, ids)?)?.0;
+    let memory = server.memory_kib()?;
+    say(&format!("  HTTP floor, GET /health: {} s with {} clients", args.seconds, args.clients));
+    let floor = phase(&server, runtime, args.clients, Until::For(each), health_work(&server))?.0;
+    server.stop()?;
+    Ok(Run { base, signup_pw, signup, read, floor, memory_pw, memory })
+}
+
+/// Runs one phase; reads the group-commit counters and the CPU and storage
+/// use around it.
+fn phase(
+    server: &Server,
+    runtime: &tokio::runtime::Runtime,
+    clients: usize,
+    until: Until,
+    work: Work,
+) -> Result<(Phase, Vec<String>), String> {
+    let (commits, usage) = (server.commits()?, server.usage()?);
+    let mut outcome = runtime.block_on(load::run(server.addr, clients, until, Arc::new(work)))?;
+    let (used, jobs_per_commit) = (usage.until(server.usage()?), commits.jobs_per_commit_until(server.commits()?));
+    if let Some(e) = &outcome.first_error {
+        say(&format!("    {} errors; the first: {e}", outcome.errors));
+    }
+    let ids = std::mem::take(&mut outcome.ids);
+    Ok((Phase::from_outcome(outcome, jobs_per_commit, used), ids))
+}
+
+/// Business-operator sign-ups, each with its own e-mail and KR mobile number.
+fn signup_work(server: &Server, with_password: bool) -> Work {
+    let (addr, token) = (server.addr, server.token.clone());
+    Work {
+        make: Box::new(move |n| {
+            let mut items = serde_json::json!({
+                "name": format!("Bench Operator {n}"),
+                "email": format!("op{n}@example.com"),
+                "mobile_phone": format!("010-{:04}-{:04}", 2000 + n / 10_000, n % 10_000),
+            });
+            if with_password {
+                items["password"] = format!("correct horse battery staple {n}").into();
+            }
+            let body = serde_json::json!({
+                "kind": "business_operator",
+                "collection_point": "business_operator_signup",
+                "source": "direct_entry",
+                "items": items,
+            });
+            load::request("POST", addr, "/v1/subjects", &token, Some(body.to_string().into_bytes()))
+        }),
+        expect: StatusCode::CREATED,
+        keep_ids: true,
+    }
+}
+
+/// Purpose-bound reads of subjects chosen at random (reproducibly).
+fn read_work(server: &Server, ids: Vec<String>) -> Result<Work, String> {
+    if ids.is_empty() {
+        return Err("no subjects to read: every sign-up failed".to_owned());
+    }
+    let (addr, token) = (server.addr, server.token.clone());
+    Ok(Work {
+        make: Box::new(move |n| {
+            let id = &ids[(stats::mix(n) % ids.len() as u64) as usize];
+            load::request("GET", addr, &format!("/v1/subjects/{id}?purpose=member_management"), &token, None)
+        }),
+        expect: StatusCode::OK,
+        keep_ids: false,
+    })
+}
+
+/// `GET /health`: no key, no store. What the HTTP stack and the load
+/// generator cost on this machine, the ceiling of every HTTP figure.
+fn health_work(server: &Server) -> Work {
+    let addr = server.addr;
+    Work {
+        make: Box::new(move |_| load::request("GET", addr, "/health", "", None)),
+        expect: StatusCode::OK,
+        keep_ids: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The benchmark policy is the published one with only the marked change:
+    /// it cannot drift from `policies/bstage.toml` unnoticed.
+    #[test]
+    fn benchmark_policy_differs_only_in_the_password() {
+        let published = include_str!("../../../policies/bstage.toml");
+        let body: String = NO_PASSWORD_POLICY.lines().skip(4).map(|l| format!("{l}\n")).collect();
+        let changed = "# custos-bench: the password is optional here (the published policy requires\n\
+                       # it), so that a sign-up can be measured without Argon2id hashing, as DESIGN\n\
+                       # §9 states the sign-up target.\n\
+                       required = [\"name\", \"email\", \"mobile_phone\"]\n\
+                       optional = [\"password\"]\n";
+        assert_eq!(body.matches(changed).count(), 1);
+        let original = "required = [\"name\", \"email\", \"mobile_phone\", \"password\"]\n";
+        let restored = body.replacen(changed, original, 1);
+        // Only the business operator's point changes; the non-business one keeps its password.
+        assert_eq!(restored, published);
+    }
+
+    #[test]
+    fn arguments() {
+        let a = parse_args(vec!["--clients".into(), "8".into(), "--out".into(), "x.md".into()]).unwrap();
+        assert_eq!((a.clients, a.seconds, a.out), (8, 10, Some(PathBuf::from("x.md"))));
+        assert!(parse_args(vec!["--clients".into(), "0".into()]).is_err());
+        assert!(parse_args(vec!["--bogus".into(), "1".into()]).is_err());
+        assert!(parse_args(vec!["--runs".into()]).is_err());
+    }
+}
