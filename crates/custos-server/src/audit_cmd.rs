@@ -9,64 +9,37 @@ use custos_engine::{SignedCheckpoint, verify_export};
 use custos_server::clock::{Clock, SystemClock};
 
 use crate::cli::AuditCommand;
-use crate::instance_cmd::{fail, load_config, open, say};
+use crate::instance_cmd::{fail, say, with_engine};
 
 pub(crate) fn run(cmd: AuditCommand) -> ExitCode {
     match cmd {
+        AuditCommand::PublicKey { instance } => {
+            with_engine(&instance, |engine| async move { print(&engine.checkpoint_public_key()) })
+        }
+        AuditCommand::Checkpoint { instance } => with_engine(&instance, |engine| async move {
+            match engine.issue_checkpoint(SystemClock.now()).await {
+                Ok(c) => print(&serde_json::to_string_pretty(&c).unwrap_or_default()),
+                Err(e) => fail(&e.to_string()),
+            }
+        }),
+        AuditCommand::Export { instance, out } => with_engine(&instance, |engine| async move {
+            let file = match std::fs::File::create(&out) {
+                Ok(f) => f,
+                Err(e) => return fail(&format!("cannot create {}: {e}", out.display())),
+            };
+            let mut writer = std::io::BufWriter::new(file);
+            match engine.export_audit(&mut writer, SystemClock.now()).await {
+                Ok(last) => {
+                    say(&format!("exported {} audit entries to {}; the final checkpoint:", last.size, out.display()));
+                    print(&serde_json::to_string_pretty(&last).unwrap_or_default())
+                }
+                Err(e) => fail(&e.to_string()),
+            }
+        }),
         AuditCommand::Verify { log, checkpoint, public_key } => {
             verify(&log, checkpoint.as_deref(), public_key.as_deref())
         }
-        other => with_engine(other),
     }
-}
-
-fn with_engine(cmd: AuditCommand) -> ExitCode {
-    let instance = match &cmd {
-        AuditCommand::Checkpoint { instance }
-        | AuditCommand::PublicKey { instance }
-        | AuditCommand::Export { instance, .. } => instance,
-        AuditCommand::Verify { .. } => return fail("verify needs no data folder"),
-    };
-    let config = match load_config(instance, None) {
-        Ok(c) => c,
-        Err(e) => return fail(&e),
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
-    };
-    runtime.block_on(async move {
-        let (engine, _) = match open(&config).await {
-            Ok(x) => x,
-            Err(e) => return fail(&e),
-        };
-        match cmd {
-            AuditCommand::PublicKey { .. } => print(&engine.checkpoint_public_key()),
-            AuditCommand::Checkpoint { .. } => match engine.issue_checkpoint(SystemClock.now()).await {
-                Ok(c) => print(&serde_json::to_string_pretty(&c).unwrap_or_default()),
-                Err(e) => fail(&e.to_string()),
-            },
-            AuditCommand::Export { out, .. } => {
-                let file = match std::fs::File::create(&out) {
-                    Ok(f) => f,
-                    Err(e) => return fail(&format!("cannot create {}: {e}", out.display())),
-                };
-                let mut writer = std::io::BufWriter::new(file);
-                match engine.export_audit(&mut writer, SystemClock.now()).await {
-                    Ok(last) => {
-                        say(&format!(
-                            "exported {} audit entries to {}; the final checkpoint:",
-                            last.size,
-                            out.display()
-                        ));
-                        print(&serde_json::to_string_pretty(&last).unwrap_or_default())
-                    }
-                    Err(e) => fail(&e.to_string()),
-                }
-            }
-            AuditCommand::Verify { .. } => ExitCode::from(1),
-        }
-    })
 }
 
 fn print(text: &str) -> ExitCode {

@@ -152,40 +152,45 @@ fn init_logging() {
         .try_init();
 }
 
+/// Opens the instance and runs one task on it, for commands that do one
+/// thing and exit.
+pub(crate) fn with_engine<F, Fut>(instance: &InstanceArgs, task: F) -> ExitCode
+where
+    F: FnOnce(Engine) -> Fut,
+    Fut: Future<Output = ExitCode>,
+{
+    let config = match load_config(instance, None) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        match open(&config).await {
+            Ok((engine, _)) => task(engine).await,
+            Err(e) => fail(&e),
+        }
+    })
+}
+
 pub(crate) fn admin(cmd: AdminCommand) -> ExitCode {
     match cmd {
-        AdminCommand::CreateKey { instance, service, purposes, label } => {
-            let config = match load_config(&instance, None) {
-                Ok(c) => c,
-                Err(e) => return fail(&e),
+        AdminCommand::CreateKey { instance, service, purposes, label } => with_engine(&instance, |engine| async move {
+            let purposes = if purposes.is_empty() {
+                engine.policy().purposes.iter().map(|p| p.id.to_string()).collect()
+            } else {
+                purposes
             };
-            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(r) => r,
-                Err(e) => return fail(&format!("cannot start the runtime: {e}")),
-            };
-            runtime.block_on(async move {
-                let (engine, _) = match open(&config).await {
-                    Ok(x) => x,
-                    Err(e) => return fail(&e),
-                };
-                let purposes = if purposes.is_empty() {
-                    engine.policy().purposes.iter().map(|p| p.id.to_string()).collect()
-                } else {
-                    purposes
-                };
-                match engine.create_api_key(service, purposes.clone(), label, SystemClock.now()).await {
-                    Ok(key) => {
-                        say(&format!(
-                            "created API key {} for purposes {}; it is shown once:",
-                            key.id,
-                            purposes.join(", ")
-                        ));
-                        let _ = writeln!(std::io::stdout().lock(), "{}", key.token);
-                        ExitCode::SUCCESS
-                    }
-                    Err(e) => fail(&e.to_string()),
+            match engine.create_api_key(service, purposes.clone(), label, SystemClock.now()).await {
+                Ok(key) => {
+                    say(&format!("created API key {} for purposes {}; it is shown once:", key.id, purposes.join(", ")));
+                    let _ = writeln!(std::io::stdout().lock(), "{}", key.token);
+                    ExitCode::SUCCESS
                 }
-            })
-        }
+                Err(e) => fail(&e.to_string()),
+            }
+        }),
     }
 }

@@ -607,22 +607,6 @@ fn audit_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, Aud
         "SELECT seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash
          FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit], |r| {
-        Ok((
-            r.get(0)?,
-            AuditRow {
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                role: r.get(3)?,
-                operation: r.get(4)?,
-                purpose: r.get(5)?,
-                subject_id: r.get(6)?,
-                items: r.get(7)?,
-                outcome: r.get(8)?,
-                policy_version: r.get(9)?,
-                leaf_hash: r.get(10)?,
-            },
-        ))
-    })?;
+    let rows = stmt.query_map(params![after, limit], audit_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
