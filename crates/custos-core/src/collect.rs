@@ -111,7 +111,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// One problem with a write. `field` is `"collection_point"`,
-/// `"subject_kind"` or `"items.<id>"`; `message` is lower-case, names the item
+/// `"kind"` or `"items.<id>"`; `message` is lower-case, names the item
 /// and what was expected, and never contains a submitted value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -184,7 +184,7 @@ pub fn check_collection(
     }
     if !policy.subject_kinds.iter().any(|k| k.id.as_str() == subject_kind) {
         errors.push(FieldError::new(
-            "subject_kind",
+            "kind",
             ErrorCode::UnknownSubjectKind,
             format!("unknown subject kind {}", quoted(subject_kind)),
         ));
@@ -192,7 +192,7 @@ pub fn check_collection(
         && !p.subject_kinds.iter().any(|k| k.as_str() == subject_kind)
     {
         errors.push(FieldError::new(
-            "subject_kind",
+            "kind",
             ErrorCode::WrongSubjectKind,
             format!(
                 "collection point {} does not collect from subject kind {} (it collects from {})",

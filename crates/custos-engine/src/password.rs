@@ -7,11 +7,12 @@
 //! rather than looking like a failed log-in. A stored hash may carry higher
 //! costs than we write today (so that costs can be raised later), but not
 //! beyond [`MAX_M_COST_KIB`], [`MAX_T_COST`] and [`MAX_P_COST`]: a planted
-//! hash must not be able to exhaust the blocking pool's memory. Neither the
+//! hash must not be able to exhaust the server's memory. Neither the
 //! password nor the hash ever appears in an error.
 //!
-//! Both functions are slow on purpose and synchronous; callers run them on a
-//! bounded blocking pool.
+//! Both functions are slow on purpose and synchronous; the engine hashes on
+//! its dedicated hashing threads (`hashing.rs`), each reusing one buffer
+//! through [`hash_password_with_memory`].
 
 #[cfg(test)]
 mod tests;

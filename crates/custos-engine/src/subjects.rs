@@ -249,20 +249,7 @@ impl Engine {
         }
         let today = Self::today(now);
         let checked = collect::check_collection(policy, &req.point, &req.kind, &req.items, today);
-        // Name fields as the request does: `kind`, `collection_point`, `items.<id>`.
-        let mut errors: Vec<FieldError> = checked
-            .as_ref()
-            .err()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut e| {
-                if e.field == "subject_kind" {
-                    e.field = "kind".into();
-                }
-                e
-            })
-            .collect();
+        let mut errors: Vec<FieldError> = checked.as_ref().err().cloned().unwrap_or_default();
         let point = policy.collection_points.iter().find(|p| p.id.as_str() == req.point);
         if let Some(point) = point {
             if !point.sources.iter().any(|s| s.as_str() == req.source) {

@@ -109,15 +109,6 @@ impl Store {
         self.inner.read(job).await
     }
 
-    /// Blocking variant of `write` for command-line tasks outside a runtime.
-    pub fn write_blocking<T, F>(&self, job: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
-    {
-        self.inner.write_blocking(job)
-    }
-
     /// Writes outstanding WAL frames into the database files and truncates
     /// the logs, so that nothing lingers in `-wal` files.
     pub fn checkpoint(&self) -> Result<()> {

@@ -273,13 +273,13 @@ fn refusal_cases() -> Vec<Case> {
             owned(VALID_SIGNUP),
             vec![("collection_point", UnknownCollectionPoint)],
         ),
-        ("unknown subject kind", SIGNUP, "visitor", owned(VALID_SIGNUP), vec![("subject_kind", UnknownSubjectKind)]),
+        ("unknown subject kind", SIGNUP, "visitor", owned(VALID_SIGNUP), vec![("kind", UnknownSubjectKind)]),
         (
             "subject kind the point does not collect from",
             SIGNUP,
             "service_member",
             owned(VALID_SIGNUP),
-            vec![("subject_kind", WrongSubjectKind)],
+            vec![("kind", WrongSubjectKind)],
         ),
         (
             "several problems together",
@@ -296,7 +296,7 @@ fn refusal_cases() -> Vec<Case> {
                 items
             },
             vec![
-                ("subject_kind", WrongSubjectKind),
+                ("kind", WrongSubjectKind),
                 ("items.shoe_size", UnknownItem),
                 ("items.email", DuplicateItem),
                 ("items.mobile_phone", DuplicateItem),
@@ -441,7 +441,7 @@ fn messages_say_what_was_expected() {
     assert_eq!(
         shown,
         [
-            "subject_kind: collection point \"business_operator_signup\" does not collect from subject kind \"service_member\" (it collects from \"business_operator\")",
+            "kind: collection point \"business_operator_signup\" does not collect from subject kind \"service_member\" (it collects from \"business_operator\")",
             "items.password: item \"password\" is required at collection point \"business_operator_signup\"",
         ]
     );

@@ -217,14 +217,6 @@ impl Sqlite {
         self.submit(job)?.await.map_err(|_| StoreError::Closed)?
     }
 
-    pub(crate) fn write_blocking<T, F>(&self, job: F) -> Result<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
-    {
-        self.submit(job)?.blocking_recv().map_err(|_| StoreError::Closed)?
-    }
-
     pub(crate) async fn read<T, F>(&self, job: F) -> Result<T>
     where
         T: Send + 'static,
@@ -251,10 +243,7 @@ impl Sqlite {
             available.notify_one();
             result
         };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => handle.spawn_blocking(run).await.map_err(|_| StoreError::Closed)?,
-            Err(_) => run(),
-        }
+        tokio::task::spawn_blocking(run).await.map_err(|_| StoreError::Closed)?
     }
 
     pub(crate) fn checkpoint(&self) -> Result<()> {

@@ -139,12 +139,12 @@ fn a_data_file_from_a_newer_version_is_refused_not_reset() {
     assert_eq!(v, 99, "the file must be left as it was");
 }
 
-#[test]
-fn closing_checkpoints_the_write_ahead_log() {
+#[tokio::test]
+async fn closing_checkpoints_the_write_ahead_log() {
     let folder = Folder::new("wal");
     {
         let store = Store::open_sqlite(&folder.config()).unwrap();
-        store.write_blocking(|tx| tx.insert_subject(&subject("x"))).unwrap();
+        store.write(|tx| tx.insert_subject(&subject("x"))).await.unwrap();
     }
     for file in ["data.db-wal", "keys.db-wal"] {
         let len = std::fs::metadata(folder.0.join(file)).map(|m| m.len()).unwrap_or(0);
