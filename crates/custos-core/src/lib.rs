@@ -7,6 +7,8 @@
 
 pub mod access;
 pub mod audit;
+pub mod authz;
 pub mod collect;
 pub mod merkle;
+pub mod net;
 pub mod policy;

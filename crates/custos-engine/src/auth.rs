@@ -9,39 +9,51 @@ use custos_store::ApiKeyRow;
 use crate::ids::{new_id, random_bytes};
 use crate::{Engine, EngineError, Result, stamp};
 
-/// Who is calling: an authenticated API key.
+/// Who is calling: an API key, or a staff member with a live session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
+    /// The API key's id, or the staff member's id.
     pub key_id: String,
-    /// `None` for a platform-wide key.
+    /// The scope: `None` for a platform-wide key or platform staff.
     pub service: Option<String>,
+    /// An API key's purposes (staff use their role's, from the policy).
     pub purposes: Vec<String>,
+    /// Set for staff.
+    pub staff: Option<StaffAuth>,
+}
+
+/// What a staff caller holds, read from the store on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffAuth {
+    pub role: String,
+    pub privileges: Vec<String>,
+    pub session_id: String,
 }
 
 impl Caller {
     pub(crate) fn actor(&self) -> String {
-        format!("api_key:{}", self.key_id)
-    }
-
-    pub(crate) fn role(&self) -> &'static str {
-        if self.service.is_some() { "service_api" } else { "platform_api" }
-    }
-
-    pub(crate) fn may_use(&self, purpose: &str) -> Result<()> {
-        if self.purposes.iter().any(|p| p == purpose) {
-            Ok(())
-        } else {
-            Err(EngineError::PurposeNotAllowed(purpose.to_owned()))
+        match self.staff {
+            Some(_) => format!("staff:{}", self.key_id),
+            None => format!("api_key:{}", self.key_id),
         }
     }
 
-    /// Whether this caller may reach data of `service` (`None`: the
-    /// platform's own subjects, reachable only by platform keys).
-    pub(crate) fn reaches(&self, service: Option<&str>) -> bool {
-        match (&self.service, service) {
-            (None, _) => true,
-            (Some(mine), Some(theirs)) => mine == theirs,
-            (Some(_), None) => false,
+    pub(crate) fn role(&self) -> &str {
+        match &self.staff {
+            Some(staff) => &staff.role,
+            None if self.service.is_some() => "service_api",
+            None => "platform_api",
+        }
+    }
+
+    /// The caller as the access decision sees it.
+    pub(crate) fn as_actor(&self) -> custos_core::authz::Actor<'_> {
+        use custos_core::authz::Actor;
+        match &self.staff {
+            Some(staff) => {
+                Actor::Staff { role: &staff.role, service: self.service.as_deref(), privileges: &staff.privileges }
+            }
+            None => Actor::ApiKey { service: self.service.as_deref(), purposes: &self.purposes },
         }
     }
 }
@@ -123,8 +135,12 @@ impl Engine {
         Ok(NewApiKey { token: format!("ck_{id}_{secret}"), id })
     }
 
-    /// Checks a bearer token; the same error for every kind of failure.
-    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+    /// Checks a bearer token: an API key (`ck_…`) or a staff session
+    /// (`cs_…`); the same error for every kind of failure.
+    pub async fn authenticate(&self, token: &str, now: jiff::Timestamp) -> Result<Caller> {
+        if token.starts_with("cs_") {
+            return self.authenticate_session(token, now).await;
+        }
         let rest = token.strip_prefix("ck_").ok_or(EngineError::Unauthenticated)?;
         let (id, secret) = rest.split_once('_').ok_or(EngineError::Unauthenticated)?;
         if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) || secret.len() > 128 {
@@ -144,6 +160,7 @@ impl Engine {
                     return Err(EngineError::Unauthenticated);
                 }
                 let caller = Caller {
+                    staff: None,
                     key_id: row.id,
                     service: row.service_id,
                     purposes: row.purposes.split(',').filter(|p| !p.is_empty()).map(str::to_owned).collect(),

@@ -31,9 +31,12 @@ pub enum EngineError {
     /// idempotency key with another request).
     #[error("{0}")]
     Conflict(String),
-    /// Missing or wrong credentials.
-    #[error("missing or invalid API key")]
+    /// Missing or wrong credentials (an API key, a session, a login).
+    #[error("missing or invalid credentials")]
     Unauthenticated,
+    /// Too many failed logins: try again after this many seconds.
+    #[error("too many failed logins: try again in {0} seconds")]
+    Throttled(i64),
     /// A stored ciphertext failed to authenticate: altered, moved, or its
     /// key is gone. Never answered with someone else's data.
     #[error("stored data failed its integrity check ({0})")]

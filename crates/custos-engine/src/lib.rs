@@ -16,13 +16,17 @@ mod audit;
 mod auth;
 pub mod crypto;
 mod error;
+mod gate;
 mod hashing;
 mod ids;
 pub mod password;
 mod records;
 mod rootkey;
 mod services;
+mod staff;
 mod subjects;
+mod throttle;
+pub mod totp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,14 +36,19 @@ use custos_core::policy::Policy;
 use custos_store::{SqliteConfig, Store};
 
 pub use audit::{SignedCheckpoint, Verified, VerifyFailure, verify_export};
-pub use auth::NewApiKey;
+pub use auth::{NewApiKey, StaffAuth};
 pub use custos_core::collect::{ErrorCode, FieldError};
 pub use custos_core::policy;
 pub use error::EngineError;
 pub use services::{NewService, ServiceCreated};
+pub use staff::{
+    ABSOLUTE_SECONDS, Enrolment, IDLE_SECONDS, INVITATION_SECONDS, Invitation, Login, NewInvitation, NewSession,
+    StaffView,
+};
 pub use subjects::{
     Caller, Idempotency, NewRecord, NewSubject, RecordRead, SubjectCreated, SubjectRead, SubjectSummary,
 };
+pub use zeroize::Zeroizing;
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
@@ -88,6 +97,8 @@ struct Inner {
     /// Set when a write (and so its audit entry) failed; cleared by the next
     /// write that commits. `/health` reports it.
     audit_failing: std::sync::atomic::AtomicBool,
+    /// Failed staff logins, per account and per address.
+    throttle: throttle::Throttle,
 }
 
 impl std::fmt::Debug for Inner {
@@ -134,6 +145,7 @@ impl Engine {
                 hashing: hashing::HashPool::new(config.hash_workers)?,
                 api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 audit_failing: std::sync::atomic::AtomicBool::new(false),
+                throttle: throttle::Throttle::default(),
             }),
         };
         engine.backfill_leaves().await?;

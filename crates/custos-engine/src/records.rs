@@ -7,9 +7,11 @@ use custos_core::collect::{ErrorCode, FieldError, MAX_TEXT_BYTES};
 use custos_store::{KeyRow, RecordRow, StoreError};
 
 use crate::crypto::Aad;
+use crate::gate;
 use crate::ids::{new_id, new_record_id};
 use crate::subjects::{Audit, Caller};
 use crate::{Engine, EngineError, NewRecord, RecordRead, Result, stamp};
+use custos_core::authz::{Operation, Target};
 
 fn invalid(field: &str, code: ErrorCode, message: impl Into<String>) -> EngineError {
     EngineError::Invalid(vec![FieldError::new(field, code, message)])
@@ -86,10 +88,14 @@ impl Engine {
         let record_id = new_record_id(now)?;
         let keyring = self.inner.keyring.clone();
         let version = policy.meta.version.clone();
+        self.permit(caller, Operation::AddRecord, Target::None, None, None, now).await?;
         let (caller, subject_id) = (caller.clone(), subject_id.to_owned());
+        let policy = self.inner.policy.clone();
         self.write_job(move |tx| {
-            let Some(subject) = tx.subject(&subject_id)?.filter(|s| caller.reaches(s.service_id.as_deref())) else {
-                return Ok(Err(EngineError::NotFound));
+            let subject = match gate::member(tx, &policy, &caller, Operation::AddRecord, &subject_id, None, None, &at)?
+            {
+                Ok((subject, _)) => subject,
+                Err(refused) => return Ok(Err(refused)),
             };
             let scope = hold_scope(&record.class);
             // The hold key is made on first use, inside the job, so two
@@ -128,7 +134,7 @@ impl Engine {
             })?;
             Audit {
                 caller: &caller,
-                operation: "record_add",
+                operation: Operation::AddRecord.as_str(),
                 purpose: None,
                 subject: Some(&subject.id),
                 items: std::slice::from_ref(&record.class),
@@ -153,10 +159,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<Vec<RecordRead>> {
         let policy = self.policy();
-        if policy.purpose_by_str(purpose).is_none() {
-            return Err(EngineError::ReadDenied(custos_core::access::ReadDenied::UnknownPurpose(purpose.to_owned())));
-        }
-        caller.may_use(purpose)?;
+        self.permit(caller, Operation::ListRecords, Target::None, Some(purpose), None, now).await?;
         let classes: Vec<String> = policy
             .record_classes
             .iter()
@@ -175,15 +178,34 @@ impl Engine {
         let limit = limit.clamp(1, 1001);
         let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
         let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
+        let policy_c = self.inner.policy.clone();
         let (rows, keys) = self.write_job(move |tx| {
-                let Some(subject) = tx.subject(&subject_c)?.filter(|s| caller_c.reaches(s.service_id.as_deref()))
-                else {
-                    return Ok(Err(EngineError::NotFound));
-                };
+                let op = Operation::ListRecords;
+                let (subject, allowed) =
+                    match gate::member(tx, &policy_c, &caller_c, op, &subject_c, Some(&purpose_c), None, &at)? {
+                        Ok(found) => found,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
+                if allowed.masked {
+                    Audit {
+                        caller: &caller_c,
+                        operation: op.as_str(),
+                        purpose: Some(&purpose_c),
+                        subject: Some(&subject.id),
+                        items: &[],
+                        outcome: "denied: dormant",
+                        at: &at,
+                        policy_version: &version,
+                    }
+                    .append(tx)?;
+                    return Ok(Err(EngineError::Forbidden(
+                        "the member is dormant: only holders of the dormant-lookup privilege see their records".into(),
+                    )));
+                }
                 if needs_consent && !crate::subjects::has_consent(tx, &subject.id, &purpose_c)? {
                     Audit {
                         caller: &caller_c,
-                        operation: "record_read",
+                        operation: Operation::ListRecords.as_str(),
                         purpose: Some(&purpose_c),
                         subject: Some(&subject.id),
                         items: &[],
@@ -215,7 +237,7 @@ impl Engine {
                 let read: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
                 Audit {
                     caller: &caller_c,
-                    operation: "record_read",
+                    operation: Operation::ListRecords.as_str(),
                     purpose: Some(&purpose_c),
                     subject: Some(&subject.id),
                     items: &read,

@@ -9,6 +9,7 @@ use custos_store::{ServiceRow, StoreError};
 use crate::ids::new_id;
 use crate::subjects::{Audit, Caller, PLATFORM_SCOPE};
 use crate::{Engine, EngineError, Result, stamp};
+use custos_core::authz::{Operation, Target};
 
 /// A request to create a service.
 #[derive(Debug, Clone)]
@@ -35,9 +36,7 @@ impl Engine {
         req: NewService,
         now: jiff::Timestamp,
     ) -> Result<ServiceCreated> {
-        if caller.service.is_some() {
-            return Err(EngineError::Forbidden("only a platform API key can create services".into()));
-        }
+        self.permit(caller, Operation::CreateService, Target::None, None, None, now).await?;
         let policy = self.policy();
         let operator_id = req.operator.clone();
         let operator = self
@@ -147,6 +146,7 @@ impl Engine {
                 id: created.id.clone(),
                 operator_id: created.operator.clone(),
                 created_at: at.clone(),
+                allowed_ips: String::new(),
             })?;
             Audit {
                 caller: &caller,

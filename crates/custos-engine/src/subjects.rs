@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use custos_core::access::readable_items;
+use custos_core::authz::{Operation, Target};
 use custos_core::collect::{self, ErrorCode, FieldError};
 use custos_core::policy::model::{ItemType, Scope};
 use custos_store::{ConsentRow, IdempotencyRow, ItemRow, KeyRow, StoreError, SubjectRow, WriteTx};
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 
 pub use crate::auth::Caller;
 use crate::crypto::Aad;
+use crate::gate;
 use crate::ids::new_id;
 use crate::{Engine, EngineError, Result, stamp};
 
@@ -65,6 +66,9 @@ pub struct SubjectRead {
     pub purpose: String,
     /// Item id → value, only items the purpose may use and the subject has.
     pub items: BTreeMap<String, String>,
+    /// A dormant member seen without the dormant-lookup privilege: the row
+    /// only, no values.
+    pub masked: bool,
 }
 
 impl std::fmt::Debug for SubjectRead {
@@ -152,12 +156,6 @@ impl Audit<'_> {
     }
 }
 
-/// A subject the caller may reach, or `NotFound` for both "absent" and
-/// "belongs to another service".
-fn reachable(tx: &WriteTx<'_>, caller: &Caller, id: &str) -> Result<Option<SubjectRow>, StoreError> {
-    Ok(tx.subject(id)?.filter(|s| caller.reaches(s.service_id.as_deref())))
-}
-
 impl Engine {
     fn today(now: jiff::Timestamp) -> jiff::civil::Date {
         crate::utc_date(now)
@@ -242,11 +240,13 @@ impl Engine {
                 ));
             }
             (Scope::Platform, None) if caller.service.is_some() => {
-                return Err(EngineError::Forbidden("a service's API key cannot create platform subjects".into()));
+                // A refusal of the caller, not of the request: audited.
+                let denied = custos_core::authz::Denied::Forbidden;
+                return Err(self.audit_denial(caller, Operation::CreateSubject, None, None, denied, now).await);
             }
-            (Scope::Service, Some(s)) if !caller.reaches(Some(s)) => return Err(EngineError::NotFound),
             _ => {}
         }
+        self.permit(caller, Operation::CreateSubject, Target::Scope(req.service.as_deref()), None, None, now).await?;
         let today = Self::today(now);
         let checked = collect::check_collection(policy, &req.point, &req.kind, &req.items, today);
         let mut errors: Vec<FieldError> = checked.as_ref().err().cloned().unwrap_or_default();
@@ -397,12 +397,9 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<SubjectRead> {
         let policy = self.policy();
-        let mut items: Vec<String> = readable_items(policy, purpose, requested.as_deref())
-            .map_err(EngineError::ReadDenied)?
-            .into_iter()
-            .map(|i| i.to_string())
-            .collect();
-        caller.may_use(purpose)?;
+        let allowed =
+            self.permit(caller, Operation::ReadSubject, Target::None, Some(purpose), requested.as_deref(), now).await?;
+        let mut items: Vec<String> = allowed.items.into_iter().map(|i| i.to_string()).collect();
         // Password hashes are never handed out, whatever the purpose.
         let is_password = |i: &String| policy.item_by_str(i).is_some_and(|x| x.kind == ItemType::Password);
         if requested.as_ref().is_some_and(|r| r.iter().any(is_password)) {
@@ -412,42 +409,57 @@ impl Engine {
         let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
 
         let at = stamp(now);
-        let policy_version = policy.meta.version.clone();
+        let policy_c = self.inner.policy.clone();
         let (caller_c, id_c, purpose_c) = (caller.clone(), id.to_owned(), purpose.to_owned());
         let found = self
             .write_job(move |tx| {
+                let policy = &*policy_c;
                 let audit = |tx: &mut WriteTx<'_>, subject: Option<&str>, items: &[String], outcome: &str| {
                     Audit {
                         caller: &caller_c,
-                        operation: "read",
+                        operation: Operation::ReadSubject.as_str(),
                         purpose: Some(&purpose_c),
                         subject,
                         items,
                         outcome,
                         at: &at,
-                        policy_version: &policy_version,
+                        policy_version: &policy.meta.version,
                     }
                     .append(tx)
                 };
-                let Some(subject) = reachable(tx, &caller_c, &id_c)? else {
-                    audit(tx, Some(&id_c), &[], "denied: not found")?;
-                    return Ok(Err(EngineError::NotFound));
+                let (subject, allowed) = match gate::member(
+                    tx,
+                    policy,
+                    &caller_c,
+                    Operation::ReadSubject,
+                    &id_c,
+                    Some(&purpose_c),
+                    requested.as_deref(),
+                    &at,
+                )? {
+                    Ok(found) => found,
+                    Err(refused) => return Ok(Err(refused)),
                 };
                 if needs_consent && !has_consent(tx, &subject.id, &purpose_c)? {
                     audit(tx, Some(&subject.id), &[], "denied: no consent")?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
+                }
+                if allowed.masked {
+                    audit(tx, Some(&subject.id), &[], "allowed: masked (dormant)")?;
+                    return Ok(Ok((subject, None, Vec::new(), true)));
                 }
                 let names: Vec<&str> = items.iter().map(String::as_str).collect();
                 let rows = if names.is_empty() { Vec::new() } else { tx.items(&subject.id, &names)? };
                 let key = tx.key(&subject.profile_key)?;
                 let returned: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
                 audit(tx, Some(&subject.id), &returned, "allowed")?;
-                Ok(Ok((subject, key, rows)))
+                Ok(Ok((subject, key, rows, false)))
             })
             .await??;
-        let (subject, key, rows) = found;
+        let (subject, key, rows, masked) = found;
         let values = self.open_items(&subject, key, rows, caller, now).await?;
         Ok(SubjectRead {
+            masked,
             id: subject.id,
             service: subject.service_id,
             kind: subject.kind,
@@ -547,11 +559,16 @@ impl Engine {
         let def = policy.item_by_str(item).filter(|i| i.unique).ok_or_else(|| {
             invalid("item", ErrorCode::UnknownItem, format!("{item:?} is not a unique identifier of the policy"))
         })?;
-        readable_items(policy, purpose, Some(&[item.to_owned()])).map_err(EngineError::ReadDenied)?;
-        caller.may_use(purpose)?;
-        if !caller.reaches(service.as_deref()) {
-            return Err(EngineError::NotFound);
-        }
+        let asked = [item.to_owned()];
+        self.permit(
+            caller,
+            Operation::LookupSubject,
+            Target::Scope(service.as_deref()),
+            Some(purpose),
+            Some(&asked),
+            now,
+        )
+        .await?;
         let normal = collect::normalise(policy, def, value).map_err(|mut e| {
             e.field = "value".into();
             EngineError::Invalid(vec![e])
@@ -561,9 +578,17 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let (caller, item, purpose) = (caller.clone(), item.to_owned(), purpose.to_owned());
+        let policy = self.inner.policy.clone();
         self.write_job(move |tx| {
             let found = match tx.find_index(&scope, &item, &digest)? {
-                Some(id) => reachable(tx, &caller, &id)?,
+                Some(id) => {
+                    let asked = [item.clone()];
+                    let op = Operation::LookupSubject;
+                    match gate::member(tx, &policy, &caller, op, &id, Some(&purpose), Some(&asked), &at)? {
+                        Ok((subject, _)) => Some(subject),
+                        Err(refused) => return Ok(Err(refused)),
+                    }
+                }
                 None => None,
             };
             let items = [item.clone()];
@@ -597,14 +622,15 @@ impl Engine {
         if items.is_empty() {
             return Err(invalid("items", ErrorCode::MissingRequired, "name at least one item to correct"));
         }
+        self.permit(caller, Operation::CorrectSubject, Target::None, None, None, now).await?;
         let id_c = id.to_owned();
-        let subject = self
-            .inner
-            .store
-            .read(move |r| r.subject(&id_c))
-            .await?
-            .filter(|s| caller.reaches(s.service_id.as_deref()))
-            .ok_or(EngineError::NotFound)?;
+        let row = self.inner.store.read(move |r| r.subject(&id_c)).await?;
+        if let Err(denied) =
+            gate::ask(policy, caller, Operation::CorrectSubject, gate::subject_target(row.as_ref()), None, None)
+        {
+            return Err(self.audit_denial(caller, Operation::CorrectSubject, Some(id), None, denied, now).await);
+        }
+        let Some(subject) = row else { return Err(EngineError::NotFound) };
         if !policy.sources.iter().any(|s| s.id.as_str() == source) {
             return Err(invalid("source", ErrorCode::NotAllowed, format!("the policy declares no source {source:?}")));
         }
@@ -667,9 +693,12 @@ impl Engine {
         let version = policy.meta.version.clone();
         let caller = caller.clone();
         let names: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
+        let policy = self.inner.policy.clone();
         self.write_job(move |tx| {
-            let Some(subject) = reachable(tx, &caller, &subject.id)? else {
-                return Ok(Err(EngineError::NotFound));
+            let op = Operation::CorrectSubject;
+            let subject = match gate::member(tx, &policy, &caller, op, &subject.id, None, None, &at)? {
+                Ok((subject, _)) => subject,
+                Err(refused) => return Ok(Err(refused)),
             };
             for row in &rows {
                 tx.put_item(row)?;
@@ -719,10 +748,13 @@ impl Engine {
         };
         let at = stamp(now);
         let version = policy.meta.version.clone();
+        self.permit(caller, Operation::RecordActivity, Target::None, None, None, now).await?;
         let (caller, id, event) = (caller.clone(), id.to_owned(), event.to_owned());
+        let policy = self.inner.policy.clone();
         self.write_job(move |tx| {
-            let Some(subject) = reachable(tx, &caller, &id)? else {
-                return Ok(Err(EngineError::NotFound));
+            let subject = match gate::member(tx, &policy, &caller, Operation::RecordActivity, &id, None, None, &at)? {
+                Ok((subject, _)) => subject,
+                Err(refused) => return Ok(Err(refused)),
             };
             if counts {
                 tx.touch_activity(&subject.id, &at)?;
@@ -750,10 +782,9 @@ impl Engine {
         service: Option<String>,
         after: Option<String>,
         limit: u32,
+        now: jiff::Timestamp,
     ) -> Result<Vec<SubjectSummary>> {
-        if !caller.reaches(service.as_deref()) || (service.is_none() && caller.service.is_some()) {
-            return Err(EngineError::NotFound);
-        }
+        self.permit(caller, Operation::ListSubjects, Target::Scope(service.as_deref()), None, None, now).await?;
         let limit = limit.clamp(1, 1001);
         let after = after.unwrap_or_default();
         let rows = self

@@ -32,6 +32,12 @@ impl ManualClock {
     pub fn set(&self, at: Timestamp) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: jiff::SignedDuration) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now = now.checked_add(by).unwrap_or(*now);
+    }
 }
 
 impl Clock for ManualClock {

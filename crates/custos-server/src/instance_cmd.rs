@@ -96,7 +96,9 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         tokio::spawn(checkpoint_periodically(engine.clone(), clock.clone()));
         let router = app(AppState::new(engine.clone(), clock), config.max_body_bytes);
-        let served = axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await;
+        // The peer address feeds staff login throttling and allowed-IP lists.
+        let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await;
         // Write the logs back so the data folder is tidy after a clean stop.
         let _ = engine.checkpoint();
         match served {

@@ -140,6 +140,55 @@ pub struct ServiceRow {
     pub id: String,
     pub operator_id: String,
     pub created_at: String,
+    /// Networks staff may log in from (CIDR, comma-separated); empty: any.
+    pub allowed_ips: String,
+}
+
+/// A staff account. `email`, `password` and `totp_secret` are ciphertext.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaffRow {
+    pub id: String,
+    pub email_digest: Vec<u8>,
+    pub email: Vec<u8>,
+    pub key_id: String,
+    pub role: String,
+    /// The role has one holder per service (the head admin).
+    pub single: bool,
+    pub service_id: Option<String>,
+    /// Granted privileges, comma-separated ids.
+    pub privileges: String,
+    /// `invited`, `active` or `disabled`.
+    pub status: String,
+    pub invite_hash: Option<Vec<u8>>,
+    pub invite_expires_at: Option<String>,
+    pub password: Option<Vec<u8>>,
+    pub totp_secret: Option<Vec<u8>>,
+    /// The last TOTP time step accepted: a code is never accepted twice.
+    pub totp_last_step: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl std::fmt::Debug for StaffRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaffRow")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("service_id", &self.service_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A staff session; the token's secret is stored as its SHA-256 digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub id: String,
+    pub staff_id: String,
+    pub secret_hash: Vec<u8>,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub ended_at: Option<String>,
 }
 
 /// Group-commit counters, for metrics and benchmarks.

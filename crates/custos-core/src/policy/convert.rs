@@ -66,6 +66,7 @@ pub(crate) fn from_raw(raw: &RawPolicy) -> Result<Policy, Problems> {
             id: cx.id(&p.key("id"), &x.id),
             name: cx.text(&p.key("name"), &x.name),
             description: cx.text(&p.key("description"), &x.description),
+            operations: cx.keywords(&p.key("operations"), &x.operations, Operation::parse),
         }),
         roles: list(&mut cx, &root.key("roles"), &raw.roles, |cx, p, r| cx.role(&decl, p, r)),
         retention: match &raw.retention {
@@ -608,6 +609,7 @@ impl Cx {
             transferable_to: self.references(&p.key("transferable_to"), &r.transferable_to, &decl.roles),
             privileges: self.references(&p.key("privileges"), &r.privileges, &decl.privileges),
             grantable: self.references(&p.key("grantable"), &r.grantable, &decl.privileges),
+            operations: self.keywords(&p.key("operations"), &r.operations, Operation::parse),
         }
     }
 
@@ -909,6 +911,7 @@ macro_rules! stand_in {
 }
 
 stand_in!(
+    Operation,
     ContactKind,
     ChannelKind,
     Scope,

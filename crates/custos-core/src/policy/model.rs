@@ -110,6 +110,14 @@ keywords!(ChannelKind {
     InPerson = "in_person", Other = "other",
 });
 keywords!(Scope { Platform = "platform", Service = "service" });
+keywords!(
+    /// What a staff role (or a privilege) lets its holder do in Custos.
+    /// Member data is further limited to the role's purposes and scope.
+    Operation {
+        ReadMembers = "read_members", EditMembers = "edit_members", ManageStaff = "manage_staff",
+        Settings = "settings", Audit = "audit", ReadDormant = "read_dormant",
+    }
+);
 keywords!(ItemType {
     Text = "text", Email = "email", Phone = "phone", Date = "date", Country = "country",
     Password = "password", File = "file", Log = "log", IpAddress = "ip_address",
@@ -360,6 +368,8 @@ pub struct Privilege {
     pub id: Id,
     pub name: String,
     pub description: String,
+    /// What holding the privilege adds to a role.
+    pub operations: Vec<Operation>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -373,6 +383,8 @@ pub struct Role {
     pub transferable_to: Vec<Id>,
     pub privileges: Vec<Id>,
     pub grantable: Vec<Id>,
+    /// What holders may do; nothing when empty.
+    pub operations: Vec<Operation>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]

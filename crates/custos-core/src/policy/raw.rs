@@ -272,6 +272,8 @@ pub struct RawPrivilege {
     pub id: String,
     pub name: String,
     pub description: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +292,8 @@ pub struct RawRole {
     pub privileges: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grantable: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

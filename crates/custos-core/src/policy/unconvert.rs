@@ -159,7 +159,12 @@ pub(crate) fn to_raw(p: &Policy) -> RawPolicy {
         privileges: p
             .privileges
             .iter()
-            .map(|x| RawPrivilege { id: x.id.to_string(), name: x.name.clone(), description: x.description.clone() })
+            .map(|x| RawPrivilege {
+                id: x.id.to_string(),
+                name: x.name.clone(),
+                description: x.description.clone(),
+                operations: x.operations.iter().map(|o| o.to_string()).collect(),
+            })
             .collect(),
         roles: p
             .roles
@@ -174,6 +179,7 @@ pub(crate) fn to_raw(p: &Policy) -> RawPolicy {
                 transferable_to: ids(&r.transferable_to),
                 privileges: ids(&r.privileges),
                 grantable: ids(&r.grantable),
+                operations: r.operations.iter().map(|o| o.to_string()).collect(),
             })
             .collect(),
         retention: retention(&p.retention),

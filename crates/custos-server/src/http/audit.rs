@@ -1,6 +1,6 @@
 //! `/v1/audit`: the verifiable audit log's checkpoints and proofs. Proofs
 //! carry hashes only; entries themselves leave through `custos audit export`.
-//! Platform API keys only (staff roles come later).
+//! Platform API keys and staff whose role allows `audit`.
 
 // reason: utoipa's `path` macro expands `params(...)` to qualified paths.
 #![allow(unused_qualifications)]
@@ -24,11 +24,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/audit/proof/consistency", get(consistency))
 }
 
-fn platform_only(caller: &custos_engine::Caller) -> Result<(), ApiError> {
-    if caller.service.is_some() {
-        return Err(EngineError::Forbidden("the audit log is open to platform keys only".into()).into());
-    }
-    Ok(())
+/// The audit log is the platform's: platform API keys and staff whose role
+/// allows `audit` (the decision in `custos-core`).
+async fn may_read(state: &AppState, caller: &custos_engine::Caller, issue: bool) -> Result<(), ApiError> {
+    Ok(state.engine.permit_audit(caller, issue, state.clock.now()).await?)
 }
 
 /// A signed checkpoint: the log's size and root at a time, signed with Ed25519.
@@ -62,7 +61,7 @@ pub(super) async fn latest(
     State(state): State<AppState>,
     Authed(caller): Authed,
 ) -> Result<Json<Checkpoint>, ApiError> {
-    platform_only(&caller)?;
+    may_read(&state, &caller, false).await?;
     let c = state.engine.latest_checkpoint().await?.ok_or(EngineError::NotFound)?;
     Ok(Json(c.into()))
 }
@@ -71,7 +70,7 @@ pub(super) async fn latest(
     responses((status = 200, body = Checkpoint), (status = 401, body = Problem), (status = 403, body = Problem)),
     security(("api_key" = [])))]
 pub(super) async fn issue(State(state): State<AppState>, Authed(caller): Authed) -> Result<Json<Checkpoint>, ApiError> {
-    platform_only(&caller)?;
+    may_read(&state, &caller, true).await?;
     Ok(Json(state.engine.issue_checkpoint(state.clock.now()).await?.into()))
 }
 
@@ -102,7 +101,7 @@ pub(super) async fn inclusion(
     Authed(caller): Authed,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> Result<Json<InclusionProof>, ApiError> {
-    platform_only(&caller)?;
+    may_read(&state, &caller, false).await?;
     let proof = state.engine.inclusion_proof(q.seq, q.size).await?;
     Ok(Json(InclusionProof { seq: q.seq, size: q.size, proof }))
 }
@@ -134,7 +133,7 @@ pub(super) async fn consistency(
     Authed(caller): Authed,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProof>, ApiError> {
-    platform_only(&caller)?;
+    may_read(&state, &caller, false).await?;
     let proof = state.engine.consistency_proof(q.from, q.to).await?;
     Ok(Json(ConsistencyProof { from: q.from, to: q.to, proof }))
 }

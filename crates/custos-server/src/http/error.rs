@@ -37,11 +37,13 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     errors: Vec<FieldProblem>,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<i64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> ApiError {
-        ApiError { status, code, title, detail: detail.into(), errors: Vec::new() }
+        ApiError { status, code, title, detail: detail.into(), errors: Vec::new(), retry_after: None }
     }
 
     pub fn bad_request(detail: impl Into<String>) -> ApiError {
@@ -72,6 +74,7 @@ impl From<EngineError> for ApiError {
                     .into_iter()
                     .map(|f| FieldProblem { field: f.field, code: f.code.as_str().to_owned(), message: f.message })
                     .collect(),
+                retry_after: None,
             },
             EngineError::ReadDenied(r) => {
                 let status = if r.code() == "items_not_allowed" { S::FORBIDDEN } else { S::UNPROCESSABLE_ENTITY };
@@ -93,9 +96,14 @@ impl From<EngineError> for ApiError {
             EngineError::Unauthenticated => ApiError::new(
                 S::UNAUTHORIZED,
                 "unauthenticated",
-                "missing or invalid API key",
-                "send Authorization: Bearer <key>",
+                "missing or invalid credentials",
+                "send Authorization: Bearer <API key or session token>; a session ends on logout, after 30 idle minutes or 12 hours",
             ),
+            EngineError::Throttled(seconds) => {
+                let mut e = ApiError::new(S::TOO_MANY_REQUESTS, "throttled", "too many failed logins", detail);
+                e.retry_after = Some(seconds);
+                e
+            }
             EngineError::Integrity(reason) => {
                 tracing::error!(%reason, "integrity failure answered with 500");
                 ApiError::new(
@@ -134,6 +142,11 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

@@ -130,6 +130,6 @@ where
             .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
             .map(|(_, token)| token)
             .ok_or(ApiError::from(custos_engine::EngineError::Unauthenticated))?;
-        Ok(Authed(state.engine.authenticate(token.trim()).await?))
+        Ok(Authed(state.engine.authenticate(token.trim(), state.clock.now()).await?))
     }
 }

@@ -13,6 +13,7 @@ pub mod openapi;
 mod ops;
 mod records;
 mod services;
+mod staff;
 mod subjects;
 
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(services::router())
         .merge(records::router())
         .merge(audit::router())
+        .merge(staff::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

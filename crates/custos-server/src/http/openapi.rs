@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, error, ops, records, services, subjects};
+use super::{audit, error, ops, records, services, staff, subjects};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,8 @@ use super::{audit, error, ops, records, services, subjects};
         services::create,
         records::add, records::list,
         audit::latest, audit::issue, audit::inclusion, audit::consistency,
+        staff::invite, staff::enrol, staff::login, staff::logout, staff::me, staff::change_password,
+        staff::disable, staff::grant, staff::withdraw, staff::transfer, staff::allowed_ips,
     ),
     components(schemas(error::Problem, error::FieldProblem)),
     modifiers(&ApiKeyAuth),
@@ -24,6 +26,7 @@ use super::{audit, error, ops, records, services, subjects};
         (name = "services", description = "services (tenants) created by operators"),
         (name = "records", description = "records under statutory holds"),
         (name = "audit", description = "the verifiable audit log: signed checkpoints and RFC 9162 proofs"),
+        (name = "staff", description = "staff accounts: invitations, password and TOTP login, sessions, roles and privileges"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )
 )]
@@ -39,7 +42,7 @@ impl Modify for ApiKeyAuth {
                 SecurityScheme::Http(
                     HttpBuilder::new()
                         .scheme(HttpAuthScheme::Bearer)
-                        .description(Some("an API key from `custos admin create-key`"))
+                        .description(Some("an API key from `custos admin create-key` (`ck_…`) or a staff session token from POST /v1/sessions (`cs_…`)"))
                         .build(),
                 ),
             );

@@ -117,11 +117,22 @@ pub(crate) struct Subject {
     pub(crate) purpose: String,
     /// Only the items the purpose may use.
     pub(crate) items: BTreeMap<String, String>,
+    /// True for a dormant member read without the dormant-lookup privilege:
+    /// the row is shown, no item values.
+    pub(crate) masked: bool,
 }
 
 impl From<SubjectRead> for Subject {
     fn from(s: SubjectRead) -> Subject {
-        Subject { id: s.id, service: s.service, kind: s.kind, status: s.status, purpose: s.purpose, items: s.items }
+        Subject {
+            id: s.id,
+            service: s.service,
+            kind: s.kind,
+            status: s.status,
+            purpose: s.purpose,
+            items: s.items,
+            masked: s.masked,
+        }
     }
 }
 
@@ -299,7 +310,7 @@ pub(super) async fn list(
         return Err(ApiError::bad_request("limit must be between 1 and 1000"));
     }
     // One more than asked tells whether another page exists.
-    let mut page = state.engine.list_subjects(&caller, q.service, q.cursor, limit + 1).await?;
+    let mut page = state.engine.list_subjects(&caller, q.service, q.cursor, limit + 1, state.clock.now()).await?;
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next_cursor = more.then(|| page.last().map(|s| s.id.clone())).flatten();

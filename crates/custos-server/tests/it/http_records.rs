@@ -2,7 +2,8 @@
 //! record classes and read back only for a purpose a class allows (its own
 //! purposes, or `statutory_retention`). Bad records are refused precisely,
 //! never repeat their content, and change nothing; adds and reads are
-//! audited.
+//! audited, and so is every refusal of the access decision (one
+//! `denied: <code>` entry, nothing else).
 
 use custos_server::config::BUNDLED_POLICY;
 use serde_json::{Value, json};
@@ -188,23 +189,31 @@ async fn refused_records_are_precise_and_change_nothing() {
     let mut no_content = record("tax_ledgers", "2024-05-31", CONTENT);
     no_content.as_object_mut().unwrap().remove("content");
     let missing = "sub_00000000000000000000000000000000";
-    let other: [(&str, &str, Value, u16, &str); 4] = [
-        ("unknown field", &subject, extra, 400, "bad_request"),
-        ("missing content", &subject, no_content, 400, "bad_request"),
+    // (case, subject, body, status, code, audited: the denial's code when
+    // the access decision refuses, None for a malformed request)
+    type Case<'a> = (&'a str, &'a str, Value, u16, &'a str, Option<&'a str>);
+    let other: [Case<'_>; 4] = [
+        ("unknown field", &subject, extra, 400, "bad_request", None),
+        ("missing content", &subject, no_content, 400, "bad_request", None),
         (
             "content not a string",
             &subject,
             json!({"class": "tax_ledgers", "record_date": "2024-05-31", "content": {"a": 1}}),
             400,
             "bad_request",
+            None,
         ),
-        ("no such subject", missing, record("tax_ledgers", "2024-05-31", CONTENT), 404, "not_found"),
+        ("no such subject", missing, record("tax_ledgers", "2024-05-31", CONTENT), 404, "not_found", Some("not_found")),
     ];
-    for (case, subject, body, status, code) in other {
+    let mut before = before;
+    for (case, subject, body, status, code, audited) in other {
         let answer = call(&app, "POST", &records_path(subject), Some(&app.key), Some(&body)).await;
         assert_eq!(answer.status, status, "{case}: {}", answer.text);
         answer.problem(status, code).never_mentions(&["A-1029", "4242"]);
-        assert_eq!(counts(&app).await, before, "{case} changed something");
+        match audited {
+            Some(denied) => before = assert_denial_audited(&app, &before, "record_add", denied, case).await,
+            None => assert_eq!(counts(&app).await, before, "{case} changed something"),
+        }
     }
     let answer = call(
         &app,
@@ -244,25 +253,42 @@ async fn refused_record_reads_are_precise() {
     add(&app, &app.key, &subject, &record("payment_supply_records", "2024-05-31", CONTENT)).await;
     let marketing_only = app.key_for(None, &["marketing"]).await;
     let path = records_path(&subject);
-    // (case, token, path, status, code)
+    // (case, token, path, status, code, audited: the denial's code when the
+    // access decision refuses, None for a bad query that changes nothing)
     let cases = [
-        ("unknown purpose", &app.key, read_path(&subject, "profiling"), 422, "unknown_purpose"),
+        (
+            "unknown purpose",
+            &app.key,
+            read_path(&subject, "profiling"),
+            422,
+            "unknown_purpose",
+            Some("unknown_purpose"),
+        ),
         (
             "a purpose the key may not use",
             &marketing_only,
             read_path(&subject, "service_fees"),
             403,
             "purpose_not_allowed",
+            Some("purpose_not_allowed"),
         ),
-        ("no purpose", &app.key, path.clone(), 400, "bad_request"),
-        ("limit 0", &app.key, format!("{}&limit=0", read_path(&subject, "service_fees")), 400, "bad_request"),
-        ("limit 1001", &app.key, format!("{}&limit=1001", read_path(&subject, "service_fees")), 400, "bad_request"),
+        ("no purpose", &app.key, path.clone(), 400, "bad_request", None),
+        ("limit 0", &app.key, format!("{}&limit=0", read_path(&subject, "service_fees")), 400, "bad_request", None),
+        (
+            "limit 1001",
+            &app.key,
+            format!("{}&limit=1001", read_path(&subject, "service_fees")),
+            400,
+            "bad_request",
+            None,
+        ),
         (
             "unknown parameter",
             &app.key,
             format!("{}&class=tax_ledgers", read_path(&subject, "service_fees")),
             400,
             "bad_request",
+            None,
         ),
         (
             "no such subject",
@@ -270,15 +296,18 @@ async fn refused_record_reads_are_precise() {
             read_path("sub_00000000000000000000000000000000", "service_fees"),
             404,
             "not_found",
+            Some("not_found"),
         ),
     ];
-    let before = counts(&app).await;
-    for (case, token, path, status, code) in cases {
+    let mut before = counts(&app).await;
+    for (case, token, path, status, code, audited) in cases {
         let answer = call(&app, "GET", &path, Some(token), None).await;
         assert_eq!(answer.status, status, "{case}: {}", answer.text);
         answer.problem(status, code).never_mentions(&["A-1029", "4242"]);
-        // Refused before any record is touched: nothing audited.
-        assert_eq!(counts(&app).await, before, "{case}");
+        match audited {
+            Some(denied) => before = assert_denial_audited(&app, &before, "record_read", denied, case).await,
+            None => assert_eq!(counts(&app).await, before, "{case}"),
+        }
     }
 }
 
@@ -348,8 +377,9 @@ async fn a_service_key_keeps_records_of_its_own_members_only() {
     let missing =
         call(&app, "POST", &records_path("sub_00000000000000000000000000000000"), Some(&key_a), Some(&body)).await;
     missing.problem(404, "not_found");
+    let before = assert_denial_audited(&app, &before, "record_add", "not_found", "no such member").await;
     let other = call(&app, "POST", &records_path(&member_b), Some(&key_a), Some(&body)).await;
     assert_eq!(other.status, 404);
     assert_eq!(other.text, missing.text, "another service's member looks missing");
-    assert_eq!(counts(&app).await, before);
+    assert_denial_audited(&app, &before, "record_add", "not_found", "another service's member").await;
 }

@@ -209,7 +209,8 @@ async fn only_a_platform_key_creates_services_and_only_for_an_operator() {
 
     let answer = create(&app, &service_key, &json!({"operator": operator})).await;
     answer.problem(403, "forbidden");
-    assert_eq!(answer.body["detail"], "only a platform API key can create services");
+    assert_eq!(answer.body["detail"], "this caller's role or key does not allow this");
+    let before = assert_denial_audited(&app, &before, "service_create", "forbidden", "service key").await;
 
     let missing = create(&app, &app.key, &json!({"operator": "sub_00000000000000000000000000000000"})).await;
     missing.problem(404, "not_found");

@@ -3,9 +3,12 @@
 //!
 //! Every refused request is checked four ways: its status, that it is
 //! `application/problem+json` with the right `type` and `errors[]`, that no
-//! submitted personal value comes back in it, and that it changed nothing
-//! (row counts of the store and `custos_audit_entries` of `/metrics`; the
-//! engine audits denied reads and look-ups, never refused writes).
+//! submitted personal value comes back in it, and what it wrote (row counts
+//! of the store and `custos_audit_entries` of `/metrics`). A refusal of the
+//! access decision (no such subject, another service, a purpose unknown or
+//! not the key's, items outside the purpose) writes exactly one audit entry,
+//! `denied: <code>`, and nothing else; a request refused for its body or
+//! query (a validation error) changes nothing at all.
 //!
 //! The request and assertion helpers live in `kit.rs`, shared by the other
 //! `http_*` files.
@@ -71,14 +74,19 @@ async fn members_of_a_service_sign_up_through_automatic_generation() {
     let before = counts(&app).await;
     // A service key cannot reach another service: the same 404 as no service.
     call(&app, "POST", "/v1/subjects", Some(&key_a), Some(&member_signup(&svc_b))).await.problem(404, "not_found");
+    let before = assert_denial_audited(&app, &before, "collect", "not_found", "a member of another service").await;
+    // A service that does not exist is found missing in the write itself,
+    // not by the access decision (the platform key reaches every service).
     call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&member_signup("svc_00000000000000000000000000000000")))
         .await
         .problem(404, "not_found");
+    assert_eq!(counts(&app).await, before, "a member of no service");
     // Nor create platform subjects.
     call(&app, "POST", "/v1/subjects", Some(&key_a), Some(&operator_signup(EMAIL, PHONE)))
         .await
         .problem(403, "forbidden")
         .never_mentions(&[EMAIL]);
+    let before = assert_denial_audited(&app, &before, "collect", "forbidden", "a platform subject").await;
 
     let mut no_service = member_signup(&svc_a);
     no_service.as_object_mut().unwrap().remove("service");
@@ -436,7 +444,9 @@ async fn every_v1_endpoint_wants_a_valid_api_key_before_reading_the_body() {
     let wrong_secret = format!("Bearer ck_{key_id}_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     let unknown_key = format!("Bearer ck_{}_{}", "0".repeat(32), "A".repeat(43));
     let basic = format!("Basic {}", app.key);
-    let credentials: [Option<&str>; 7] = [
+    let unknown_session = format!("Bearer cs_{}_{}", "0".repeat(32), "A".repeat(43));
+    let credentials: [Option<&str>; 8] = [
+        Some(&unknown_session),
         None,
         Some("Bearer"),
         Some("Bearer nonsense"),
@@ -468,7 +478,10 @@ async fn every_v1_endpoint_wants_a_valid_api_key_before_reading_the_body() {
             assert_eq!(answer.status, 401, "{method} {path} with {credential:?}: {}", answer.text);
             answer.problem(401, "unauthenticated");
             assert_eq!(answer.headers.get("www-authenticate").unwrap(), "Bearer", "{method} {path}");
-            assert_eq!(answer.body["detail"], "send Authorization: Bearer <key>");
+            assert_eq!(
+                answer.body["detail"],
+                "send Authorization: Bearer <API key or session token>; a session ends on logout, after 30 idle minutes or 12 hours"
+            );
         }
     }
     assert_eq!(counts(&app).await, before);
@@ -554,6 +567,7 @@ async fn a_read_returns_only_the_items_of_its_purpose_and_never_the_password() {
         read,
         &json!({
             "id": id, "service": null, "kind": "business_operator", "status": "active", "purpose": "member_management",
+            "masked": false,
             "items": {"name": "Hong Gildong", "email": "hong.gildong@example.com", "mobile_phone": "+821012345678"}
         })
     );
@@ -576,16 +590,18 @@ async fn refused_reads_are_precise_and_return_nothing() {
     let app = TestApp::new("subjects-read-refused").await;
     let id = sign_up(&app, &app.key, &operator_signup(EMAIL, PHONE)).await;
     let fees_only = app.key_for(None, &["service_fees"]).await;
-    let before = counts(&app).await;
-    // (case, token, path, status, code)
+    let mut before = counts(&app).await;
+    // (case, token, path, status, code, audited: the denial's code when the
+    // access decision refuses, None for a bad request that changes nothing)
     let cases = [
-        ("unknown purpose", &app.key, read_path(&id, "profiling"), 422, "unknown_purpose"),
+        ("unknown purpose", &app.key, read_path(&id, "profiling"), 422, "unknown_purpose", Some("unknown_purpose")),
         (
             "item outside the purpose",
             &app.key,
             format!("{}&items=mobile_phone", read_path(&id, "inquiries")),
             403,
             "items_not_allowed",
+            Some("items_not_allowed"),
         ),
         (
             "unknown item",
@@ -593,6 +609,7 @@ async fn refused_reads_are_precise_and_return_nothing() {
             format!("{}&items=shoe_size", read_path(&id, "member_management")),
             422,
             "unknown_items",
+            Some("unknown_items"),
         ),
         (
             "the password, asked for",
@@ -600,23 +617,34 @@ async fn refused_reads_are_precise_and_return_nothing() {
             format!("{}&items=password", read_path(&id, "member_management")),
             422,
             "invalid",
+            None,
         ),
-        ("a purpose the key may not use", &fees_only, read_path(&id, "member_management"), 403, "purpose_not_allowed"),
-        ("no purpose", &app.key, format!("/v1/subjects/{id}"), 400, "bad_request"),
+        (
+            "a purpose the key may not use",
+            &fees_only,
+            read_path(&id, "member_management"),
+            403,
+            "purpose_not_allowed",
+            Some("purpose_not_allowed"),
+        ),
+        ("no purpose", &app.key, format!("/v1/subjects/{id}"), 400, "bad_request", None),
         (
             "unknown query parameter",
             &app.key,
             format!("{}&format=csv", read_path(&id, "member_management")),
             400,
             "bad_request",
+            None,
         ),
     ];
-    for (case, token, path, status, code) in cases {
+    for (case, token, path, status, code, audited) in cases {
         let answer = call(&app, "GET", &path, Some(token), None).await;
         assert_eq!(answer.status, status, "{case}: {}", answer.text);
         answer.problem(status, code).never_mentions(&["hong.gildong", "+8210", "Hong Gildong"]);
-        // These are refused before the subject is touched: no audit entry.
-        assert_eq!(counts(&app).await, before, "{case}");
+        match audited {
+            Some(denied) => before = assert_denial_audited(&app, &before, "read", denied, case).await,
+            None => assert_eq!(counts(&app).await, before, "{case}"),
+        }
     }
     let answer =
         call(&app, "GET", &format!("{}&items=password", read_path(&id, "member_management")), Some(&app.key), None)
@@ -662,31 +690,34 @@ async fn another_services_subject_looks_exactly_like_a_missing_one() {
     let missing = "sub_00000000000000000000000000000000".to_owned();
 
     // Each request, made on B's member, on the platform operator, and on an
-    // id that does not exist, answers the same bytes. Reads audit their
-    // denials; the others refuse before anything is written.
-    type Request = (&'static str, fn(&str) -> String, Option<Value>, u64);
+    // id that does not exist, answers the same bytes, and each is audited
+    // alike: one `denied: not_found` entry of its operation, nothing else.
+    type Request = (&'static str, fn(&str) -> String, Option<Value>, &'static str);
     let requests: [Request; 4] = [
-        ("GET", |id| read_path(id, "member_management"), None, 3),
+        ("GET", |id| read_path(id, "member_management"), None, "read"),
         (
             "PATCH",
             |id| format!("/v1/subjects/{id}"),
             Some(json!({"items": {"ip_address": "198.51.100.1"}, "source": "generated"})),
-            0,
+            "correct",
         ),
-        ("POST", |id| format!("/v1/subjects/{id}/activity"), Some(json!({"event": "login"})), 0),
-        ("GET", |id| format!("/v1/subjects/{id}/records?purpose=service_fees"), None, 0),
+        ("POST", |id| format!("/v1/subjects/{id}/activity"), Some(json!({"event": "login"})), "activity"),
+        ("GET", |id| format!("/v1/subjects/{id}/records?purpose=service_fees"), None, "record_read"),
     ];
-    for (method, path, body, audited) in requests {
+    for (method, path, body, operation) in requests {
         let before = counts(&app).await;
         let missing_answer = call(&app, method, &path(&missing), Some(&key_a), body.as_ref()).await;
         missing_answer.problem(404, "not_found");
+        let case = format!("{method} {}", path(&missing));
+        let mut before = assert_denial_audited(&app, &before, operation, "not_found", &case).await;
         for other in [&member_b, &operator] {
             let answer = call(&app, method, &path(other), Some(&key_a), body.as_ref()).await;
-            assert_eq!(answer.status, 404, "{method} {}", path(other));
-            assert_eq!(answer.text, missing_answer.text, "{method} {}", path(other));
+            let case = format!("{method} {}", path(other));
+            assert_eq!(answer.status, 404, "{case}");
+            assert_eq!(answer.text, missing_answer.text, "{case}");
             assert_eq!(answer.content_type(), PROBLEM_JSON);
+            before = assert_denial_audited(&app, &before, operation, "not_found", &case).await;
         }
-        assert_eq!(counts(&app).await, before.plus(&[("audit", audited)]), "{method} {}", path("{id}"));
         // Its own member answers.
         let own = call(&app, method, &path(&member_a), Some(&key_a), body.as_ref()).await;
         assert!(own.status.is_success(), "{method} {}: {}", path(&member_a), own.text);
@@ -750,8 +781,10 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
     unknown_field["hint"] = json!("x");
     let mut missing_value = lookup("email", EMAIL, "member_management");
     missing_value.as_object_mut().unwrap().remove("value");
-    // (case, token, body, status, code, errors)
-    let cases: [(&str, &str, Value, u16, &str, Errors); 7] = [
+    // (case, token, body, status, code, errors, audited: the denial's code
+    // when the access decision refuses, None for a bad request)
+    type Case<'a> = (&'a str, &'a str, Value, u16, &'a str, Errors, Option<&'a str>);
+    let cases: [Case<'_>; 7] = [
         (
             "not a unique item",
             &app.key,
@@ -759,6 +792,7 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
             422,
             "invalid",
             &[("item", "unknown_item")],
+            None,
         ),
         (
             "not an item",
@@ -767,6 +801,7 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
             422,
             "invalid",
             &[("item", "unknown_item")],
+            None,
         ),
         (
             "item outside the purpose",
@@ -775,6 +810,7 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
             403,
             "items_not_allowed",
             &[],
+            Some("items_not_allowed"),
         ),
         (
             "a purpose the key may not use",
@@ -783,6 +819,7 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
             403,
             "purpose_not_allowed",
             &[],
+            Some("purpose_not_allowed"),
         ),
         (
             "a service key, in the platform",
@@ -791,17 +828,21 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
             404,
             "not_found",
             &[],
+            Some("not_found"),
         ),
-        ("unknown field", &app.key, unknown_field, 400, "bad_request", &[("hint", "unknown_field")]),
-        ("missing value", &app.key, missing_value, 400, "bad_request", &[("value", "missing_field")]),
+        ("unknown field", &app.key, unknown_field, 400, "bad_request", &[("hint", "unknown_field")], None),
+        ("missing value", &app.key, missing_value, 400, "bad_request", &[("value", "missing_field")], None),
     ];
-    let before = counts(&app).await;
-    for (case, token, body, status, code, errors) in cases {
+    let mut before = counts(&app).await;
+    for (case, token, body, status, code, errors, audited) in cases {
         let answer = call(&app, "POST", "/v1/lookup", Some(token), Some(&body)).await;
         assert_eq!(answer.status, status, "{case}: {}", answer.text);
         answer.problem(status, code).never_mentions(&[body["value"].as_str().unwrap_or("nothing-to-check")]);
         answer.only_fields(errors);
-        assert_eq!(counts(&app).await, before, "{case}");
+        match audited {
+            Some(denied) => before = assert_denial_audited(&app, &before, "lookup", denied, case).await,
+            None => assert_eq!(counts(&app).await, before, "{case}"),
+        }
     }
     // A malformed value; the field it names is the subject of the ignored
     // `errors_name_the_fields_of_the_request`.
@@ -819,9 +860,11 @@ async fn refused_look_ups_are_precise_and_change_nothing() {
 async fn a_look_up_for_an_unknown_purpose_names_the_purpose() {
     let app = TestApp::new("subjects-lookup-purpose").await;
     sign_up(&app, &app.key, &operator_signup(EMAIL, PHONE)).await;
+    let before = counts(&app).await;
     let answer = call(&app, "POST", "/v1/lookup", Some(&app.key), Some(&lookup("email", EMAIL, "profiling"))).await;
     answer.problem(422, "unknown_purpose");
     assert_eq!(answer.body["detail"], r#"unknown purpose "profiling""#);
+    assert_denial_audited(&app, &before, "lookup", "unknown_purpose", "unknown purpose").await;
 }
 
 // --- correction ------------------------------------------------------------
@@ -936,7 +979,8 @@ async fn refused_corrections_are_precise_and_change_nothing() {
         .problem(422, "invalid")
         .only_fields(&[("items.email", "duplicate_item")])
         .never_mentions(&["one.address", "two.address"]);
-    // No such subject.
+    assert_eq!(counts(&app).await, before, "a repeated item changed something");
+    // No such subject: refused by the access decision, and audited.
     call(
         &app,
         "PATCH",
@@ -946,7 +990,7 @@ async fn refused_corrections_are_precise_and_change_nothing() {
     )
     .await
     .problem(404, "not_found");
-    assert_eq!(counts(&app).await, before);
+    assert_denial_audited(&app, &before, "correct", "not_found", "no such subject").await;
     // The values are those of the sign-up.
     let read = call(&app, "GET", &read_path(&id, "member_management"), Some(&app.key), None).await;
     assert_eq!(read.expect(200)["items"]["email"], "hong.gildong@example.com");
@@ -993,6 +1037,7 @@ async fn activity_events_of_the_policy_are_recorded() {
         .problem(400, "bad_request")
         .only_fields(&[("at", "unknown_field")]);
     call(&app, "POST", &path, Some(&app.key), Some(&json!({}))).await.problem(400, "bad_request");
+    assert_eq!(counts(&app).await, before, "a bad event changed something");
     call(
         &app,
         "POST",
@@ -1002,7 +1047,7 @@ async fn activity_events_of_the_policy_are_recorded() {
     )
     .await
     .problem(404, "not_found");
-    assert_eq!(counts(&app).await, before);
+    assert_denial_audited(&app, &before, "activity", "not_found", "no such subject").await;
 }
 
 // --- lists -----------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! Request and assertion helpers shared by the `http_*` tests: calls that
 //! return an `Answer`, problem checks, row counts that prove a refused
-//! request changed nothing.
+//! request changed nothing (or, refused by the access decision, wrote only
+//! its audit entry).
 
 use std::collections::BTreeMap;
 
@@ -196,6 +197,35 @@ impl Counts {
         }
         out
     }
+}
+
+/// The newest entry of the audit log: `(operation, outcome)`.
+pub(crate) fn newest_audit_entry(app: &TestApp) -> (String, String) {
+    let db = rusqlite::Connection::open_with_flags(
+        app.dir.0.join("data").join("custos.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    db.query_row("SELECT operation, outcome FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+}
+
+/// Asserts that a request refused by the access decision wrote exactly one
+/// thing: its audit entry, of `operation` (the name the log uses: `read`,
+/// `lookup`, `correct`, …) with the outcome `denied: <code>`. Every other
+/// count is as in `before`. Returns the counts now, for the next refusal.
+pub(crate) async fn assert_denial_audited(
+    app: &TestApp,
+    before: &Counts,
+    operation: &str,
+    code: &str,
+    case: &str,
+) -> Counts {
+    let now = counts(app).await;
+    assert_eq!(now, before.plus(&[("audit", 1)]), "{case}: only the refusal's audit entry is added");
+    let newest = newest_audit_entry(app);
+    assert_eq!(newest, (operation.to_owned(), format!("denied: {code}")), "{case}: the newest audit entry");
+    now
 }
 
 /// A `TestApp` like `TestApp::new` but on the policy `text`.

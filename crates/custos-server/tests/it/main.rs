@@ -6,6 +6,7 @@ mod audit_log;
 mod http_ops;
 mod http_records;
 mod http_services;
+mod http_staff;
 mod http_subjects;
 mod kit;
 mod openapi;

@@ -9,6 +9,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use custos_engine::{Engine, EngineConfig};
+use custos_server::clock::Clock;
 use custos_server::clock::ManualClock;
 use custos_server::config::BUNDLED_POLICY;
 use custos_server::http::{AppState, app};
@@ -153,5 +154,64 @@ impl TestApp {
             self.send("POST", "/v1/services", Some(&self.key), Some(json!({"operator": operator}))).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The password every test staff member enrols with.
+pub(crate) const STAFF_PASSWORD: &str = "correct horse battery staple";
+
+/// A staff member enrolled in a test instance.
+pub(crate) struct StaffMember {
+    pub(crate) id: String,
+    pub(crate) email: String,
+    /// The TOTP secret, raw bytes.
+    pub(crate) secret: Vec<u8>,
+}
+
+impl TestApp {
+    /// Invites `email` to `role` (in `service`) with the platform key and
+    /// accepts the invitation.
+    pub(crate) async fn enrol_staff(&self, email: &str, role: &str, service: Option<&str>) -> StaffMember {
+        let (status, body) = self
+            .send(
+                "POST",
+                "/v1/staff/invitations",
+                Some(&self.key),
+                Some(json!({"email": email, "role": role, "service": service})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        self.accept(email, body["token"].as_str().unwrap()).await
+    }
+
+    /// Accepts an invitation token with [`STAFF_PASSWORD`].
+    pub(crate) async fn accept(&self, email: &str, token: &str) -> StaffMember {
+        let (status, body) =
+            self.send("POST", "/v1/staff/enrol", None, Some(json!({"token": token, "password": STAFF_PASSWORD}))).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let secret = custos_engine::totp::unbase32(body["totp_secret"].as_str().unwrap()).unwrap();
+        StaffMember { id: body["staff_id"].as_str().unwrap().to_owned(), email: email.to_owned(), secret }
+    }
+
+    /// The current TOTP code of a staff member, after moving the clock to
+    /// the next 30-second step (a code counts once).
+    pub(crate) fn next_code(&self, staff: &StaffMember) -> String {
+        self.clock.advance(jiff::SignedDuration::from_secs(30));
+        custos_engine::totp::code(&staff.secret, self.clock.now())
+    }
+
+    /// Logs in; returns the session token.
+    pub(crate) async fn login(&self, staff: &StaffMember) -> String {
+        let code = self.next_code(staff);
+        let (status, body) = self
+            .send(
+                "POST",
+                "/v1/sessions",
+                None,
+                Some(json!({"email": staff.email, "password": STAFF_PASSWORD, "code": code})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_owned()
     }
 }

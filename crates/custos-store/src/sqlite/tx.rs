@@ -68,6 +68,27 @@ impl<'c> ReadTx<'c> {
         service(self.data, id)
     }
 
+    pub fn staff(&self, id: &str) -> Result<Option<StaffRow>> {
+        staff_where(self.data, "id = ?1", &id)
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<SessionRow>> {
+        session(self.data, id)
+    }
+
+    pub fn staff_by_email(&self, digest: &[u8]) -> Result<Option<StaffRow>> {
+        staff_where(self.data, "email_digest = ?1", &digest)
+    }
+
+    pub fn staff_by_invite(&self, digest: &[u8]) -> Result<Option<StaffRow>> {
+        staff_where(self.data, "invite_hash = ?1", &digest)
+    }
+
+    /// A wrapped data key (staff keys are read outside a write job).
+    pub fn key(&self, id: &str) -> Result<Option<KeyRow>> {
+        key_by(self.keys, "id = ?1", id)
+    }
+
     pub fn audit_len(&self) -> Result<u64> {
         Ok(self.data.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
     }
@@ -392,6 +413,93 @@ impl<'c> WriteTx<'c> {
             .optional()?)
     }
 
+    // --- staff and sessions ---
+
+    pub fn set_allowed_ips(&mut self, service_id: &str, allowed_ips: &str) -> Result<()> {
+        let n = self
+            .data
+            .prepare_cached("UPDATE services SET allowed_ips = ?2 WHERE id = ?1")?
+            .execute(params![service_id, allowed_ips])?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("service {service_id}")));
+        }
+        Ok(())
+    }
+
+    /// Inserts a staff account, or replaces it whole when `replace`.
+    pub fn put_staff(&mut self, row: &StaffRow, replace: bool) -> Result<()> {
+        let verb = if replace { "REPLACE" } else { "INSERT" };
+        self.data
+            .prepare_cached(&format!(
+                "{verb} INTO staff ({STAFF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+            ))?
+            .execute(params![
+                row.id,
+                row.email_digest,
+                row.email,
+                row.key_id,
+                row.role,
+                row.single,
+                row.service_id,
+                row.privileges,
+                row.status,
+                row.invite_hash,
+                row.invite_expires_at,
+                row.password,
+                row.totp_secret,
+                row.totp_last_step,
+                row.created_at,
+                row.updated_at
+            ])?;
+        Ok(())
+    }
+
+    pub fn staff(&self, id: &str) -> Result<Option<StaffRow>> {
+        staff_where(self.data, "id = ?1", &id)
+    }
+
+    pub fn staff_by_email(&self, digest: &[u8]) -> Result<Option<StaffRow>> {
+        staff_where(self.data, "email_digest = ?1", &digest)
+    }
+
+    pub fn staff_by_invite(&self, digest: &[u8]) -> Result<Option<StaffRow>> {
+        staff_where(self.data, "invite_hash = ?1", &digest)
+    }
+
+    pub fn insert_session(&mut self, row: &SessionRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO sessions (id, staff_id, secret_hash, created_at, last_seen_at, ended_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![row.id, row.staff_id, row.secret_hash, row.created_at, row.last_seen_at, row.ended_at])?;
+        Ok(())
+    }
+
+    pub fn session(&self, id: &str) -> Result<Option<SessionRow>> {
+        session(self.data, id)
+    }
+
+    pub fn touch_session(&mut self, id: &str, at: &str) -> Result<()> {
+        self.data.prepare_cached("UPDATE sessions SET last_seen_at = ?2 WHERE id = ?1")?.execute(params![id, at])?;
+        Ok(())
+    }
+
+    pub fn end_session(&mut self, id: &str, at: &str) -> Result<()> {
+        self.data
+            .prepare_cached("UPDATE sessions SET ended_at = ?2 WHERE id = ?1 AND ended_at IS NULL")?
+            .execute(params![id, at])?;
+        Ok(())
+    }
+
+    /// Ends every open session of a staff member; returns how many.
+    pub fn end_sessions_of(&mut self, staff_id: &str, at: &str) -> Result<usize> {
+        Ok(self
+            .data
+            .prepare_cached("UPDATE sessions SET ended_at = ?2 WHERE staff_id = ?1 AND ended_at IS NULL")?
+            .execute(params![staff_id, at])?)
+    }
+
     // --- API keys and idempotency ---
 
     pub fn insert_api_key(&mut self, row: &ApiKeyRow) -> Result<()> {
@@ -546,8 +654,59 @@ fn subject(conn: &Connection, id: &str) -> Result<Option<SubjectRow>> {
 
 fn service(conn: &Connection, id: &str) -> Result<Option<ServiceRow>> {
     Ok(conn
-        .prepare_cached("SELECT id, operator_id, created_at FROM services WHERE id = ?1")?
-        .query_row(params![id], |r| Ok(ServiceRow { id: r.get(0)?, operator_id: r.get(1)?, created_at: r.get(2)? }))
+        .prepare_cached("SELECT id, operator_id, created_at, allowed_ips FROM services WHERE id = ?1")?
+        .query_row(params![id], |r| {
+            Ok(ServiceRow { id: r.get(0)?, operator_id: r.get(1)?, created_at: r.get(2)?, allowed_ips: r.get(3)? })
+        })
+        .optional()?)
+}
+
+const STAFF_COLUMNS: &str = "id, email_digest, email, key_id, role, single, service_id, privileges, status, \
+    invite_hash, invite_expires_at, password, totp_secret, totp_last_step, created_at, updated_at";
+
+fn staff_row(r: &Row<'_>) -> rusqlite::Result<StaffRow> {
+    Ok(StaffRow {
+        id: r.get(0)?,
+        email_digest: r.get(1)?,
+        email: r.get(2)?,
+        key_id: r.get(3)?,
+        role: r.get(4)?,
+        single: r.get(5)?,
+        service_id: r.get(6)?,
+        privileges: r.get(7)?,
+        status: r.get(8)?,
+        invite_hash: r.get(9)?,
+        invite_expires_at: r.get(10)?,
+        password: r.get(11)?,
+        totp_secret: r.get(12)?,
+        totp_last_step: r.get(13)?,
+        created_at: r.get(14)?,
+        updated_at: r.get(15)?,
+    })
+}
+
+fn staff_where(conn: &Connection, condition: &str, value: &dyn rusqlite::ToSql) -> Result<Option<StaffRow>> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE {condition}"))?
+        .query_row([value], staff_row)
+        .optional()?)
+}
+
+fn session(conn: &Connection, id: &str) -> Result<Option<SessionRow>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id, staff_id, secret_hash, created_at, last_seen_at, ended_at FROM sessions WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok(SessionRow {
+                id: r.get(0)?,
+                staff_id: r.get(1)?,
+                secret_hash: r.get(2)?,
+                created_at: r.get(3)?,
+                last_seen_at: r.get(4)?,
+                ended_at: r.get(5)?,
+            })
+        })
         .optional()?)
 }
 

@@ -645,6 +645,12 @@ fn safety(p: &Policy) -> Section {
                     if !r.grantable.is_empty() {
                         notes.push(format!("may be granted: {}", privilege(&r.grantable)));
                     }
+                    if !r.operations.is_empty() {
+                        notes.push(format!(
+                            "may: {}",
+                            join(r.operations.iter().map(|o| operation_words(*o).to_owned()))
+                        ));
+                    }
                     let scope = match r.scope {
                         Scope::Platform => "platform",
                         Scope::Service => "each service",
@@ -658,6 +664,18 @@ fn safety(p: &Policy) -> Section {
         blocks.push(Block::Paragraph(format!("Safety measures: {NOT_STATED}.")));
     }
     section("Measures to secure personal information", blocks)
+}
+
+/// An operation of a staff role, in words.
+fn operation_words(o: Operation) -> &'static str {
+    match o {
+        Operation::ReadMembers => "read members' information",
+        Operation::EditMembers => "correct members' information",
+        Operation::ManageStaff => "invite and disable staff",
+        Operation::Settings => "change settings",
+        Operation::Audit => "read the audit log",
+        Operation::ReadDormant => "see dormant members' details",
+    }
 }
 
 fn cookies(p: &Policy) -> Section {
