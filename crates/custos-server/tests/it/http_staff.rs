@@ -50,6 +50,7 @@ async fn an_invited_staff_member_enrols_logs_in_and_is_audited() {
     let app = TestApp::new("staff-enrol").await;
     let service = app.service("owner@example.com").await;
     let admin = app.enrol_staff("Admin.One@Example.com", "admin", Some(&service)).await;
+    let admin_secret = admin.secret.clone();
     // The e-mail is matched case-insensitively, as typed at login.
     let token = app.login(&StaffMember { email: "admin.one@example.com".into(), ..admin }).await;
     let (status, body) = app.send("GET", "/v1/staff/me", Some(&token), None).await;
@@ -70,6 +71,19 @@ async fn an_invited_staff_member_enrols_logs_in_and_is_audited() {
     assert!(ops[0].starts_with("staff_invite invited as admin"), "{ops:?}");
     assert!(ops[1].starts_with("staff_enrol enrolled"), "{ops:?}");
     assert!(ops[2].starts_with("login allowed"), "{ops:?}");
+    // Nothing of the account is on disk in plaintext: not the e-mail, not
+    // the password, not the TOTP secret.
+    let secret = app.send("GET", "/v1/staff/me", Some(&token), None).await;
+    assert_eq!(secret.0, StatusCode::OK);
+    let canaries: [&[u8]; 4] =
+        [b"admin.one@example.com", b"Admin.One@Example.com", STAFF_PASSWORD.as_bytes(), &admin_secret];
+    for entry in std::fs::read_dir(app.dir.0.join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for canary in canaries {
+            assert!(!bytes.windows(canary.len()).any(|w| w == canary), "{} holds a staff secret", path.display());
+        }
+    }
     // The invitation token is spent.
     let (status, _) = app
         .send(
