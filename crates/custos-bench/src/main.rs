@@ -8,6 +8,7 @@
 //! (`target/release/custos`), so build that first:
 //! `cargo build --release -p custos-server && cargo run --release -p custos-bench`.
 
+mod audit;
 mod baseline;
 mod clock;
 mod load;
@@ -33,7 +34,7 @@ use crate::server::{Scratch, Server};
 const NO_PASSWORD_POLICY: &str = include_str!("../policies/bstage-no-password.toml");
 
 const USAGE: &str = "usage: custos-bench [--clients N] [--seconds S] [--signups N] [--password-signups N] \
-[--runs N] [--load-threads N] [--out FILE] [--date TEXT] [--custos PATH]";
+[--runs N] [--load-threads N] [--audit-entries N (0: skip)] [--out FILE] [--date TEXT] [--custos PATH]";
 
 /// The command line; every figure has a default that finishes in a few minutes.
 #[derive(Debug, Clone)]
@@ -50,6 +51,8 @@ pub(crate) struct Args {
     pub(crate) runs: usize,
     /// Worker threads of the load generator's runtime.
     pub(crate) load_threads: usize,
+    /// Audit entries to fill a server with, export and verify; 0 skips it.
+    pub(crate) audit_entries: u64,
     pub(crate) out: Option<PathBuf>,
     pub(crate) date: Option<String>,
     pub(crate) custos: Option<PathBuf>,
@@ -65,6 +68,7 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
         password_signups: 200,
         runs: 3,
         load_threads: 1,
+        audit_entries: 1_000_000,
         out: None,
         date: None,
         custos: None,
@@ -87,6 +91,9 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
             "--password-signups" => args.password_signups = number()?,
             "--runs" => args.runs = number()? as usize,
             "--load-threads" => args.load_threads = number()? as usize,
+            "--audit-entries" => {
+                args.audit_entries = value.parse().map_err(|_| format!("{flag}: {value:?} is not a whole number"))?
+            }
             "--out" => args.out = Some(PathBuf::from(value)),
             "--date" => args.date = Some(value),
             "--custos" => args.custos = Some(PathBuf::from(value)),
@@ -169,7 +176,11 @@ fn bench(args: &Args) -> Result<(), String> {
         say(&format!("run {n} of {}", args.runs));
         runs.push(run_once(args, &custos, &policy, &runtime)?);
     }
-    let block = report::render(&machine, &date, args, &runs);
+    let audit = match args.audit_entries {
+        0 => None,
+        _ => Some(audit::run(args, &custos, &policy, &runtime)?),
+    };
+    let block = report::render(&machine, &date, args, &runs, audit.as_ref());
     let _ = std::io::stdout().lock().write_all(block.as_bytes());
     if let Some(out) = &args.out {
         report::write_into(out, &block)?;
@@ -325,5 +336,9 @@ mod tests {
         assert!(parse_args(vec!["--clients".into(), "0".into()]).is_err());
         assert!(parse_args(vec!["--bogus".into(), "1".into()]).is_err());
         assert!(parse_args(vec!["--runs".into()]).is_err());
+        assert_eq!(a.audit_entries, 1_000_000);
+        let a = parse_args(vec!["--audit-entries".into(), "0".into()]).unwrap();
+        assert_eq!(a.audit_entries, 0);
+        assert!(parse_args(vec!["--audit-entries".into(), "-1".into()]).is_err());
     }
 }

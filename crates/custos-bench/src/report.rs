@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::Args;
+use crate::audit::AuditVerify;
 use crate::baseline::Baseline;
 use crate::load::Outcome;
 use crate::server::Usage;
@@ -20,6 +21,8 @@ const END: &str = "<!-- custos-bench:end -->";
 const READ_TARGET_PER_S: f64 = 20_000.0;
 const READ_TARGET_P99_MS: f64 = 5.0;
 const SIGNUP_TARGET_PER_S: f64 = 5_000.0;
+const VERIFY_TARGET_ENTRIES: u64 = 1_000_000;
+const VERIFY_TARGET_S: f64 = 10.0;
 
 /// One HTTP phase as reported.
 #[derive(Debug, Clone, Default)]
@@ -190,7 +193,7 @@ fn mib(kib: u64) -> String {
 }
 
 /// The generated block (without markers).
-pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run]) -> String {
+pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], audit: Option<&AuditVerify>) -> String {
     let phases = |f: fn(&Run) -> &Phase| runs.iter().map(f).collect::<Vec<_>>();
     let read = Phase::median_of(&phases(|r| &r.read));
     let signup = Phase::median_of(&phases(|r| &r.signup));
@@ -204,6 +207,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run]) -
     ];
     let base = |f: fn(&Baseline) -> f64| median(runs.iter().map(|r| f(&r.base)));
     let (single, batched, select) = (base(|b| b.insert_single), base(|b| b.insert_batched), base(|b| b.select));
+    let (audited, audited_batched) = (base(|b| b.audited), base(|b| b.audited_batched));
     let select_threads = runs.first().map_or(0, |r| r.base.select_threads);
     let rss = median(runs.iter().map(|r| r.memory.0 as f64)) as u64;
     let hwm = median(runs.iter().map(|r| r.memory.1 as f64)) as u64;
@@ -229,13 +233,18 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run]) -
         s,
         "- **settings**: {c} concurrent clients (one keep-alive HTTP/1.1 connection each, closed loop), load generator \
          on {} runtime thread(s); {} sign-ups without password, {} with; reads for {} s; each baseline for {} s; \
-         server defaults (2 hash workers, 4 readers); {} runs, medians shown.",
+         server defaults (2 hash workers, 4 readers); {} runs, medians shown; audit verification of {} entries \
+         (filled and exported once, verified in every run).",
         args.load_threads,
         args.signups,
         args.password_signups,
         args.seconds,
         args.seconds,
-        runs.len()
+        runs.len(),
+        match args.audit_entries {
+            0 => "no".to_owned(),
+            n => int(n as f64),
+        }
     );
     s.push('\n');
 
@@ -265,6 +274,46 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run]) -
         floor.latency.p99_ms,
         times(read.per_s / floor.per_s)
     );
+    let _ = writeln!(
+        s,
+        "| the same reads | {}/s | SQLite point select plus the insert of its audit row, committed together, one \
+         transaction (an fsync) per read, {select_threads} threads: {}/s ({} the plain select) | {} | — | — |",
+        int(read.per_s),
+        int(audited),
+        times(audited / select),
+        times(read.per_s / audited)
+    );
+    let _ = writeln!(
+        s,
+        "| the same reads | {}/s | the same select and audit row, 100 reads per transaction (group commit), 1 \
+         thread: {}/s ({} the plain select) | {} | — | — |",
+        int(read.per_s),
+        int(audited_batched),
+        times(audited_batched / select),
+        times(read.per_s / audited_batched)
+    );
+    if let Some(a) = audit {
+        let cold = median(a.cold_s.iter().copied());
+        let warm = median(a.warm_s.iter().copied());
+        let met = if a.entries >= VERIFY_TARGET_ENTRIES {
+            met(cold <= VERIFY_TARGET_S && warm <= VERIFY_TARGET_S).to_owned()
+        } else {
+            format!(
+                "not measured at that size; at this rate 1,000,000 would take {:.1} s",
+                cold * VERIFY_TARGET_ENTRIES as f64 / a.entries.max(1) as f64
+            )
+        };
+        let _ = writeln!(
+            s,
+            "| offline audit-log verification: `custos audit verify` of an export of {} entries against its signed \
+             checkpoint | {:.2} s, {} entries/s (export read from storage); {:.2} s from the page cache | — | — | \
+             1,000,000 entries in ≤ 10 s | {met} |",
+            int(a.entries as f64),
+            cold,
+            int(a.entries as f64 / cold),
+            warm
+        );
+    }
     let _ = writeln!(
         s,
         "| member sign-up, durable, no password (validate, encrypt, index, audit), {c} clients | {}/s | \
@@ -358,16 +407,34 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run]) -
         base(|b| b.batched_kib)
     );
 
+    let _ = writeln!(
+        s,
+        "Audited reads at the storage level: a point select alone {}/s; with its audit row committed in the same \
+         transaction, one per read, {}/s ({} of it, {:.1} KiB written per read); 100 per transaction {}/s ({}, \
+         {:.2} KiB per read).\n",
+        int(select),
+        int(audited),
+        times(audited / select),
+        base(|b| b.audited_kib),
+        int(audited_batched),
+        times(audited_batched / select),
+        base(|b| b.audited_batched_kib)
+    );
+    if let Some(a) = audit {
+        audit_section(&mut s, a);
+    }
+
     s.push_str("Every run:\n\n");
     s.push_str(
         "| run | reads/s | read p99 ms | `GET /health`/s | sign-ups/s, no password | sign-ups/s, Argon2id | \
-         SQLite 1 row/tx | SQLite 100 rows/tx | SQLite selects/s | RSS after reads | RSS after Argon2id sign-ups |\n",
+         SQLite 1 row/tx | SQLite 100 rows/tx | SQLite selects/s | SQLite select + audit row, 1/tx | \
+         SQLite select + audit row, 100/tx | RSS after reads | RSS after Argon2id sign-ups |\n",
     );
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (i, r) in runs.iter().enumerate() {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             int(r.read.per_s),
             r.read.latency.p99_ms,
@@ -377,11 +444,50 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run]) -
             int(r.base.insert_single),
             int(r.base.insert_batched),
             int(r.base.select),
+            int(r.base.audited),
+            int(r.base.audited_batched),
             mib(r.memory.0),
             mib(r.memory_pw.0)
         );
     }
     s
+}
+
+/// The paragraph on the audit-log verification phase.
+fn audit_section(s: &mut String, a: &AuditVerify) {
+    let seconds = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(", ");
+    let (cold, warm) = (median(a.cold_s.iter().copied()), median(a.warm_s.iter().copied()));
+    let _ = writeln!(
+        s,
+        "Audit-log verification (once per invocation): a fresh server with the benchmark policy was filled with \
+         {} audit entries ({} asked for) by {} audited HTTP operations (sign-ups, then purpose-bound reads; {} \
+         errors) in {:.0} s, {}/s, and stopped. `custos audit export` took {:.2} s and wrote {} ({} bytes per \
+         entry, {} signed checkpoints). `custos audit verify --log … --checkpoint …` against the checkpoint the \
+         export printed, twice in each of the {} runs: first with the export dropped from the page cache{}, \
+         {} s (median {:.2} s, {} entries/s); then straight after, from the page cache, {} s (median {:.2} s, {} entries/s). CPU time \
+         (user + system) per verification: median {:.2} s; peak resident memory of the verifier {} (sampled \
+         every 10 ms).\n",
+        int(a.entries as f64),
+        int(a.wanted as f64),
+        int(a.fill_ops as f64),
+        a.fill_errors,
+        a.fill_seconds,
+        int(a.fill_per_s),
+        a.export_s,
+        mib(a.export_bytes / 1024),
+        int(a.export_bytes as f64 / a.entries.max(1) as f64),
+        a.checkpoints,
+        a.cold_s.len(),
+        if a.cold { "" } else { " (which failed: `dd iflag=nocache` did not run, so this too read from memory)" },
+        seconds(&a.cold_s),
+        cold,
+        int(a.entries as f64 / cold),
+        seconds(&a.warm_s),
+        warm,
+        int(a.entries as f64 / warm),
+        median(a.cpu_s.iter().copied()),
+        mib(a.peak_kib)
+    );
 }
 
 /// Puts `block` between the markers of `path`, or creates the file with

@@ -43,7 +43,32 @@ pub(crate) struct Server {
     /// A platform API key allowed every purpose.
     pub(crate) token: String,
     log: Arc<Mutex<VecDeque<String>>>,
-    _scratch: Scratch,
+    /// The data folder; taken by [`Server::stop_keeping_data`].
+    scratch: Option<Scratch>,
+    policy: Option<PathBuf>,
+}
+
+/// The data folder of a server that was stopped cleanly, for one-shot
+/// commands on it (`custos audit export`); removed when dropped.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    scratch: Scratch,
+    policy: Option<PathBuf>,
+}
+
+impl Stopped {
+    /// The scratch folder (data folder and root key inside it).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.scratch.0
+    }
+
+    /// `custos <args…>` on this instance, with the environment `serve` had;
+    /// the instance arguments (`--data-dir`, `--policy`) follow `args`.
+    pub(crate) fn command(&self, custos: &Path, args: &[&str]) -> Command {
+        let mut cmd = instance_command(custos, &self.scratch);
+        cmd.args(args).args(instance_args(&self.scratch, self.policy.as_deref()));
+        cmd
+    }
 }
 
 /// CPU seconds used so far by the server, by the harness and by the whole
@@ -145,7 +170,14 @@ impl Server {
                 }
             });
         }
-        let mut server = Server { child, addr: SocketAddr::from(([127, 0, 0, 1], 0)), token, log, _scratch: scratch };
+        let mut server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token,
+            log,
+            scratch: Some(scratch),
+            policy: policy.map(Path::to_path_buf),
+        };
         server.addr = match address.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
             Err(_) => return Err(format!("custos serve did not report its address:\n{}", server.log_tail())),
@@ -177,16 +209,7 @@ impl Server {
 
     /// Resident and peak resident memory in KiB (VmRSS, VmHWM).
     pub(crate) fn memory_kib(&self) -> Result<(u64, u64), String> {
-        let path = format!("/proc/{}/status", self.child.id());
-        let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .ok_or_else(|| format!("{path} has no {name}"))
-        };
-        Ok((field("VmRSS:")?, field("VmHWM:")?))
+        memory_kib(self.child.id())
     }
 
     /// What the server, the harness and the machine have used so far.
@@ -201,15 +224,36 @@ impl Server {
     }
 
     pub(crate) fn commits(&self) -> Result<Commits, String> {
+        parse_commits(&self.metrics()?)
+    }
+
+    /// Audit entries stored (`custos_audit_entries` of `/metrics`).
+    pub(crate) fn audit_entries(&self) -> Result<u64, String> {
+        metric(&self.metrics()?, "custos_audit_entries")
+    }
+
+    fn metrics(&self) -> Result<String, String> {
         match http_get(self.addr, "/metrics")? {
-            (200, text) => parse_commits(&text),
+            (200, text) => Ok(text),
             (status, text) => Err(format!("/metrics answered {status}: {text}")),
         }
     }
 
     /// Stops the server with SIGTERM (a clean stop checkpoints the data) and
-    /// waits for it; a server that does not stop in 30 s is killed.
+    /// waits for it; a server that does not stop in 30 s is killed. The
+    /// scratch folder is removed.
     pub(crate) fn stop(mut self) -> Result<(), String> {
+        self.halt()
+    }
+
+    /// Stops the server like [`Server::stop`] but keeps its data folder.
+    pub(crate) fn stop_keeping_data(mut self) -> Result<Stopped, String> {
+        self.halt()?;
+        let scratch = self.scratch.take().ok_or("the server's data folder is gone")?;
+        Ok(Stopped { scratch, policy: self.policy.take() })
+    }
+
+    fn halt(&mut self) -> Result<(), String> {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().map_err(|e| format!("cannot run kill: {e}"))?;
         if !sent.success() {
@@ -239,6 +283,20 @@ impl Drop for Server {
     }
 }
 
+/// Resident and peak resident memory of a process in KiB (VmRSS, VmHWM).
+pub(crate) fn memory_kib(pid: u32) -> Result<(u64, u64), String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("{path} has no {name}"))
+    };
+    Ok((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// A one-off `GET` with `Connection: close`, for `/ready` and `/metrics`.
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
@@ -257,12 +315,26 @@ pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), St
 /// User plus system CPU time of a process from its `stat` file
 /// (`/proc/self/stat` for the harness itself), in seconds.
 fn cpu_seconds(stat_path: &str) -> Result<f64, String> {
+    // Fields 14 and 15 (utime, stime).
+    stat_cpu_seconds(stat_path, 11)
+}
+
+/// User plus system CPU time of the harness's children that have ended and
+/// been waited for (`cutime`, `cstime`), in seconds: around a one-shot
+/// command, the CPU time it used.
+pub(crate) fn children_cpu_seconds() -> Result<f64, String> {
+    // Fields 16 and 17 (cutime, cstime).
+    stat_cpu_seconds("/proc/self/stat", 13)
+}
+
+/// The sum of two adjacent tick counts of a `stat` file, `first` counted
+/// from the field after the command name (which may hold spaces).
+fn stat_cpu_seconds(stat_path: &str, first: usize) -> Result<f64, String> {
     let text = std::fs::read_to_string(stat_path).map_err(|e| format!("cannot read {stat_path}: {e}"))?;
-    // Fields 14 and 15 (utime, stime) counted after the command name, which may hold spaces.
     let after_name = text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-    match (ticks(11), ticks(12)) {
+    match (ticks(first), ticks(first + 1)) {
         (Some(user), Some(system)) => Ok((user + system) as f64 / clock_ticks_per_second()),
         _ => Err(format!("{stat_path} has no CPU times")),
     }
@@ -303,15 +375,20 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// One unlabelled whole-number value of the `/metrics` text.
+fn metric(metrics: &str, name: &str) -> Result<u64, String> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .ok_or_else(|| format!("/metrics has no {name}"))
+}
+
 fn parse_commits(metrics: &str) -> Result<Commits, String> {
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .ok_or_else(|| format!("/metrics has no {name}"))
-    };
-    Ok(Commits { batches: value("custos_commit_batches_total")?, jobs: value("custos_committed_jobs_total")? })
+    Ok(Commits {
+        batches: metric(metrics, "custos_commit_batches_total")?,
+        jobs: metric(metrics, "custos_committed_jobs_total")?,
+    })
 }
 
 #[cfg(test)]
@@ -326,12 +403,15 @@ mod tests {
         assert_eq!(before, Commits { batches: 10, jobs: 250 });
         assert_eq!(before.jobs_per_commit_until(Commits { batches: 20, jobs: 1250 }), 100.0);
         assert!(parse_commits("custos_audit_entries 3\n").is_err());
+        assert_eq!(metric("custos_audit_entries 3\n", "custos_audit_entries"), Ok(3));
+        assert!(metric("custos_audit_entries_total 3\n", "custos_audit_entries").is_err());
     }
 
     #[test]
     fn own_cpu_time_is_readable() {
         assert!(cpu_seconds("/proc/self/stat").unwrap() >= 0.0);
         assert!(cpu_seconds("/proc/self/no-such-file").is_err());
+        assert!(children_cpu_seconds().unwrap() >= 0.0);
         assert!(machine_busy_seconds().unwrap() > 0.0);
         assert!(written_bytes("/proc/self/io").is_ok());
     }
