@@ -282,6 +282,119 @@ impl Compact {
     }
 }
 
+/// The leaf ranges `[lo, hi)` whose tree hashes make up the inclusion proof
+/// of leaf `index` in a tree of `size`, in proof order: a log too large to
+/// hold in memory answers a proof by hashing just these ranges (see
+/// [`Blocks`]).
+pub fn inclusion_ranges(index: u64, size: u64) -> Result<Vec<(u64, u64)>, MerkleError> {
+    if index >= size {
+        return Err(MerkleError::IndexOutOfRange { index, size });
+    }
+    let mut out = Vec::with_capacity(inclusion_proof_len(index, size));
+    range_path(index, 0, size, &mut out);
+    Ok(out)
+}
+
+/// The leaf ranges whose tree hashes make up the consistency proof from the
+/// tree of `old_size` to the tree of `new_size`, in proof order.
+pub fn consistency_ranges(old_size: u64, new_size: u64) -> Result<Vec<(u64, u64)>, MerkleError> {
+    if old_size > new_size {
+        return Err(MerkleError::SizesOutOfOrder { old_size, new_size });
+    }
+    let mut out = Vec::with_capacity(consistency_proof_len(old_size, new_size));
+    if old_size > 0 {
+        range_subproof(old_size, 0, new_size, true, &mut out);
+    }
+    Ok(out)
+}
+
+fn split_u64(n: u64) -> u64 {
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
+}
+
+/// PATH(m, D[lo:hi]) as ranges.
+fn range_path(m: u64, lo: u64, hi: u64, out: &mut Vec<(u64, u64)>) {
+    if hi - lo <= 1 {
+        return;
+    }
+    let k = split_u64(hi - lo);
+    if m < k {
+        range_path(m, lo, lo + k, out);
+        out.push((lo + k, hi));
+    } else {
+        range_path(m - k, lo + k, hi, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// SUBPROOF(m, D[lo:hi], b) as ranges.
+fn range_subproof(m: u64, lo: u64, hi: u64, complete: bool, out: &mut Vec<(u64, u64)>) {
+    let n = hi - lo;
+    if m == n {
+        if !complete {
+            out.push((lo, hi));
+        }
+        return;
+    }
+    let k = split_u64(n);
+    if m <= k {
+        range_subproof(m, lo, lo + k, complete, out);
+        out.push((lo + k, hi));
+    } else {
+        range_subproof(m - k, lo + k, hi, false, out);
+        out.push((lo, lo + k));
+    }
+}
+
+/// A log seen in blocks of `block` leaves (a power of two): the roots of
+/// the complete blocks, and the leaves of some blocks. Enough to hash any
+/// range a proof needs without reading the whole log.
+#[derive(Clone, Copy)]
+pub struct Blocks<'a> {
+    pub block: u64,
+    /// Root of block `i` (leaves `i*block .. (i+1)*block`), for every
+    /// complete block held.
+    pub roots: &'a [Hash],
+    /// The leaves of a block, when loaded (the last block may be partial).
+    pub leaves: &'a dyn Fn(u64) -> Option<&'a [Hash]>,
+}
+
+impl std::fmt::Debug for Blocks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blocks")
+            .field("block", &self.block)
+            .field("complete", &self.roots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Blocks<'_> {
+    /// The tree hash of leaves `[lo, hi)`, or `Err(i)`: block `i`'s leaves
+    /// are needed and not loaded.
+    pub fn range_root(&self, lo: u64, hi: u64) -> Result<Hash, u64> {
+        let n = hi - lo;
+        if n == 0 {
+            return Ok(EMPTY_ROOT);
+        }
+        let first = lo / self.block;
+        if lo.is_multiple_of(self.block) && n == self.block && (first as usize) < self.roots.len() {
+            return Ok(self.roots[first as usize]);
+        }
+        if (hi - 1) / self.block == first {
+            // Within one block: hash its leaves.
+            let leaves = (self.leaves)(first).ok_or(first)?;
+            let start = (lo - first * self.block) as usize;
+            let end = (hi - first * self.block) as usize;
+            return leaves.get(start..end).map(root).ok_or(first);
+        }
+        if n == 1 {
+            return Err(first);
+        }
+        let k = split_u64(n);
+        Ok(node_hash(&self.range_root(lo, lo + k)?, &self.range_root(lo + k, hi)?))
+    }
+}
+
 /// The largest power of two smaller than `n` (`n >= 2`).
 fn split(n: usize) -> usize {
     debug_assert!(n >= 2);

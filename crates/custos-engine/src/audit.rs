@@ -123,6 +123,9 @@ struct CheckpointLine {
 
 const EXPORT_FORMAT: &str = "custos-audit-log v1";
 const PAGE: u32 = 10_000;
+/// Leaves per block of the proof cache: a proof reads at most a few blocks,
+/// and the cache holds one root per block (32 bytes per 1,024 entries).
+const BLOCK: u64 = 1024;
 
 impl Engine {
     fn origin(&self) -> &str {
@@ -154,39 +157,71 @@ impl Engine {
         }
     }
 
-    /// Leaf hashes of entries 1..=size, read page by page; `NotFound` when
-    /// the log is shorter (checked first: `size` may come from a request).
-    async fn leaves(&self, size: u64) -> Result<Vec<Hash>> {
+    /// The leaf hashes of block `block` (entries `block*BLOCK + 1 ..`), at
+    /// most up to entry `size`.
+    async fn block_leaves(&self, block: u64, size: u64) -> Result<Vec<Hash>> {
+        let first = block * BLOCK;
+        let want = BLOCK.min(size.saturating_sub(first));
+        let after = i64::try_from(first).map_err(|_| EngineError::NotFound)?;
+        let limit = u32::try_from(want).unwrap_or(u32::MAX);
+        let page = self.inner.store.read(move |r| r.audit_leaves(after, limit)).await?;
+        let mut out = Vec::with_capacity(page.len());
+        for (n, (seq, leaf)) in page.into_iter().enumerate() {
+            if seq != after + 1 + n as i64 {
+                return Err(EngineError::Integrity(format!("the audit log has a gap before entry {seq}")));
+            }
+            let leaf = leaf
+                .as_deref()
+                .and_then(|l| <Hash>::try_from(l).ok())
+                .ok_or_else(|| EngineError::Integrity(format!("audit entry {seq} has no leaf hash")))?;
+            out.push(leaf);
+        }
+        if (out.len() as u64) < want {
+            return Err(EngineError::NotFound);
+        }
+        Ok(out)
+    }
+
+    /// The roots of the complete blocks below `size`, extending the cache
+    /// as the log grows. Entries never change, so a block's root, once
+    /// known, holds for good.
+    async fn block_roots(&self, size: u64) -> Result<Vec<Hash>> {
+        let mut cache = self.inner.audit_blocks.lock().await;
+        let complete = size / BLOCK;
+        while (cache.len() as u64) < complete {
+            let leaves = self.block_leaves(cache.len() as u64, size).await?;
+            cache.push(merkle::root(&leaves));
+        }
+        Ok(cache[..complete as usize].to_vec())
+    }
+
+    /// The tree hashes of leaf ranges of the tree of `size` entries, read
+    /// through the block cache: only the blocks a range cuts are read.
+    /// `NotFound` when the log is shorter (`size` may come from a request).
+    async fn range_roots(&self, ranges: &[(u64, u64)], size: u64) -> Result<Vec<Hash>> {
         let len = self.inner.store.read(|r| r.audit_len()).await?;
         if size > len {
             return Err(EngineError::NotFound);
         }
-        let mut out = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        let mut after = 0i64;
-        while (out.len() as u64) < size {
-            let page = self.inner.store.read(move |r| r.audit_leaves(after, PAGE)).await?;
-            if page.is_empty() {
-                break;
-            }
-            for (seq, leaf) in page {
-                if out.len() as u64 >= size {
-                    break;
+        let roots = self.block_roots(size).await?;
+        let mut loaded: std::collections::BTreeMap<u64, Vec<Hash>> = std::collections::BTreeMap::new();
+        loop {
+            let outcome: std::result::Result<Vec<Hash>, u64> = {
+                let lookup = |i: u64| loaded.get(&i).map(Vec::as_slice);
+                let blocks = merkle::Blocks { block: BLOCK, roots: &roots, leaves: &lookup };
+                ranges.iter().map(|(lo, hi)| blocks.range_root(*lo, *hi)).collect()
+            };
+            match outcome {
+                Ok(hashes) => return Ok(hashes),
+                Err(block) if loaded.contains_key(&block) => {
+                    return Err(EngineError::Integrity(format!("block {block} of the audit log is short")));
                 }
-                if seq != after + 1 {
-                    return Err(EngineError::Integrity(format!("the audit log has a gap before entry {seq}")));
+                Err(block) => {
+                    let leaves = self.block_leaves(block, size).await?;
+                    loaded.insert(block, leaves);
                 }
-                let leaf = leaf
-                    .as_deref()
-                    .and_then(|l| <Hash>::try_from(l).ok())
-                    .ok_or_else(|| EngineError::Integrity(format!("audit entry {seq} has no leaf hash")))?;
-                out.push(leaf);
-                after = seq;
             }
         }
-        if (out.len() as u64) < size {
-            return Err(EngineError::NotFound);
-        }
-        Ok(out)
     }
 
     fn signed(&self, row: &CheckpointRow) -> SignedCheckpoint {
@@ -207,21 +242,24 @@ impl Engine {
         if let Some(latest) = latest.filter(|c| c.size == size) {
             return Ok(self.signed(&latest));
         }
-        let leaves = self.leaves(size).await?;
-        // Never sign a fork: the tree must still contain every checkpoint
-        // issued before, unchanged.
-        let previous = self.inner.store.read(|r| r.checkpoints()).await?;
-        for c in previous.iter().filter(|c| c.size > 0 && c.size <= size) {
-            let prefix = &leaves[..usize::try_from(c.size).unwrap_or(usize::MAX).min(leaves.len())];
-            if merkle::root(prefix).as_slice() != c.root.as_slice() {
-                return Err(EngineError::Integrity(format!(
-                    "the audit log no longer matches its checkpoint of size {}: refusing to sign a changed history",
-                    c.size
-                )));
-            }
+        // Never sign a fork: the tree must still contain the latest
+        // checkpoint, unchanged (each one was checked the same way against
+        // the one before when it was signed).
+        let previous = self.inner.store.read(|r| r.latest_checkpoint()).await?;
+        let mut ranges = vec![(0, size)];
+        if let Some(c) = previous.as_ref().filter(|c| c.size > 0 && c.size <= size) {
+            ranges.push((0, c.size));
         }
-        let checkpoint =
-            Checkpoint { origin: self.origin().to_owned(), size, root: merkle::root(&leaves), time: stamp(now) };
+        let roots = self.range_roots(&ranges, size).await?;
+        if let (Some(c), Some(root)) = (previous.as_ref(), roots.get(1))
+            && root.as_slice() != c.root.as_slice()
+        {
+            return Err(EngineError::Integrity(format!(
+                "the audit log no longer matches its checkpoint of size {}: refusing to sign a changed history",
+                c.size
+            )));
+        }
+        let checkpoint = Checkpoint { origin: self.origin().to_owned(), size, root: roots[0], time: stamp(now) };
         let signature = self.inner.keyring.sign_checkpoint(checkpoint.signed_text().as_bytes());
         let row = CheckpointRow { size, root: checkpoint.root.to_vec(), time: checkpoint.time.clone(), signature };
         let stored = row.clone();
@@ -251,8 +289,8 @@ impl Engine {
                 "seq must be between 1 and the tree size",
             )]));
         }
-        let leaves = self.leaves(size).await?;
-        let proof = merkle::inclusion_proof(&leaves, seq - 1).map_err(|e| EngineError::Integrity(e.to_string()))?;
+        let ranges = merkle::inclusion_ranges(seq - 1, size).map_err(|e| EngineError::Integrity(e.to_string()))?;
+        let proof = self.range_roots(&ranges, size).await?;
         Ok(proof.iter().map(|h| hex(h)).collect())
     }
 
@@ -265,8 +303,8 @@ impl Engine {
                 "from must be between 1 and to",
             )]));
         }
-        let leaves = self.leaves(new).await?;
-        let proof = merkle::consistency_proof(&leaves, old).map_err(|e| EngineError::Integrity(e.to_string()))?;
+        let ranges = merkle::consistency_ranges(old, new).map_err(|e| EngineError::Integrity(e.to_string()))?;
+        let proof = self.range_roots(&ranges, new).await?;
         Ok(proof.iter().map(|h| hex(h)).collect())
     }
 

@@ -99,6 +99,8 @@ struct Inner {
     audit_failing: std::sync::atomic::AtomicBool,
     /// Failed staff logins, per account and per address.
     throttle: throttle::Throttle,
+    /// Roots of complete blocks of audit leaves, for proofs (`audit.rs`).
+    audit_blocks: tokio::sync::Mutex<Vec<custos_core::merkle::Hash>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -146,6 +148,7 @@ impl Engine {
                 api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 audit_failing: std::sync::atomic::AtomicBool::new(false),
                 throttle: throttle::Throttle::default(),
+                audit_blocks: tokio::sync::Mutex::new(Vec::new()),
             }),
         };
         engine.backfill_leaves().await?;

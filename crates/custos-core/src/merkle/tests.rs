@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Compact, EMPTY_ROOT, Hash, MerkleError, consistency_proof, inclusion_proof, leaf_hash, node_hash, root,
-    verify_consistency, verify_inclusion,
+    Blocks, Compact, EMPTY_ROOT, Hash, MerkleError, consistency_proof, consistency_ranges, inclusion_proof,
+    inclusion_ranges, leaf_hash, node_hash, root, verify_consistency, verify_inclusion,
 };
 
 const VECTORS_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/specs/merkle/rfc6962-vectors.json");
@@ -800,4 +800,66 @@ proptest! {
         prop_assert_eq!(compact.size(), size as u64);
         prop_assert_eq!(compact.root(), root(&leaves));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Proofs by ranges and blocks: the same hashes as the proofs over all leaves.
+
+fn numbered_leaves(n: u64) -> Vec<Hash> {
+    (0..n).map(|i| leaf_hash(&i.to_be_bytes())).collect()
+}
+
+/// Resolves ranges through `Blocks` of `block` leaves, loading a block's
+/// leaves only when asked for one; returns the hashes and the blocks loaded.
+fn by_blocks(leaves: &[Hash], block: u64, ranges: &[(u64, u64)]) -> (Vec<Hash>, usize) {
+    let roots: Vec<Hash> = leaves.chunks_exact(block as usize).map(root).collect();
+    let mut loaded: Vec<u64> = Vec::new();
+    loop {
+        let lookup = |i: u64| {
+            loaded.contains(&i).then(|| {
+                let start = (i * block) as usize;
+                &leaves[start..leaves.len().min(start + block as usize)]
+            })
+        };
+        let blocks = Blocks { block, roots: &roots, leaves: &lookup };
+        let outcome: Result<Vec<Hash>, u64> = ranges.iter().map(|(lo, hi)| blocks.range_root(*lo, *hi)).collect();
+        match outcome {
+            Ok(hashes) => return (hashes, loaded.len()),
+            Err(i) => {
+                assert!(!loaded.contains(&i), "block {i} asked for twice");
+                loaded.push(i);
+            }
+        }
+    }
+}
+
+#[test]
+fn proofs_by_ranges_and_blocks_equal_proofs_over_all_leaves() {
+    for size in 1..=70u64 {
+        let leaves = numbered_leaves(size);
+        for block in [1u64, 2, 4, 8] {
+            for index in 0..size {
+                let ranges = inclusion_ranges(index, size).unwrap();
+                let (hashes, loaded) = by_blocks(&leaves, block, &ranges);
+                assert_eq!(
+                    hashes,
+                    inclusion_proof(&leaves, index).unwrap(),
+                    "inclusion {index} of {size}, block {block}"
+                );
+                assert!(loaded <= 2, "inclusion {index} of {size}: {loaded} blocks read");
+            }
+            for old in 0..=size {
+                let ranges = consistency_ranges(old, size).unwrap();
+                let (hashes, loaded) = by_blocks(&leaves, block, &ranges);
+                assert_eq!(
+                    hashes,
+                    consistency_proof(&leaves, old).unwrap(),
+                    "consistency {old} → {size}, block {block}"
+                );
+                assert!(loaded <= 2, "consistency {old} → {size}: {loaded} blocks read");
+            }
+        }
+    }
+    assert_eq!(inclusion_ranges(3, 3), Err(MerkleError::IndexOutOfRange { index: 3, size: 3 }));
+    assert_eq!(consistency_ranges(4, 3), Err(MerkleError::SizesOutOfOrder { old_size: 4, new_size: 3 }));
 }

@@ -302,10 +302,51 @@ async fn proofs_verify_against_the_roots_of_signed_checkpoints() {
     assert_eq!(get_checkpoint(&app).await, second, "refused requests issue no checkpoint");
 }
 
+/// Proofs are answered from a cache of block roots (1,024 leaves each) and
+/// the few blocks a proof cuts: across block edges they must equal proofs
+/// over every leaf.
+#[tokio::test]
+async fn proofs_across_block_edges_verify() {
+    let app = TestApp::new("audit-blocks").await;
+    let people = people(&app, 8).await;
+    grow_to(&app, &people, 1030).await;
+    let first = post_checkpoint(&app).await;
+    grow_to(&app, &people, 2100).await;
+    app.clock.set(later(1));
+    let second = post_checkpoint(&app).await;
+    let leaves = leaves(&app).await;
+    assert_eq!(hex(&merkle::root(&leaves[..1030])), first.root);
+    assert_eq!(hex(&merkle::root(&leaves[..2100])), second.root);
+    let inclusions = [
+        (1u64, 2100u64),
+        (1024, 2100),
+        (1025, 2100),
+        (1030, 2100),
+        (2048, 2100),
+        (2049, 2100),
+        (2100, 2100),
+        (1025, 1030),
+        (1024, 1024),
+        (700, 2049),
+    ];
+    for (seq, size) in inclusions {
+        let path = format!("/v1/audit/proof/inclusion?seq={seq}&size={size}");
+        let proof = hashes(&call(&app, "GET", &path, Some(&app.key), None).await.expect(200)["proof"]);
+        let root = merkle::root(&leaves[..size as usize]);
+        verify_inclusion(&leaves[seq as usize - 1], seq - 1, size, &proof, &root)
+            .unwrap_or_else(|e| panic!("entry {seq} of {size}: {e}"));
+    }
+    for (old, new) in [(1030u64, 2100u64), (1024, 2100), (1025, 2048), (2048, 2100), (1, 2100), (1023, 1025)] {
+        let path = format!("/v1/audit/proof/consistency?from={old}&to={new}");
+        let proof = hashes(&call(&app, "GET", &path, Some(&app.key), None).await.expect(200)["proof"]);
+        let (old_root, new_root) = (merkle::root(&leaves[..old as usize]), merkle::root(&leaves[..new as usize]));
+        verify_consistency(old, new, &old_root, &new_root, &proof).unwrap_or_else(|e| panic!("{old} → {new}: {e}"));
+    }
+}
+
 /// Sizes beyond the log are 404 however large: the engine must not reserve
 /// memory for the leaves a caller merely names.
 #[tokio::test]
-
 async fn huge_tree_sizes_are_not_found_not_a_crash() {
     let app = TestApp::new("audit-huge-sizes").await;
     for path in [
