@@ -48,6 +48,7 @@ pub enum Operation {
     ListRecords,
     /// Checkpoints and proofs of the audit log.
     ReadAudit,
+    /// Signing a checkpoint now: platform API keys only.
     IssueCheckpoint,
     InviteStaff,
     DisableStaff,
@@ -220,12 +221,13 @@ pub fn staff_may(policy: &Policy, role: &str, privileges: &[String], op: RoleOp)
     let Some(role) = policy.roles.iter().find(|r| r.id.as_str() == role) else {
         return false;
     };
-    role.operations.contains(&op)
-        || policy
-            .privileges
-            .iter()
-            .filter(|p| privileges.iter().any(|held| held == p.id.as_str()) || role.privileges.contains(&p.id))
-            .any(|p| p.operations.contains(&op))
+    // A granted privilege counts only while the role may be granted it (a
+    // role change does not carry over what the new role cannot hold).
+    let holds = |p: &crate::policy::model::Privilege| {
+        role.privileges.contains(&p.id)
+            || (role.grantable.contains(&p.id) && privileges.iter().any(|held| held == p.id.as_str()))
+    };
+    role.operations.contains(&op) || policy.privileges.iter().filter(|p| holds(p)).any(|p| p.operations.contains(&op))
 }
 
 /// The decision. Pure: the same question always gets the same answer.
@@ -239,11 +241,14 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
     let (scope, purposes): (Option<&str>, Vec<&str>) = match request.actor {
         Actor::Anonymous => return Err(Denied::Unauthenticated),
         Actor::ApiKey { service, purposes } => {
+            // A service's key serves that service's members; the audit log,
+            // services and staff are the platform's business.
             let platform_only = matches!(
                 op,
                 Operation::CreateService
                     | Operation::ReadAudit
                     | Operation::IssueCheckpoint
+                    | Operation::InviteStaff
                     | Operation::DisableStaff
                     | Operation::GrantPrivilege
                     | Operation::ChangeSettings
@@ -258,9 +263,19 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
             let Some(def) = policy.roles.iter().find(|r| r.id.as_str() == role) else {
                 return Err(Denied::Forbidden);
             };
-            if !staff_may(policy, role, privileges, op.needs())
-                || matches!(op, Operation::CreateService | Operation::CreateSubject | Operation::AddRecord)
-            {
+            // The role's scope and the actor's service must agree (a policy
+            // edit could change a role's scope under a stored account).
+            let scoped_right = match def.scope {
+                Scope::Platform => service.is_none(),
+                Scope::Service => service.is_some(),
+            };
+            // Checkpoints are signed by the platform (its key or its
+            // schedule); staff, auditors included, only read the log.
+            let never_staff = matches!(
+                op,
+                Operation::CreateService | Operation::CreateSubject | Operation::AddRecord | Operation::IssueCheckpoint
+            );
+            if !scoped_right || never_staff || !staff_may(policy, role, privileges, op.needs()) {
                 return Err(Denied::Forbidden);
             }
             if op == Operation::TransferRole && !def.single {
@@ -285,11 +300,25 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
         Target::Scope(object) => (false, reaches(object)),
         Target::Missing => (false, false),
         Target::Subject(facts) => {
-            let sees_dormant = match request.actor {
-                Actor::Staff { role, privileges, .. } => staff_may(policy, role, privileges, RoleOp::ReadDormant),
-                _ => false,
+            let (sees_dormant, is_key) = match request.actor {
+                Actor::Staff { role, privileges, .. } => {
+                    (staff_may(policy, role, privileges, RoleOp::ReadDormant), false)
+                }
+                _ => (false, true),
             };
-            (facts.dormant && !sees_dormant, reaches(facts.service))
+            let hidden = facts.dormant && !sees_dormant;
+            // Without `read_dormant` a dormant member's row shows masked on
+            // a read; every other act on them is refused as if they were
+            // not there, but for the platform's own backend (API keys),
+            // which must find a member who logs in again (the act that
+            // releases dormancy), record that activity, and keep records.
+            let refused = hidden
+                && match op {
+                    Operation::ReadSubject | Operation::ListSubjects => false,
+                    Operation::LookupSubject | Operation::RecordActivity | Operation::AddRecord => !is_key,
+                    _ => true,
+                };
+            (hidden, reaches(facts.service) && !refused)
         }
     };
     // What: the purpose must be declared, allowed to the actor, and cover

@@ -11,7 +11,15 @@ use zeroize::Zeroizing;
 
 use crate::{EngineError, Result};
 
-type Job = (Zeroizing<String>, oneshot::Sender<Result<String, crate::password::PasswordError>>);
+type Reply<T> = oneshot::Sender<Result<T, crate::password::PasswordError>>;
+
+/// Work for the pool: hashing a new password, or checking one against a
+/// stored hash. Both run here so that at most `workers` Argon2 computations
+/// (and their memory) exist at once, whatever the number of log-ins.
+enum Job {
+    Hash(Zeroizing<String>, Reply<String>),
+    Verify(Zeroizing<String>, Zeroizing<String>, Reply<bool>),
+}
 
 pub(crate) struct HashPool {
     sender: Mutex<Option<mpsc::Sender<Job>>>,
@@ -34,8 +42,15 @@ impl HashPool {
                             Ok(r) => r.recv(),
                             Err(_) => return,
                         };
-                        let Ok((password, reply)) = job else { return };
-                        let _ = reply.send(crate::password::hash_password_with_memory(&password, &mut memory));
+                        match job {
+                            Ok(Job::Hash(password, reply)) => {
+                                let _ = reply.send(crate::password::hash_password_with_memory(&password, &mut memory));
+                            }
+                            Ok(Job::Verify(password, phc, reply)) => {
+                                let _ = reply.send(crate::password::verify_password(&password, &phc));
+                            }
+                            Err(_) => return,
+                        }
                     }
                 })
                 .map_err(|e| EngineError::Config(format!("cannot start the hashing threads: {e}")))?;
@@ -43,22 +58,35 @@ impl HashPool {
         Ok(HashPool { sender: Mutex::new(Some(sender)) })
     }
 
+    fn send(&self, job: Job) -> Result<()> {
+        let sender = self.sender.lock().map_err(|_| EngineError::Unavailable("the hashing pool failed".into()))?;
+        sender
+            .as_ref()
+            .ok_or_else(|| EngineError::Unavailable("the hashing pool is closed".into()))?
+            .send(job)
+            .map_err(|_| EngineError::Unavailable("the hashing pool is closed".into()))
+    }
+
     /// Hashes on the pool; waits (asynchronously) for a free worker.
     pub(crate) async fn hash(&self, password: Zeroizing<String>) -> Result<Zeroizing<String>> {
         let (reply, answer) = oneshot::channel();
-        {
-            let sender = self.sender.lock().map_err(|_| EngineError::Unavailable("the hashing pool failed".into()))?;
-            sender
-                .as_ref()
-                .ok_or_else(|| EngineError::Unavailable("the hashing pool is closed".into()))?
-                .send((password, reply))
-                .map_err(|_| EngineError::Unavailable("the hashing pool is closed".into()))?;
-        }
+        self.send(Job::Hash(password, reply))?;
         let hashed = answer
             .await
             .map_err(|_| EngineError::Unavailable("the hashing pool stopped".into()))?
             .map_err(|e| EngineError::Unavailable(format!("password hashing failed: {e}")))?;
         Ok(Zeroizing::new(hashed))
+    }
+
+    /// Checks a password against a stored PHC string on the pool. A hash
+    /// that cannot be read is an integrity failure, never a wrong password.
+    pub(crate) async fn verify(&self, password: Zeroizing<String>, phc: Zeroizing<String>) -> Result<bool> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Verify(password, phc, reply))?;
+        answer
+            .await
+            .map_err(|_| EngineError::Unavailable("the hashing pool stopped".into()))?
+            .map_err(|e| EngineError::Integrity(e.to_string()))
     }
 }
 

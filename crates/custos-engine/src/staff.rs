@@ -52,7 +52,7 @@ const ACTIVE: &str = "active";
 const DISABLED: &str = "disabled";
 
 /// An invitation to create.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewInvitation {
     pub email: String,
     pub role: String,
@@ -60,7 +60,7 @@ pub struct NewInvitation {
 }
 
 /// A created invitation: the token is shown once, for the e-mail.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Invitation {
     pub staff_id: String,
     pub token: String,
@@ -69,11 +69,39 @@ pub struct Invitation {
 
 /// What an accepted invitation gives: the TOTP secret to put in an
 /// authenticator app, shown once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Enrolment {
     pub staff_id: String,
     pub totp_secret: String,
     pub otpauth_uri: String,
+}
+
+// Debug output never shows an e-mail address, a token or a secret.
+impl std::fmt::Debug for NewInvitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewInvitation")
+            .field("role", &self.role)
+            .field("service", &self.service)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Invitation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invitation").field("staff_id", &self.staff_id).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Enrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrolment").field("staff_id", &self.staff_id).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession").field("staff_id", &self.staff_id).finish_non_exhaustive()
+    }
 }
 
 /// A login attempt.
@@ -93,7 +121,7 @@ impl std::fmt::Debug for Login {
 }
 
 /// A new session: the token is shown once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSession {
     pub token: String,
     pub staff_id: String,
@@ -207,10 +235,20 @@ impl Engine {
         Aad { owner: row_id, field, key_id, key_version: 1 }
     }
 
+    /// The privileges a staff caller holds: through the role, and granted
+    /// ones the role may hold.
+    fn held_privileges(&self, role: &str, granted: &[String]) -> Vec<String> {
+        let Some(def) = self.policy().roles.iter().find(|r| r.id.as_str() == role) else { return Vec::new() };
+        let mut held: Vec<String> = def.privileges.iter().map(|p| p.to_string()).collect();
+        held.extend(granted.iter().filter(|g| def.grantable.iter().any(|p| p.as_str() == g.as_str())).cloned());
+        held
+    }
+
     /// Invites a staff member: a token for the e-mail, valid for
     /// [`INVITATION_SECONDS`]. A single-holder role (the head admin) is
     /// invited only by a platform API key and only while the service has
-    /// none; staff hand it over instead.
+    /// none; staff hand it over instead. Staff invite only to roles of their
+    /// own scope that can do and see no more than they can.
     pub async fn invite_staff(&self, caller: &Caller, req: NewInvitation, now: jiff::Timestamp) -> Result<Invitation> {
         let policy = self.policy();
         let role = policy.roles.iter().find(|r| r.id.as_str() == req.role).ok_or_else(|| {
@@ -232,18 +270,17 @@ impl Engine {
         }
         let email = normal_email(&req.email)
             .ok_or_else(|| invalid("email", ErrorCode::InvalidFormat, "expected an e-mail address"))?;
-        if role.single && caller.staff.is_some() {
-            return Err(EngineError::Forbidden(format!(
-                "the {} role is handed over by its holder, not invited",
-                role.id
-            )));
-        }
-        // Staff invite only to roles of their own scope that can do no more
-        // than their own role: nobody raises another above themselves.
         if let Some(staff) = &caller.staff {
             let mine = policy.roles.iter().find(|r| r.id.as_str() == staff.role);
-            let within =
-                mine.is_some_and(|m| m.scope == role.scope && role.operations.iter().all(|o| m.operations.contains(o)));
+            let held = self.held_privileges(&staff.role, &staff.privileges);
+            let may = |op| custos_core::authz::staff_may(policy, &staff.role, &staff.privileges, op);
+            let within = !role.single
+                && mine.is_some_and(|m| {
+                    m.scope == role.scope
+                        && role.operations.iter().all(|o| may(*o))
+                        && role.purposes.iter().all(|p| m.purposes.contains(p))
+                })
+                && role.privileges.iter().all(|p| held.iter().any(|h| h == p.as_str()));
             if !within {
                 let denied = custos_core::authz::Denied::Forbidden;
                 return Err(self.audit_denial(caller, Operation::InviteStaff, None, None, denied, now).await);
@@ -280,13 +317,22 @@ impl Engine {
         let version = policy.meta.version.clone();
         let caller = caller.clone();
         self.write_job(move |tx| {
+            let refuse = |tx: &mut WriteTx<'_>, outcome: &str, error: EngineError| {
+                audit_staff(tx, &caller, Operation::InviteStaff.as_str(), None, outcome, &at, &version)?;
+                Ok(Err(error))
+            };
             if let Some(s) = &row.service_id
                 && tx.service(s)?.is_none()
             {
-                return Ok(Err(EngineError::NotFound));
+                return refuse(tx, "denied: not_found", EngineError::NotFound);
             }
             if tx.staff_by_email(&row.email_digest)?.is_some() {
-                return Ok(Err(EngineError::Conflict("a staff account with this e-mail address exists".into())));
+                let error = EngineError::Conflict("a staff account with this e-mail address exists".into());
+                return refuse(tx, "denied: conflict (e-mail taken)", error);
+            }
+            if row.single && tx.single_holder(row.service_id.as_deref(), &row.role)?.is_some() {
+                let error = EngineError::Conflict(format!("the {} role already has its holder here", row.role));
+                return refuse(tx, "denied: conflict (single role held)", error);
             }
             tx.insert_key(&KeyRow {
                 id: key_id.clone(),
@@ -296,23 +342,9 @@ impl Engine {
                 wrapped,
                 created_at: at.clone(),
             })?;
-            match tx.put_staff(&row, false) {
-                Err(StoreError::Conflict(_)) => {
-                    return Err(StoreError::Conflict(format!("the {} role already has its holder here", row.role)));
-                }
-                other => other?,
-            }
-            crate::subjects::Audit {
-                caller: &caller,
-                operation: Operation::InviteStaff.as_str(),
-                purpose: None,
-                subject: Some(&row.id),
-                items: &[],
-                outcome: &format!("invited as {}", row.role),
-                at: &at,
-                policy_version: &version,
-            }
-            .append(tx)?;
+            tx.insert_staff(&row)?;
+            let outcome = format!("invited as {}", row.role);
+            audit_staff(tx, &caller, Operation::InviteStaff.as_str(), Some(&row.id), &outcome, &at, &version)?;
             Ok(Ok(()))
         })
         .await??;
@@ -334,14 +366,17 @@ impl Engine {
         let hash = sha256(token.as_bytes());
         let lookup = hash.clone();
         let row = self.inner.store.read(move |r| r.staff_by_invite(&lookup)).await?.ok_or_else(refused)?;
-        let expired = row.invite_expires_at.as_deref().and_then(|e| seconds_between(e, now)).is_none_or(|s| s > 0);
-        if row.status != INVITED || expired {
+        let live = move |row: &StaffRow| {
+            row.status == INVITED
+                && row.invite_expires_at.as_deref().and_then(|e| seconds_between(e, now)).is_some_and(|s| s <= 0)
+        };
+        if !live(&row) {
             return Err(refused());
         }
         let phc = self.inner.hashing.hash(password).await?;
         let totp_secret = random_bytes(20)?;
         let key_id = row.key_id.clone();
-        let key_row = self.write_job(move |tx| tx.key(&key_id)).await?.ok_or_else(refused)?;
+        let key_row = self.inner.store.read(move |r| r.key(&key_id)).await?.ok_or_else(refused)?;
         let key = self.inner.keyring.unwrap_data_key(&key_row.id, &key_row.wrapped)?;
         let sealed_password = key.seal(&Self::staff_aad(&row.id, "password", &key_row.id), phc.as_bytes())?;
         let sealed_totp = key.seal(&Self::staff_aad(&row.id, "totp", &key_row.id), &totp_secret)?;
@@ -350,8 +385,9 @@ impl Engine {
         let version = self.policy().meta.version.clone();
         let staff_id = row.id.clone();
         self.write_job(move |tx| {
+            // Read again inside the job: an invitation is spent once.
             let Some(mut current) = tx.staff_by_invite(&hash)? else { return Ok(Err(refused())) };
-            if current.status != INVITED {
+            if !live(&current) {
                 return Ok(Err(refused()));
             }
             current.status = ACTIVE.into();
@@ -360,7 +396,7 @@ impl Engine {
             current.password = Some(sealed_password);
             current.totp_secret = Some(sealed_totp);
             current.updated_at = at.clone();
-            tx.put_staff(&current, true)?;
+            tx.update_staff(&current)?;
             Entry {
                 actor: format!("staff:{}", current.id),
                 role: &current.role,
@@ -390,11 +426,15 @@ impl Engine {
         let email = normal_email(&attempt.email).unwrap_or_default();
         let digest = self.inner.keyring.blind_index(STAFF_SCOPE, "email", &email);
         let account_key = format!("account:{}", crate::rootkey::hex(&digest));
-        let address_key = format!("address:{}", attempt.address.map(|a| a.to_string()).unwrap_or_default());
-        for (key, limit) in [(&account_key, PER_ACCOUNT), (&address_key, PER_ADDRESS)] {
-            if let Err(seconds) = self.inner.throttle.check(key, limit, now) {
-                return Err(EngineError::Throttled(seconds));
-            }
+        let address_key = format!("address:{}", attempt.address.map(address_block).unwrap_or_default());
+        // Both limits are checked and counted before any password is
+        // looked at; a refused attempt counts against neither.
+        if let Err(seconds) = self.inner.throttle.attempt(&account_key, PER_ACCOUNT, now) {
+            return Err(EngineError::Throttled(seconds));
+        }
+        if let Err(seconds) = self.inner.throttle.attempt(&address_key, PER_ADDRESS, now) {
+            self.inner.throttle.succeeded(&account_key, false);
+            return Err(EngineError::Throttled(seconds));
         }
         let found = self.inner.store.read(move |r| r.staff_by_email(&digest)).await?;
         let outcome = self.check_login(found.as_ref(), &attempt, now).await?;
@@ -404,12 +444,11 @@ impl Engine {
             Some(row) => (format!("staff:{}", row.id), row.role.clone(), Some(row.id.clone())),
             None => ("anonymous".to_owned(), "anonymous".to_owned(), None),
         };
-        let Ok(step) = outcome else {
-            let reason = outcome.err().unwrap_or("refused");
-            self.inner.throttle.fail(&account_key, now);
-            self.inner.throttle.fail(&address_key, now);
-            let written = self
-                .write_job(move |tx| {
+        let (step, verified_password) = match (outcome, found) {
+            (Ok(step), Some(row)) => (step, row.password.clone()),
+            (outcome, _) => {
+                let reason = outcome.err().unwrap_or("refused");
+                self.write_job(move |tx| {
                     Entry {
                         actor,
                         role: &role,
@@ -421,31 +460,42 @@ impl Engine {
                     }
                     .append(tx)
                 })
-                .await;
-            written?;
-            return Err(EngineError::Unauthenticated);
+                .await?;
+                return Err(EngineError::Unauthenticated);
+            }
         };
-        let Some(row) = found else { return Err(EngineError::Unauthenticated) };
+        let staff_id = subject.unwrap_or_default();
         let session_id = new_id("ses")?.trim_start_matches("ses_").to_owned();
         let token_secret = secret()?;
         let session = SessionRow {
             id: session_id.clone(),
-            staff_id: row.id.clone(),
+            staff_id: staff_id.clone(),
             secret_hash: sha256(token_secret.as_bytes()),
             created_at: at.clone(),
             last_seen_at: at.clone(),
             ended_at: None,
         };
-        let staff_id = row.id.clone();
+        let id = staff_id.clone();
         self.write_job(move |tx| {
-            // The code is spent in the same job that opens the session, so
-            // two logins racing with one code cannot both succeed.
-            let Some(mut current) = tx.staff(&row.id)? else { return Ok(Err(EngineError::Unauthenticated)) };
-            if current.status != ACTIVE || current.totp_last_step >= step {
+            // Checked again where the session is written: the code is spent
+            // here (two logins with one code cannot both succeed), and a
+            // password changed or an account disabled meanwhile wins.
+            let Some(mut current) = tx.staff(&id)? else { return Ok(Err(EngineError::Unauthenticated)) };
+            if current.status != ACTIVE || current.totp_last_step >= step || current.password != verified_password {
+                Entry {
+                    actor: format!("staff:{}", current.id),
+                    role: &current.role,
+                    operation: "login",
+                    subject: Some(&current.id),
+                    outcome: "denied: changed_meanwhile",
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
                 return Ok(Err(EngineError::Unauthenticated));
             }
             current.totp_last_step = step;
-            tx.put_staff(&current, true)?;
+            tx.update_staff(&current)?;
             tx.insert_session(&session)?;
             Entry {
                 actor: format!("staff:{}", current.id),
@@ -460,13 +510,21 @@ impl Engine {
             Ok(Ok(()))
         })
         .await??;
-        self.inner.throttle.clear(&account_key);
+        self.inner.throttle.succeeded(&account_key, true);
+        self.inner.throttle.succeeded(&address_key, false);
         Ok(NewSession {
             token: format!("cs_{session_id}_{token_secret}"),
             staff_id,
             expires_at: stamp(now + jiff::SignedDuration::from_secs(ABSOLUTE_SECONDS)),
             idle_timeout_seconds: IDLE_SECONDS,
         })
+    }
+
+    /// Runs a decoy verification, so that a refusal that needs no password
+    /// check takes as long as one that does.
+    async fn decoy(&self, password: &Zeroizing<String>) -> Result<()> {
+        let decoy = Zeroizing::new(decoy_hash().to_owned());
+        self.inner.hashing.verify(password.clone(), decoy).await.map(|_| ())
     }
 
     /// The TOTP step the login may spend, or the reason it fails (for the
@@ -478,16 +536,16 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<Result<i64, &'static str>> {
         let Some(row) = found else {
-            let password = attempt.password.clone();
-            let _ =
-                tokio::task::spawn_blocking(move || crate::password::verify_password(&password, decoy_hash())).await;
+            self.decoy(&attempt.password).await?;
             return Ok(Err("unknown_account"));
         };
         let (Some(sealed_password), Some(sealed_totp)) = (&row.password, &row.totp_secret) else {
+            self.decoy(&attempt.password).await?;
             return Ok(Err("not_enrolled"));
         };
         let key_id = row.key_id.clone();
         let Some(key_row) = self.inner.store.read(move |r| r.key(&key_id)).await? else {
+            self.decoy(&attempt.password).await?;
             return Ok(Err("key_gone"));
         };
         let key = self.inner.keyring.unwrap_data_key(&key_row.id, &key_row.wrapped)?;
@@ -495,12 +553,7 @@ impl Engine {
         let totp_secret = key.open(&Self::staff_aad(&row.id, "totp", &key_row.id), sealed_totp)?;
         drop(key);
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| EngineError::Integrity("a password hash".into()))?;
-        let password = attempt.password.clone();
-        let matches = tokio::task::spawn_blocking(move || crate::password::verify_password(&password, &phc))
-            .await
-            .map_err(|_| EngineError::Unavailable("password verification stopped".into()))?
-            .map_err(|e| EngineError::Integrity(e.to_string()))?;
-        if !matches {
+        if !self.inner.hashing.verify(attempt.password.clone(), Zeroizing::new(phc)).await? {
             return Ok(Err("wrong_password"));
         }
         let Some(step) = totp::verify(&totp_secret, &attempt.code, now, row.totp_last_step) else {
@@ -512,9 +565,10 @@ impl Engine {
         if let Some(service) = &row.service_id {
             let id = service.clone();
             let allowed = self.inner.store.read(move |r| r.service(&id)).await?.map(|s| s.allowed_ips);
-            let cidrs: Vec<Cidr> =
-                list(&allowed.unwrap_or_default()).iter().filter_map(|c| Cidr::parse(c).ok()).collect();
-            if !net::allowed(&cidrs, attempt.address) {
+            // Fail closed: an entry that does not parse allows nobody.
+            let parsed: std::result::Result<Vec<Cidr>, String> =
+                list(&allowed.unwrap_or_default()).iter().map(|c| Cidr::parse(c)).collect();
+            if !parsed.is_ok_and(|cidrs| net::allowed(&cidrs, attempt.address)) {
                 return Ok(Err("address_not_allowed"));
             }
         }
@@ -578,17 +632,8 @@ impl Engine {
         let version = self.policy().meta.version.clone();
         self.write_job(move |tx| {
             tx.end_session(&session, &at)?;
-            crate::subjects::Audit {
-                caller: &caller,
-                operation: "logout",
-                purpose: None,
-                subject: Some(&caller.key_id),
-                items: &[],
-                outcome: &format!("session {session} ended"),
-                at: &at,
-                policy_version: &version,
-            }
-            .append(tx)?;
+            let outcome = format!("session {session} ended");
+            audit_staff(tx, &caller, "logout", Some(&caller.key_id), &outcome, &at, &version)?;
             Ok(())
         })
         .await?;
@@ -596,7 +641,8 @@ impl Engine {
     }
 
     /// Changes the caller's own password; every session of theirs ends,
-    /// this one included.
+    /// this one included. Wrong current passwords are throttled like
+    /// logins and audited.
     pub async fn change_password(
         &self,
         caller: &Caller,
@@ -614,130 +660,158 @@ impl Engine {
             }
             other => other,
         })?;
+        let throttle_key = format!("password:{}", caller.key_id);
+        if let Err(seconds) = self.inner.throttle.attempt(&throttle_key, PER_ACCOUNT, now) {
+            return Err(EngineError::Throttled(seconds));
+        }
         let id = caller.key_id.clone();
         let row = self.inner.store.read(move |r| r.staff(&id)).await?.ok_or(EngineError::Unauthenticated)?;
         let key_id = row.key_id.clone();
         let key_row = self.inner.store.read(move |r| r.key(&key_id)).await?.ok_or(EngineError::Unauthenticated)?;
         let key = self.inner.keyring.unwrap_data_key(&key_row.id, &key_row.wrapped)?;
-        let sealed = row.password.as_deref().ok_or(EngineError::Unauthenticated)?;
-        let phc = key.open(&Self::staff_aad(&row.id, "password", &key_row.id), sealed)?;
+        let sealed = row.password.clone().ok_or(EngineError::Unauthenticated)?;
+        let phc = key.open(&Self::staff_aad(&row.id, "password", &key_row.id), &sealed)?;
         let phc = String::from_utf8(phc.to_vec()).map_err(|_| EngineError::Integrity("a password hash".into()))?;
-        let matches = tokio::task::spawn_blocking(move || crate::password::verify_password(&current, &phc))
-            .await
-            .map_err(|_| EngineError::Unavailable("password verification stopped".into()))?
-            .map_err(|e| EngineError::Integrity(e.to_string()))?;
-        if !matches {
+        let (at, version, caller) = (stamp(now), self.policy().meta.version.clone(), caller.clone());
+        if !self.inner.hashing.verify(current, Zeroizing::new(phc)).await? {
+            let (at, version, caller) = (at.clone(), version.clone(), caller.clone());
+            self.write_job(move |tx| {
+                audit_staff(
+                    tx,
+                    &caller,
+                    "password_change",
+                    Some(&caller.key_id),
+                    "denied: wrong_password",
+                    &at,
+                    &version,
+                )
+            })
+            .await?;
             return Err(invalid("current_password", ErrorCode::NotAllowed, "the current password is wrong"));
         }
         let new_phc = self.inner.hashing.hash(new).await?;
         let sealed_new = key.seal(&Self::staff_aad(&row.id, "password", &key_row.id), new_phc.as_bytes())?;
         drop(key);
-        let (at, version, caller) = (stamp(now), self.policy().meta.version.clone(), caller.clone());
+        self.inner.throttle.succeeded(&throttle_key, true);
         self.write_job(move |tx| {
             let Some(mut current) = tx.staff(&caller.key_id)? else { return Ok(Err(EngineError::Unauthenticated)) };
+            if current.password.as_deref() != Some(sealed.as_slice()) || current.status != ACTIVE {
+                audit_staff(
+                    tx,
+                    &caller,
+                    "password_change",
+                    Some(&current.id),
+                    "denied: changed_meanwhile",
+                    &at,
+                    &version,
+                )?;
+                return Ok(Err(EngineError::Conflict("the account changed meanwhile: try again".into())));
+            }
             current.password = Some(sealed_new);
             current.updated_at = at.clone();
-            tx.put_staff(&current, true)?;
+            tx.update_staff(&current)?;
             let ended = tx.end_sessions_of(&current.id, &at)?;
-            crate::subjects::Audit {
-                caller: &caller,
-                operation: "password_change",
-                purpose: None,
-                subject: Some(&current.id),
-                items: &[],
-                outcome: &format!("changed; {ended} session(s) ended"),
-                at: &at,
-                policy_version: &version,
-            }
-            .append(tx)?;
+            let outcome = format!("changed; {ended} session(s) ended");
+            audit_staff(tx, &caller, "password_change", Some(&current.id), &outcome, &at, &version)?;
             Ok(Ok(()))
         })
         .await?
     }
 
-    /// Loads a staff member the caller may manage through `operation`; a
-    /// refusal (another service's staff included) is audited and looks
+    /// Asks whether the caller may act (`operation`) on staff member `id`:
+    /// a refusal, another service's staff included, is audited and looks
     /// like a missing account.
-    async fn managed_staff(
-        &self,
-        caller: &Caller,
-        operation: Operation,
-        id: &str,
-        now: jiff::Timestamp,
-    ) -> Result<StaffRow> {
+    async fn managed_staff(&self, caller: &Caller, operation: Operation, id: &str, now: jiff::Timestamp) -> Result<()> {
         let key = id.to_owned();
         let row = self.inner.store.read(move |r| r.staff(&key)).await?;
         let target = match &row {
             Some(r) => Target::Scope(r.service_id.as_deref()),
             None => Target::Missing,
         };
-        // Service staff manage only service staff: a platform account is
-        // outside every service.
-        match (gate::ask(self.policy(), caller, operation, target, None, None), row) {
-            (Ok(_), Some(row)) => Ok(row),
-            (Ok(_), None) => Err(self
-                .audit_denial(caller, operation, Some(id), None, custos_core::authz::Denied::NotFound, now)
-                .await),
-            (Err(denied), _) => Err(self.audit_denial(caller, operation, Some(id), None, denied, now).await),
+        match gate::ask(self.policy(), caller, operation, target, None, None) {
+            Ok(_) => Ok(()),
+            Err(denied) => Err(self.audit_denial(caller, operation, Some(id), None, denied, now).await),
         }
     }
 
-    /// Writes a changed staff row with its audit entry.
-    async fn save_staff(
+    /// Changes staff accounts in one job: `change` reads the current rows
+    /// (inside the job, so nothing read earlier is written back) and
+    /// returns the rows to write, the outcome to audit and whether their
+    /// sessions end; or a refusal, which is audited.
+    async fn change_staff<F>(
         &self,
         caller: &Caller,
         operation: Operation,
-        rows: Vec<StaffRow>,
-        end_sessions: bool,
-        outcome: String,
+        id: &str,
         now: jiff::Timestamp,
-    ) -> Result<()> {
-        let (at, version, caller) = (stamp(now), self.policy().meta.version.clone(), caller.clone());
+        change: F,
+    ) -> Result<StaffView>
+    where
+        F: FnOnce(&WriteTx<'_>, StaffRow) -> Result<Changed, (String, EngineError)> + Send + 'static,
+    {
+        self.managed_staff(caller, operation, id, now).await?;
+        let (at, version, caller, id) = (stamp(now), self.policy().meta.version.clone(), caller.clone(), id.to_owned());
         self.write_job(move |tx| {
-            for row in &rows {
+            let Some(row) = tx.staff(&id)? else {
+                audit_staff(tx, &caller, operation.as_str(), Some(&id), "denied: not_found", &at, &version)?;
+                return Ok(Err(EngineError::NotFound));
+            };
+            let changed = match change(tx, row) {
+                Ok(changed) => changed,
+                Err((outcome, error)) => {
+                    audit_staff(
+                        tx,
+                        &caller,
+                        operation.as_str(),
+                        Some(&id),
+                        &format!("denied: {outcome}"),
+                        &at,
+                        &version,
+                    )?;
+                    return Ok(Err(error));
+                }
+            };
+            for row in &changed.rows {
                 let mut row = row.clone();
                 row.updated_at = at.clone();
-                tx.put_staff(&row, true)?;
-                if end_sessions {
+                tx.update_staff(&row)?;
+                if changed.end_sessions {
                     tx.end_sessions_of(&row.id, &at)?;
                 }
             }
-            crate::subjects::Audit {
-                caller: &caller,
-                operation: operation.as_str(),
-                purpose: None,
-                subject: rows.first().map(|r| r.id.as_str()),
-                items: &[],
-                outcome: &outcome,
-                at: &at,
-                policy_version: &version,
-            }
-            .append(tx)?;
-            Ok(())
+            audit_staff(tx, &caller, operation.as_str(), Some(&id), &changed.outcome, &at, &version)?;
+            Ok(Ok(changed.rows.last().map(view)))
         })
-        .await?;
-        Ok(())
+        .await??
+        .ok_or(EngineError::NotFound)
     }
 
-    /// Disables a staff account and ends its sessions at once.
+    /// Disables a staff account and ends its sessions at once. The holder
+    /// of a single role hands it over first, unless the platform (its key
+    /// or its staff) disables them: a departed head admin must not block a
+    /// service for good.
     pub async fn disable_staff(&self, caller: &Caller, id: &str, now: jiff::Timestamp) -> Result<StaffView> {
-        let mut row = self.managed_staff(caller, Operation::DisableStaff, id, now).await?;
-        if row.id == caller.key_id && caller.staff.is_some() {
-            return Err(EngineError::Conflict("you cannot disable your own account".into()));
-        }
-        if row.single && row.status != DISABLED {
-            return Err(EngineError::Conflict(format!(
-                "the {} must hand the role over before the account is disabled",
-                row.role
-            )));
-        }
-        row.status = DISABLED.into();
-        row.invite_hash = None;
-        self.save_staff(caller, Operation::DisableStaff, vec![row.clone()], true, "disabled".into(), now).await?;
-        Ok(view(&row))
+        let platform = caller.service.is_none();
+        let me = caller.key_id.clone();
+        let is_staff = caller.staff.is_some();
+        self.change_staff(caller, Operation::DisableStaff, id, now, move |_, mut row| {
+            if is_staff && row.id == me {
+                return Err(("self".into(), EngineError::Conflict("you cannot disable your own account".into())));
+            }
+            if row.single && row.status != DISABLED && !platform {
+                let message = format!("the {} must hand the role over before the account is disabled", row.role);
+                return Err(("single_holder".into(), EngineError::Conflict(message)));
+            }
+            row.status = DISABLED.into();
+            row.invite_hash = None;
+            Ok(Changed { rows: vec![row], outcome: "disabled".into(), end_sessions: true })
+        })
+        .await
     }
 
     /// Grants or withdraws a privilege the staff member's role may be given.
+    /// Staff grant only a privilege they hold themselves, never to
+    /// themselves.
     pub async fn set_privilege(
         &self,
         caller: &Caller,
@@ -746,79 +820,94 @@ impl Engine {
         granted: bool,
         now: jiff::Timestamp,
     ) -> Result<StaffView> {
-        let mut row = self.managed_staff(caller, Operation::GrantPrivilege, id, now).await?;
-        // Staff grant only a privilege they hold themselves, and never to
-        // themselves: an admin cannot widen their own view.
         if let Some(staff) = &caller.staff {
-            let holds = staff.privileges.iter().any(|p| p == privilege)
-                || self
-                    .policy()
-                    .roles
-                    .iter()
-                    .find(|r| r.id.as_str() == staff.role)
-                    .is_some_and(|r| r.privileges.iter().any(|p| p.as_str() == privilege));
-            if row.id == caller.key_id || !holds {
+            let holds = self.held_privileges(&staff.role, &staff.privileges).iter().any(|p| p == privilege);
+            if id == caller.key_id || !holds {
                 let denied = custos_core::authz::Denied::Forbidden;
                 return Err(self.audit_denial(caller, Operation::GrantPrivilege, Some(id), None, denied, now).await);
             }
         }
-        let grantable = self
-            .policy()
-            .roles
-            .iter()
-            .find(|r| r.id.as_str() == row.role)
-            .is_some_and(|r| r.grantable.iter().any(|g| g.as_str() == privilege));
-        if !grantable {
-            return Err(invalid(
-                "privilege",
-                ErrorCode::NotAllowed,
-                format!("the {} role cannot be granted {privilege:?}", row.role),
-            ));
-        }
-        let mut held = list(&row.privileges);
-        held.retain(|p| p != privilege);
-        if granted {
-            held.push(privilege.to_owned());
-            held.sort();
-        }
-        row.privileges = held.join(",");
-        let outcome = format!("{} {privilege}", if granted { "granted" } else { "withdrawn" });
-        self.save_staff(caller, Operation::GrantPrivilege, vec![row.clone()], false, outcome, now).await?;
-        Ok(view(&row))
+        let policy = self.inner.policy.clone();
+        let privilege = privilege.to_owned();
+        self.change_staff(caller, Operation::GrantPrivilege, id, now, move |_, mut row| {
+            let grantable = policy
+                .roles
+                .iter()
+                .find(|r| r.id.as_str() == row.role)
+                .is_some_and(|r| r.grantable.iter().any(|g| g.as_str() == privilege));
+            if !grantable {
+                let message = format!("the {} role cannot be granted {privilege:?}", row.role);
+                return Err(("not_grantable".into(), invalid("privilege", ErrorCode::NotAllowed, message)));
+            }
+            let mut held = list(&row.privileges);
+            held.retain(|p| *p != privilege);
+            if granted {
+                held.push(privilege.clone());
+                held.sort();
+            }
+            row.privileges = held.join(",");
+            let outcome = format!("{} {privilege}", if granted { "granted" } else { "withdrawn" });
+            Ok(Changed { rows: vec![row], outcome, end_sessions: false })
+        })
+        .await
     }
 
     /// Hands the caller's single-holder role (the head admin) to another
     /// active staff member of the same service, whose role the policy lists
     /// in `transferable_to`; the caller takes that member's former role.
+    /// Privileges the new roles cannot hold are dropped.
     pub async fn transfer_role(&self, caller: &Caller, to: &str, now: jiff::Timestamp) -> Result<StaffView> {
-        let Some(staff) = &caller.staff else {
+        if caller.staff.is_none() {
             return Err(EngineError::Forbidden("only the holder of the role hands it over".into()));
-        };
+        }
         self.permit(caller, Operation::TransferRole, Target::Scope(caller.service.as_deref()), None, None, now).await?;
-        let mut target = self.managed_staff(caller, Operation::TransferRole, to, now).await?;
-        let role = self.policy().roles.iter().find(|r| r.id.as_str() == staff.role).cloned();
-        let Some(role) = role else { return Err(EngineError::Forbidden("unknown role".into())) };
-        if target.service_id != caller.service || target.id == caller.key_id {
-            return Err(EngineError::NotFound);
-        }
-        if target.status != ACTIVE {
-            return Err(EngineError::Conflict("the role goes only to staff who accepted their invitation".into()));
-        }
-        if !role.transferable_to.iter().any(|r| r.as_str() == target.role) {
-            return Err(EngineError::Conflict(format!("the {} role cannot go to a {}", role.id, target.role)));
-        }
-        let id = caller.key_id.clone();
-        let mut me = self.inner.store.read(move |r| r.staff(&id)).await?.ok_or(EngineError::Unauthenticated)?;
-        me.role = std::mem::replace(&mut target.role, me.role.clone());
-        me.single = false;
-        target.single = true;
-        // The holder's privileges came with the role; granted ones stay.
-        let outcome = format!("{} handed to {}", target.role, target.id);
-        self.save_staff(caller, Operation::TransferRole, vec![me, target.clone()], false, outcome, now).await?;
-        Ok(view(&target))
+        let policy = self.inner.policy.clone();
+        let me = caller.key_id.clone();
+        self.change_staff(caller, Operation::TransferRole, to, now, move |tx, mut target| {
+            let store = |e: StoreError| ("store".to_owned(), EngineError::from(e));
+            let mut mine = tx.staff(&me).map_err(store)?.ok_or(("not_found".into(), EngineError::NotFound))?;
+            let role = policy.roles.iter().find(|r| r.id.as_str() == mine.role && r.single);
+            let Some(role) = role else {
+                return Err((
+                    "not_holder".into(),
+                    EngineError::Forbidden("only the holder of the role hands it over".into()),
+                ));
+            };
+            if target.service_id != mine.service_id || target.id == mine.id {
+                return Err(("not_found".into(), EngineError::NotFound));
+            }
+            if target.status != ACTIVE {
+                let message = "the role goes only to staff who accepted their invitation";
+                return Err(("not_active".into(), EngineError::Conflict(message.into())));
+            }
+            if !role.transferable_to.iter().any(|r| r.as_str() == target.role) {
+                let message = format!("the {} role cannot go to a {}", role.id, target.role);
+                return Err(("not_transferable".into(), EngineError::Conflict(message)));
+            }
+            let keep = |row: &StaffRow, role: &str| {
+                let grantable = policy.roles.iter().find(|r| r.id.as_str() == role).map(|r| r.grantable.clone());
+                let grantable = grantable.unwrap_or_default();
+                list(&row.privileges)
+                    .into_iter()
+                    .filter(|p| grantable.iter().any(|g| g.as_str() == p))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            mine.role = std::mem::replace(&mut target.role, mine.role.clone());
+            mine.single = false;
+            target.single = true;
+            mine.privileges = keep(&mine, &mine.role);
+            target.privileges = keep(&target, &target.role);
+            let outcome = format!("{} handed over by {}", target.role, mine.id);
+            // The former holder is written first, so the role never has two.
+            Ok(Changed { rows: vec![mine, target], outcome, end_sessions: false })
+        })
+        .await
     }
 
     /// Sets the networks the service's staff may log in from (empty: any).
+    /// The list applies to logins: a session opened before it keeps its
+    /// limits (disable or log the account out to end it sooner).
     pub async fn set_allowed_ips(
         &self,
         caller: &Caller,
@@ -847,27 +936,63 @@ impl Engine {
         let (at, version, caller) = (stamp(now), self.policy().meta.version.clone(), caller.clone());
         self.write_job(move |tx| {
             if tx.service(&service)?.is_none() {
+                audit_staff(tx, &caller, Operation::ChangeSettings.as_str(), None, "denied: not_found", &at, &version)?;
                 return Ok(Err(EngineError::NotFound));
             }
             tx.set_allowed_ips(&service, &joined)?;
-            crate::subjects::Audit {
-                caller: &caller,
-                operation: Operation::ChangeSettings.as_str(),
-                purpose: None,
-                subject: None,
-                items: &[],
-                outcome: &format!(
-                    "allowed staff login networks of {service}: {}",
-                    if joined.is_empty() { "any" } else { &joined }
-                ),
-                at: &at,
-                policy_version: &version,
-            }
-            .append(tx)?;
+            let networks = if joined.is_empty() { "any" } else { &joined };
+            let outcome = format!("staff of {service} may log in from {networks}");
+            audit_staff(tx, &caller, Operation::ChangeSettings.as_str(), None, &outcome, &at, &version)?;
             Ok(Ok(()))
         })
         .await??;
         Ok(parsed)
+    }
+}
+
+/// What a change of staff accounts writes.
+struct Changed {
+    rows: Vec<StaffRow>,
+    outcome: String,
+    end_sessions: bool,
+}
+
+/// An audit entry of a staff act by `caller`.
+fn audit_staff(
+    tx: &mut WriteTx<'_>,
+    caller: &Caller,
+    operation: &str,
+    subject: Option<&str>,
+    outcome: &str,
+    at: &str,
+    version: &str,
+) -> Result<(), StoreError> {
+    crate::subjects::Audit {
+        caller,
+        operation,
+        purpose: None,
+        subject,
+        items: &[],
+        outcome,
+        at,
+        policy_version: version,
+    }
+    .append(tx)
+    .map(|_| ())
+}
+
+/// The part of a client address a throttle counts by: an IPv4 address, or
+/// the /64 of an IPv6 address (one host can hold a whole /64).
+fn address_block(address: IpAddr) -> String {
+    match address {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 

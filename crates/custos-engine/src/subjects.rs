@@ -131,7 +131,7 @@ fn invalid(field: &str, code: ErrorCode, message: impl Into<String>) -> EngineEr
 /// The audit entry of one act; `outcome` says what happened.
 pub(crate) struct Audit<'a> {
     pub caller: &'a Caller,
-    pub operation: &'static str,
+    pub operation: &'a str,
     pub purpose: Option<&'a str>,
     pub subject: Option<&'a str>,
     pub items: &'a [String],
@@ -440,13 +440,15 @@ impl Engine {
                     Ok(found) => found,
                     Err(refused) => return Ok(Err(refused)),
                 };
-                if needs_consent && !has_consent(tx, &subject.id, &purpose_c)? {
-                    audit(tx, Some(&subject.id), &[], "denied: no consent")?;
-                    return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
-                }
+                // Masking comes first: a masked reader learns nothing of the
+                // member, their consents included.
                 if allowed.masked {
                     audit(tx, Some(&subject.id), &[], "allowed: masked (dormant)")?;
                     return Ok(Ok((subject, None, Vec::new(), true)));
+                }
+                if needs_consent && !has_consent(tx, &subject.id, &purpose_c)? {
+                    audit(tx, Some(&subject.id), &[], "denied: no consent")?;
+                    return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
                 let names: Vec<&str> = items.iter().map(String::as_str).collect();
                 let rows = if names.is_empty() { Vec::new() } else { tx.items(&subject.id, &names)? };
@@ -700,19 +702,32 @@ impl Engine {
                 Ok((subject, _)) => subject,
                 Err(refused) => return Ok(Err(refused)),
             };
+            // A value another subject holds is refused before anything is
+            // written, and the refusal is audited like any other.
+            for (item, digest) in &indexes {
+                if tx.find_index(&scope, item, digest)?.is_some_and(|holder| holder != subject.id) {
+                    Audit {
+                        caller: &caller,
+                        operation: "correct",
+                        purpose: None,
+                        subject: Some(&subject.id),
+                        items: std::slice::from_ref(item),
+                        outcome: "denied: conflict",
+                        at: &at,
+                        policy_version: &version,
+                    }
+                    .append(tx)?;
+                    return Ok(Err(EngineError::Conflict(format!(
+                        "a subject with this {item} is already registered here"
+                    ))));
+                }
+            }
             for row in &rows {
                 tx.put_item(row)?;
             }
             for (item, digest) in &indexes {
                 tx.remove_index(&subject.id, item)?;
-                match tx.insert_index(&scope, item, digest, &subject.id) {
-                    Err(StoreError::Conflict(_)) => {
-                        return Err(StoreError::Conflict(format!(
-                            "a subject with this {item} is already registered here"
-                        )));
-                    }
-                    other => other?,
-                }
+                tx.insert_index(&scope, item, digest, &subject.id)?;
             }
             Audit {
                 caller: &caller,
@@ -787,12 +802,30 @@ impl Engine {
         self.permit(caller, Operation::ListSubjects, Target::Scope(service.as_deref()), None, None, now).await?;
         let limit = limit.clamp(1, 1001);
         let after = after.unwrap_or_default();
+        let (caller, at, version) = (caller.clone(), stamp(now), self.policy().meta.version.clone());
+        // A listing shows who is a member (ids, statuses): audited, in the
+        // job that reads it.
         let rows = self
-            .inner
-            .store
-            .read(move |r| match &service {
-                Some(s) if r.service(s)?.is_none() => Ok(None),
-                _ => r.subjects_page(service.as_deref(), &after, limit).map(Some),
+            .write_job(move |tx| {
+                if let Some(s) = &service
+                    && tx.service(s)?.is_none()
+                {
+                    return Ok(None);
+                }
+                let rows = tx.subjects_page(service.as_deref(), &after, limit)?;
+                let scope = service.as_deref().unwrap_or("platform");
+                Audit {
+                    caller: &caller,
+                    operation: Operation::ListSubjects.as_str(),
+                    purpose: None,
+                    subject: None,
+                    items: &[],
+                    outcome: &format!("listed {} subject(s) of {scope}", rows.len()),
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(Some(rows))
             })
             .await?
             .ok_or(EngineError::NotFound)?;

@@ -7,9 +7,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-/// Failures allowed per account within [`WINDOW_SECONDS`].
+/// Attempts allowed per account within [`WINDOW_SECONDS`] (successes are
+/// given back).
 pub(crate) const PER_ACCOUNT: usize = 5;
-/// Failures allowed per client address within [`WINDOW_SECONDS`].
+/// Attempts allowed per client address within [`WINDOW_SECONDS`].
 pub(crate) const PER_ADDRESS: usize = 20;
 pub(crate) const WINDOW_SECONDS: i64 = 15 * 60;
 /// Keys remembered at most; beyond it, keys without recent failures go.
@@ -21,38 +22,44 @@ pub(crate) struct Throttle {
 }
 
 impl Throttle {
-    /// `Err(seconds to wait)` when `key` has `limit` failures in the window.
-    pub(crate) fn check(&self, key: &str, limit: usize, now: jiff::Timestamp) -> Result<(), i64> {
+    /// Counts an attempt for `key`, or refuses it with the seconds to wait
+    /// when `limit` attempts are already in the window. Checking and
+    /// counting are one step, so parallel attempts cannot all slip through
+    /// before the first failure is recorded; a success takes its attempt
+    /// back ([`Throttle::succeeded`]).
+    pub(crate) fn attempt(&self, key: &str, limit: usize, now: jiff::Timestamp) -> Result<(), i64> {
         let now = now.as_second();
         let Ok(mut map) = self.failures.lock() else { return Err(WINDOW_SECONDS) };
-        let Some(times) = map.get_mut(key) else { return Ok(()) };
+        if map.len() >= MAX_KEYS && !map.contains_key(key) {
+            map.retain(|_, times| times.back().is_some_and(|t| *t > now - WINDOW_SECONDS));
+            if map.len() >= MAX_KEYS {
+                // Still full of live keys: refuse rather than grow.
+                return Err(WINDOW_SECONDS);
+            }
+        }
+        let times = map.entry(key.to_owned()).or_default();
         while times.front().is_some_and(|t| *t <= now - WINDOW_SECONDS) {
             times.pop_front();
         }
         match times.front() {
             Some(oldest) if times.len() >= limit => Err((oldest + WINDOW_SECONDS - now).max(1)),
-            _ => Ok(()),
+            _ => {
+                times.push_back(now);
+                Ok(())
+            }
         }
     }
 
-    pub(crate) fn fail(&self, key: &str, now: jiff::Timestamp) {
-        let now = now.as_second();
-        let Ok(mut map) = self.failures.lock() else { return };
-        if map.len() >= MAX_KEYS {
-            map.retain(|_, times| times.back().is_some_and(|t| *t > now - WINDOW_SECONDS));
-        }
-        let times = map.entry(key.to_owned()).or_default();
-        times.push_back(now);
-        // Only the last `PER_ADDRESS` failures can matter.
-        while times.len() > PER_ADDRESS {
-            times.pop_front();
-        }
-    }
-
-    /// A successful login clears the account's failures.
-    pub(crate) fn clear(&self, key: &str) {
+    /// A successful attempt: it does not count against `key`, and with
+    /// `clear` every earlier failure of `key` is forgiven too (an account
+    /// that logged in; an address keeps its other failures).
+    pub(crate) fn succeeded(&self, key: &str, clear: bool) {
         if let Ok(mut map) = self.failures.lock() {
-            map.remove(key);
+            if clear {
+                map.remove(key);
+            } else if let Some(times) = map.get_mut(key) {
+                times.pop_back();
+            }
         }
     }
 }
@@ -69,13 +76,23 @@ mod tests {
     fn refuses_after_the_limit_until_the_window_slides() {
         let t = Throttle::default();
         for i in 0..PER_ACCOUNT as i64 {
-            assert_eq!(t.check("a", PER_ACCOUNT, at(i)), Ok(()));
-            t.fail("a", at(i));
+            assert_eq!(t.attempt("a", PER_ACCOUNT, at(i)), Ok(()));
         }
-        assert_eq!(t.check("a", PER_ACCOUNT, at(10)), Err(WINDOW_SECONDS - 10));
-        assert_eq!(t.check("b", PER_ACCOUNT, at(10)), Ok(()), "other keys are not affected");
-        assert_eq!(t.check("a", PER_ACCOUNT, at(WINDOW_SECONDS)), Ok(()), "the oldest failure left the window");
-        t.clear("a");
-        assert_eq!(t.check("a", PER_ACCOUNT, at(11)), Ok(()));
+        assert_eq!(t.attempt("a", PER_ACCOUNT, at(10)), Err(WINDOW_SECONDS - 10));
+        assert_eq!(t.attempt("b", PER_ACCOUNT, at(10)), Ok(()), "other keys are not affected");
+        assert_eq!(t.attempt("a", PER_ACCOUNT, at(WINDOW_SECONDS)), Ok(()), "the oldest attempt left the window");
+        t.succeeded("a", true);
+        for i in 0..PER_ACCOUNT as i64 {
+            assert_eq!(t.attempt("a", PER_ACCOUNT, at(WINDOW_SECONDS + i)), Ok(()), "forgiven");
+        }
+    }
+
+    #[test]
+    fn a_success_gives_its_attempt_back() {
+        let t = Throttle::default();
+        for _ in 0..PER_ACCOUNT * 3 {
+            assert_eq!(t.attempt("address", PER_ACCOUNT, at(0)), Ok(()));
+            t.succeeded("address", false);
+        }
     }
 }

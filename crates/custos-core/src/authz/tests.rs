@@ -149,3 +149,53 @@ fn every_operation_has_a_distinct_audit_name() {
     let names: std::collections::HashSet<&str> = Operation::ALL.iter().map(|o| o.as_str()).collect();
     assert_eq!(names.len(), Operation::ALL.len());
 }
+
+#[test]
+fn dormant_members_are_out_of_reach_but_for_a_masked_read() {
+    let p = bstage();
+    let dormant = member(Some("svc_a"), true);
+    let admin = staff("admin", Some("svc_a"), &[]);
+    let purpose = Some("member_management");
+    for op in [Operation::LookupSubject, Operation::CorrectSubject, Operation::ListRecords, Operation::RecordActivity] {
+        assert_eq!(decide(&p, &ask(admin, op, dormant, purpose)), Err(Denied::NotFound), "{op}");
+    }
+    let purposes = ["member_management".to_owned()];
+    let key = Actor::ApiKey { service: Some("svc_a"), purposes: &purposes };
+    for op in [Operation::LookupSubject, Operation::RecordActivity, Operation::AddRecord] {
+        assert!(decide(&p, &ask(key, op, dormant, purpose)).is_ok(), "{op}: the backend releases and keeps records");
+    }
+    assert_eq!(decide(&p, &ask(key, Operation::CorrectSubject, dormant, purpose)), Err(Denied::NotFound));
+    let head = staff("head_admin", Some("svc_a"), &[]);
+    assert!(decide(&p, &ask(head, Operation::CorrectSubject, dormant, purpose)).is_ok());
+}
+
+#[test]
+fn the_platform_keeps_what_is_the_platforms() {
+    let p = bstage();
+    let purposes = ["member_management".to_owned()];
+    let scoped = Actor::ApiKey { service: Some("svc_a"), purposes: &purposes };
+    let invite = ask(scoped, Operation::InviteStaff, Target::Scope(Some("svc_a")), None);
+    assert_eq!(decide(&p, &invite), Err(Denied::Forbidden), "a service key mints no staff");
+    let auditor = staff("auditor", None, &[]);
+    assert!(decide(&p, &ask(auditor, Operation::ReadAudit, Target::None, None)).is_ok());
+    assert_eq!(
+        decide(&p, &ask(auditor, Operation::IssueCheckpoint, Target::None, None)),
+        Err(Denied::Forbidden),
+        "auditors only read the log"
+    );
+    // A role's scope and the account's service must agree.
+    let unscoped_admin = staff("admin", None, &[]);
+    assert_eq!(
+        decide(
+            &p,
+            &ask(unscoped_admin, Operation::ReadSubject, member(Some("svc_b"), false), Some("member_management"))
+        ),
+        Err(Denied::Forbidden)
+    );
+    // A privilege the role cannot be granted counts for nothing.
+    let held = ["dormant_lookup".to_owned()];
+    let operator = staff("operator", Some("svc_a"), &held);
+    let read =
+        decide(&p, &ask(operator, Operation::ReadSubject, member(Some("svc_a"), true), Some("member_management")));
+    assert!(read.unwrap().masked, "operators cannot hold dormant_lookup");
+}

@@ -61,10 +61,12 @@ const AUDIT: &[Who] = &[PlatformKey, PrivacyOfficer, Auditor];
 const MANAGE: &[Who] = &[PlatformKey, HeadAdmin, Admin, PrivacyOfficer];
 /// `manage_staff`: "invite staff to roles of the *same scope*"
 /// (`docs/policy-format.md`); the invitation is to a service role, so the
-/// privacy officer (a platform role) may not. `authz.rs` keeps only
-/// disabling, granting and settings to platform keys, so the API key of a
-/// service invites into its own service.
-const INVITE: &[Who] = &[PlatformKey, ServiceKey, HeadAdmin, Admin];
+/// privacy officer (a platform role) may not. Staff accounts are the
+/// platform's business: a service's API key invites nobody.
+const INVITE: &[Who] = &[PlatformKey, HeadAdmin, Admin];
+/// Signing a checkpoint now: the platform's key only (staff, auditors
+/// included, read the log).
+const ISSUE: &[Who] = &[PlatformKey];
 /// `manage_staff`: "grant the role's `grantable` privileges", and staff
 /// grant only a privilege they hold themselves, never to themselves
 /// (`docs/policy-format.md`): of the staff, only the head admin holds
@@ -236,7 +238,7 @@ const ROWS: &[Row] = &[
         get(format!("/v1/subjects/{}/records?purpose=member_management", ids.id))
     }),
     guarded("GET", "/v1/audit/checkpoint", Object::Nothing, AUDIT, |_| get("/v1/audit/checkpoint".into())),
-    guarded("POST", "/v1/audit/checkpoint", Object::Nothing, AUDIT, |_| ("/v1/audit/checkpoint".into(), None)),
+    guarded("POST", "/v1/audit/checkpoint", Object::Nothing, ISSUE, |_| ("/v1/audit/checkpoint".into(), None)),
     guarded("GET", "/v1/audit/proof/inclusion", Object::Nothing, AUDIT, |_| {
         get("/v1/audit/proof/inclusion?seq=1&size=2".into())
     }),

@@ -22,6 +22,10 @@ fn minutes(n: i64) -> jiff::SignedDuration {
 
 /// A login from `address`; returns the status, the body and `Retry-After`.
 async fn login_from(app: &TestApp, body: Value, address: &str) -> (StatusCode, Value, Option<String>) {
+    send_login(app.router.clone(), body, address).await
+}
+
+async fn send_login(router: axum::Router, body: Value, address: &str) -> (StatusCode, Value, Option<String>) {
     let mut request = Request::builder()
         .method("POST")
         .uri("/v1/sessions")
@@ -30,7 +34,7 @@ async fn login_from(app: &TestApp, body: Value, address: &str) -> (StatusCode, V
         .unwrap();
     let address: SocketAddr = format!("{address}:40000").parse().unwrap();
     request.extensions_mut().insert(ConnectInfo(address));
-    let response = app.router.clone().oneshot(request).await.unwrap();
+    let response = router.oneshot(request).await.unwrap();
     let status = response.status();
     let retry = response.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -107,13 +111,17 @@ async fn invitations_refuse_bad_input_and_change_nothing() {
         (json!({"email": "x@example.com", "role": "auditor", "service": service}), 422),
         (json!({"email": "not an address", "role": "admin", "service": service}), 422),
         (json!({"email": "x@example.com", "role": "admin", "service": service, "extra": 1}), 400),
-        (json!({"email": "x@example.com", "role": "admin", "service": "svc_missing"}), 404),
     ] {
         let (got, answer) = app.send("POST", "/v1/staff/invitations", Some(&app.key), Some(body.clone())).await;
         assert_eq!(got.as_u16(), status, "{body} → {answer}");
     }
     let after = crate::kit::counts(&app).await;
     assert_eq!(after, before, "refused invitations leave nothing behind");
+    // A service that does not exist: refused, and only the refusal audited.
+    let body = json!({"email": "x@example.com", "role": "admin", "service": "svc_missing"});
+    let (got, _) = app.send("POST", "/v1/staff/invitations", Some(&app.key), Some(body)).await;
+    assert_eq!(got, StatusCode::NOT_FOUND);
+    crate::kit::assert_denial_audited(&app, &before, "staff_invite", "not_found", "missing service").await;
     // Enrolment with a short password or an unknown token changes nothing.
     let (_, invitation) = app
         .send(
@@ -219,9 +227,20 @@ async fn logout_disable_and_password_change_end_sessions_at_once() {
     assert_eq!(me(&app, &third).await, StatusCode::UNAUTHORIZED);
     let (status, _, _) = login_from(&app, credentials(&app, &operator, new_password), "127.0.0.1").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // The head admin cannot be disabled while holding the role.
-    let (status, _) = app.send("POST", &format!("/v1/staff/{}/disable", head.id), Some(&app.key), None).await;
+    // Staff of the service cannot disable the head admin, who must hand the
+    // role over; the platform can (a departed head admin must not block the
+    // service), and their sessions end with it.
+    let admin = app.enrol_staff("admin@example.com", "admin", Some(&service)).await;
+    let admin_token = app.login(&admin).await;
+    let (status, _) = app.send("POST", &format!("/v1/staff/{}/disable", head.id), Some(&admin_token), None).await;
     assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(crate::kit::newest_audit_entry(&app), ("staff_disable".to_owned(), "denied: single_holder".to_owned()));
+    let (status, _) = app.send("POST", &format!("/v1/staff/{}/disable", head.id), Some(&app.key), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me(&app, &head_token).await, StatusCode::UNAUTHORIZED);
+    // The role is free again: the platform invites a new head admin.
+    let body = json!({"email": "head2@example.com", "role": "head_admin", "service": service});
+    assert_eq!(app.send("POST", "/v1/staff/invitations", Some(&app.key), Some(body)).await.0, StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -262,6 +281,19 @@ async fn failed_logins_are_throttled_per_account_and_per_address() {
     app.clock.advance(jiff::SignedDuration::from_secs(retry));
     let (status, _, _) = login_from(&app, credentials(&app, &officer, STAFF_PASSWORD), "192.0.2.2").await;
     assert_eq!(status, StatusCode::CREATED, "after the window");
+
+    // Attempts sent together are counted before any is checked: of twelve
+    // parallel guesses at a fresh account, five are checked, seven refused.
+    let other = app.enrol_staff("po2@example.com", "privacy_officer", None).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..12 {
+        let body = json!({"email": other.email, "password": format!("guess number {n}"), "code": "123456"});
+        let router = app.router.clone();
+        tasks.spawn(async move { send_login(router, body, &format!("192.0.2.{}", 100 + n)).await.0.as_u16() });
+    }
+    let mut statuses = tasks.join_all().await;
+    statuses.sort();
+    assert_eq!(statuses, [[401; 5].as_slice(), [429; 7].as_slice()].concat(), "{statuses:?}");
 
     // One address guessing across many accounts is stopped too.
     for n in 0..20 {
@@ -325,6 +357,15 @@ async fn only_the_head_admin_hands_the_role_over() {
     assert_eq!(status, StatusCode::CONFLICT);
     let head_token = app.login(&head).await;
     let admin_token = app.login(&admin).await;
+    // A privacy officer may invite an auditor (nothing the officer lacks),
+    // not a support agent (a purpose the officer does not have).
+    let officer = app.enrol_staff("po@example.com", "privacy_officer", None).await;
+    let officer_token = app.login(&officer).await;
+    for (role, status) in [("auditor", StatusCode::CREATED), ("support_agent", StatusCode::FORBIDDEN)] {
+        let body = json!({"email": format!("{role}@example.com"), "role": role});
+        let (got, answer) = app.send("POST", "/v1/staff/invitations", Some(&officer_token), Some(body)).await;
+        assert_eq!(got, status, "{role}: {answer}");
+    }
     // Staff invite within their scope and never above their own role.
     for (body, status) in [
         (json!({"email": "op2@example.com", "role": "operator", "service": service}), StatusCode::CREATED),
@@ -395,7 +436,7 @@ async fn staff_read_members_within_their_role_and_dormant_members_are_masked() {
     let (status, _) = app
         .send("GET", &format!("/v1/subjects/{member}/records?purpose=member_management"), Some(&admin_token), None)
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "no dormant records without the privilege");
+    assert_eq!(status, StatusCode::NOT_FOUND, "no dormant records without the privilege");
 
     let head_token = app.login(&head).await;
     let (status, body) = app.send("GET", &read, Some(&head_token), None).await;

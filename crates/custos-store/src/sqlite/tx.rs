@@ -56,12 +56,7 @@ impl<'c> ReadTx<'c> {
     /// Subjects of a service (or of the platform for `None`) after the
     /// cursor `after` (an id), in id order.
     pub fn subjects_page(&self, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {
-        let mut stmt = self.data.prepare_cached(
-            "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
-             FROM subjects WHERE service_id IS ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![service, after, limit], subject_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        subjects_page(self.data, service, after, limit)
     }
 
     pub fn service(&self, id: &str) -> Result<Option<ServiceRow>> {
@@ -209,6 +204,12 @@ impl<'c> WriteTx<'c> {
 
     pub fn subject(&self, id: &str) -> Result<Option<SubjectRow>> {
         subject(self.data, id)
+    }
+
+    /// Subjects of a service (or of the platform for `None`) after the
+    /// cursor `after` (an id), in id order.
+    pub fn subjects_page(&self, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {
+        subjects_page(self.data, service, after, limit)
     }
 
     pub fn touch_activity(&mut self, subject_id: &str, at: &str) -> Result<()> {
@@ -426,32 +427,44 @@ impl<'c> WriteTx<'c> {
         Ok(())
     }
 
-    /// Inserts a staff account, or replaces it whole when `replace`.
-    pub fn put_staff(&mut self, row: &StaffRow, replace: bool) -> Result<()> {
-        let verb = if replace { "REPLACE" } else { "INSERT" };
+    /// Inserts a staff account.
+    pub fn insert_staff(&mut self, row: &StaffRow) -> Result<()> {
         self.data
             .prepare_cached(&format!(
-                "{verb} INTO staff ({STAFF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+                "INSERT INTO staff ({STAFF_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
             ))?
-            .execute(params![
-                row.id,
-                row.email_digest,
-                row.email,
-                row.key_id,
-                row.role,
-                row.single,
-                row.service_id,
-                row.privileges,
-                row.status,
-                row.invite_hash,
-                row.invite_expires_at,
-                row.password,
-                row.totp_secret,
-                row.totp_last_step,
-                row.created_at,
-                row.updated_at
-            ])?;
+            .execute(staff_params!(row))?;
         Ok(())
+    }
+
+    /// Writes every column of an existing staff account. An UPDATE, never a
+    /// REPLACE: a unique rule broken (a second holder of a single role) is a
+    /// conflict, not a deleted row.
+    pub fn update_staff(&mut self, row: &StaffRow) -> Result<()> {
+        let n = self
+            .data
+            .prepare_cached(
+                "UPDATE staff SET email_digest = ?2, email = ?3, key_id = ?4, role = ?5, single = ?6, service_id = ?7,
+                 privileges = ?8, status = ?9, invite_hash = ?10, invite_expires_at = ?11, password = ?12,
+                 totp_secret = ?13, totp_last_step = ?14, created_at = ?15, updated_at = ?16 WHERE id = ?1",
+            )?
+            .execute(staff_params!(row))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("staff {}", row.id)));
+        }
+        Ok(())
+    }
+
+    /// The holder (active or invited) of a single-holder role in a service.
+    pub fn single_holder(&self, service_id: Option<&str>, role: &str) -> Result<Option<StaffRow>> {
+        Ok(self
+            .data
+            .prepare_cached(&format!(
+                "SELECT {STAFF_COLUMNS} FROM staff WHERE ifnull(service_id, '') = ifnull(?1, '') AND role = ?2
+                 AND single = 1 AND status <> 'disabled'"
+            ))?
+            .query_row(params![service_id, role], staff_row)
+            .optional()?)
     }
 
     pub fn staff(&self, id: &str) -> Result<Option<StaffRow>> {
@@ -652,6 +665,15 @@ fn subject(conn: &Connection, id: &str) -> Result<Option<SubjectRow>> {
         .optional()?)
 }
 
+fn subjects_page(conn: &Connection, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
+         FROM subjects WHERE service_id IS ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(params![service, after, limit], subject_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 fn service(conn: &Connection, id: &str) -> Result<Option<ServiceRow>> {
     Ok(conn
         .prepare_cached("SELECT id, operator_id, created_at, allowed_ips FROM services WHERE id = ?1")?
@@ -660,6 +682,30 @@ fn service(conn: &Connection, id: &str) -> Result<Option<ServiceRow>> {
         })
         .optional()?)
 }
+
+macro_rules! staff_params {
+    ($row:expr) => {
+        params![
+            $row.id,
+            $row.email_digest,
+            $row.email,
+            $row.key_id,
+            $row.role,
+            $row.single,
+            $row.service_id,
+            $row.privileges,
+            $row.status,
+            $row.invite_hash,
+            $row.invite_expires_at,
+            $row.password,
+            $row.totp_secret,
+            $row.totp_last_step,
+            $row.created_at,
+            $row.updated_at
+        ]
+    };
+}
+use staff_params;
 
 const STAFF_COLUMNS: &str = "id, email_digest, email, key_id, role, single, service_id, privileges, status, \
     invite_hash, invite_expires_at, password, totp_secret, totp_last_step, created_at, updated_at";
