@@ -46,6 +46,10 @@ pub enum Operation {
     RecordActivity,
     AddRecord,
     ListRecords,
+    /// Record a grant or a withdrawal in a member's consent ledger.
+    RecordConsent,
+    /// Read a member's consent ledger and current consents.
+    ReadConsents,
     /// Checkpoints and proofs of the audit log.
     ReadAudit,
     /// Signing a checkpoint now: platform API keys only.
@@ -69,6 +73,8 @@ impl Operation {
         Operation::RecordActivity,
         Operation::AddRecord,
         Operation::ListRecords,
+        Operation::RecordConsent,
+        Operation::ReadConsents,
         Operation::ReadAudit,
         Operation::IssueCheckpoint,
         Operation::InviteStaff,
@@ -90,6 +96,8 @@ impl Operation {
             Operation::RecordActivity => "activity",
             Operation::AddRecord => "record_add",
             Operation::ListRecords => "record_read",
+            Operation::RecordConsent => "consent",
+            Operation::ReadConsents => "consent_read",
             Operation::ReadAudit => "audit_read",
             Operation::IssueCheckpoint => "checkpoint",
             Operation::InviteStaff => "staff_invite",
@@ -108,10 +116,12 @@ impl Operation {
     /// The role operation a staff member needs for this act.
     fn needs(self) -> RoleOp {
         match self {
-            Operation::ReadSubject | Operation::LookupSubject | Operation::ListSubjects | Operation::ListRecords => {
-                RoleOp::ReadMembers
-            }
-            Operation::CorrectSubject | Operation::RecordActivity => RoleOp::EditMembers,
+            Operation::ReadSubject
+            | Operation::LookupSubject
+            | Operation::ListSubjects
+            | Operation::ListRecords
+            | Operation::ReadConsents => RoleOp::ReadMembers,
+            Operation::CorrectSubject | Operation::RecordActivity | Operation::RecordConsent => RoleOp::EditMembers,
             Operation::ReadAudit | Operation::IssueCheckpoint => RoleOp::Audit,
             Operation::InviteStaff | Operation::DisableStaff | Operation::GrantPrivilege => RoleOp::ManageStaff,
             Operation::ChangeSettings => RoleOp::Settings,
@@ -315,7 +325,10 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
             let refused = hidden
                 && match op {
                     Operation::ReadSubject | Operation::ListSubjects => false,
-                    Operation::LookupSubject | Operation::RecordActivity | Operation::AddRecord => !is_key,
+                    Operation::LookupSubject
+                    | Operation::RecordActivity
+                    | Operation::AddRecord
+                    | Operation::RecordConsent => !is_key,
                     _ => true,
                 };
             (hidden, reaches(facts.service) && !refused)

@@ -9,6 +9,8 @@ pub mod access;
 pub mod audit;
 pub mod authz;
 pub mod collect;
+pub mod consent;
 pub mod merkle;
 pub mod net;
 pub mod policy;
+pub mod receipt;

@@ -14,6 +14,7 @@
 
 mod audit;
 mod auth;
+pub mod consent;
 pub mod crypto;
 mod error;
 mod gate;
@@ -37,7 +38,9 @@ use custos_store::{SqliteConfig, Store};
 
 pub use audit::{SignedCheckpoint, Verified, VerifyFailure, verify_export};
 pub use auth::{NewApiKey, StaffAuth};
+pub use consent::{ConsentEntry, ConsentLedger, ConsentRecorded, ConsentStatus, NewConsent};
 pub use custos_core::collect::{ErrorCode, FieldError};
+pub use custos_core::consent::State as ConsentState;
 pub use custos_core::policy;
 pub use error::EngineError;
 pub use services::{NewService, ServiceCreated};
@@ -99,6 +102,9 @@ struct Inner {
     audit_failing: std::sync::atomic::AtomicBool,
     /// Failed staff logins, per account and per address.
     throttle: throttle::Throttle,
+    /// The policy versions run so far, in the order they came into force;
+    /// the last is `policy`. Consent is derived against it (`consent.rs`).
+    policy_history: Arc<Vec<Arc<Policy>>>,
     /// Roots of complete blocks of audit leaves, for proofs (`audit.rs`).
     audit_blocks: tokio::sync::Mutex<Vec<custos_core::merkle::Hash>>,
 }
@@ -138,12 +144,15 @@ impl Engine {
         })?;
         rootkey::check_matches(&store, &keyring).await?;
         let instance = store.read(|r| r.instance_id()).await?.unwrap_or_default();
+        let policy = Arc::new(policy);
+        let policy_history = Arc::new(consent::load_history(&store, &policy).await?);
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 origin: format!("custos:{instance}"),
                 keyring,
-                policy: Arc::new(policy),
+                policy,
+                policy_history,
                 hashing: hashing::HashPool::new(config.hash_workers)?,
                 api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 audit_failing: std::sync::atomic::AtomicBool::new(false),

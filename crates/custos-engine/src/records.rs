@@ -177,6 +177,7 @@ impl Engine {
         let version = policy.meta.version.clone();
         let limit = limit.clamp(1, 1001);
         let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
+        let history = self.inner.policy_history.clone();
         let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
         let policy_c = self.inner.policy.clone();
         let (rows, keys) = self.write_job(move |tx| {
@@ -202,7 +203,7 @@ impl Engine {
                         "the member is dormant: only holders of the dormant-lookup privilege see their records".into(),
                     )));
                 }
-                if needs_consent && !crate::subjects::has_consent(tx, &subject.id, &purpose_c)? {
+                if needs_consent && !crate::subjects::has_consent(tx, &history, &subject.id, &purpose_c)? {
                     Audit {
                         caller: &caller_c,
                         operation: Operation::ListRecords.as_str(),

@@ -351,12 +351,16 @@ impl Engine {
             }
             for purpose in &consents {
                 tx.insert_consent(&ConsentRow {
+                    id: Some(new_id("cns").map_err(|e| StoreError::Database(e.to_string()))?),
                     subject_id: id.clone(),
                     purpose: purpose.clone(),
                     policy_version: policy_version.clone(),
                     granted: true,
                     channel: source.clone(),
                     at: at.clone(),
+                    notice_hash: None,
+                    evidence: None,
+                    key_id: None,
                 })?;
             }
             Audit {
@@ -407,6 +411,7 @@ impl Engine {
         }
         items.retain(|i| !is_password(i));
         let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
+        let history = self.inner.policy_history.clone();
 
         let at = stamp(now);
         let policy_c = self.inner.policy.clone();
@@ -446,7 +451,7 @@ impl Engine {
                     audit(tx, Some(&subject.id), &[], "allowed: masked (dormant)")?;
                     return Ok(Ok((subject, None, Vec::new(), true)));
                 }
-                if needs_consent && !has_consent(tx, &subject.id, &purpose_c)? {
+                if needs_consent && !has_consent(tx, &history, &subject.id, &purpose_c)? {
                     audit(tx, Some(&subject.id), &[], "denied: no consent")?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
@@ -875,7 +880,13 @@ fn summary(s: SubjectRow) -> SubjectSummary {
     SubjectSummary { id: s.id, service: s.service_id, kind: s.kind, status: s.status, created_at: s.created_at }
 }
 
-/// The current consent state, derived from the ledger: the latest entry wins.
-pub(crate) fn has_consent(tx: &WriteTx<'_>, subject: &str, purpose: &str) -> Result<bool, StoreError> {
-    Ok(tx.consents(subject)?.iter().rev().find(|c| c.purpose == purpose).is_some_and(|c| c.granted))
+/// Whether the subject's current consent permits `purpose`: derived from
+/// the ledger and the policy history (`custos_core::consent`).
+pub(crate) fn has_consent(
+    tx: &WriteTx<'_>,
+    history: &[std::sync::Arc<custos_core::policy::Policy>],
+    subject: &str,
+    purpose: &str,
+) -> Result<bool, StoreError> {
+    Ok(crate::consent::current(&tx.consents(subject)?, history, purpose).permits_use())
 }

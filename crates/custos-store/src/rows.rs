@@ -73,12 +73,28 @@ pub struct KeyRow {
 /// One entry of the consent ledger (append-only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsentRow {
+    /// `None` for entries written before ids existed.
+    pub id: Option<String>,
     pub subject_id: String,
     pub purpose: String,
     pub policy_version: String,
     pub granted: bool,
     pub channel: String,
     pub at: String,
+    /// SHA-256 (hex) of the notice text shown, when given.
+    pub notice_hash: Option<String>,
+    /// IP address and user agent, sealed under the subject's key `key_id`.
+    pub evidence: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+}
+
+/// A policy version this instance has run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyVersionRow {
+    pub version: String,
+    /// The policy file's text, as it was.
+    pub text: String,
+    pub in_force_at: String,
 }
 
 /// A platform API key: the secret is stored as a hash.

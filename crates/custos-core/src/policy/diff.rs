@@ -137,6 +137,19 @@ fn items(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
     }
 }
 
+/// Whether a purpose's scope changed between two versions in a way that
+/// needs the member's consent again: it uses new items, rests on another
+/// basis, takes consent differently, or says something else. Dropping items
+/// narrows the use and needs no new consent.
+pub fn purpose_widened(before: &Purpose, after: &Purpose) -> bool {
+    let (added, _) = added_removed(&before.items, &after.items);
+    !added.is_empty()
+        || before.bases != after.bases
+        || before.consent != after.consent
+        || before.description != after.description
+        || before.name != after.name
+}
+
 fn purposes(old: &Policy, new: &Policy, changes: &mut Vec<Change>) {
     let changed = Some(ChangeKind::ChangedPurposes);
     for p in &new.purposes {

@@ -7,6 +7,7 @@
 //! refuse unknown fields; no handler logs a body or a personal value.
 
 mod audit;
+mod consents;
 mod error;
 mod extract;
 pub mod openapi;
@@ -76,6 +77,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(records::router())
         .merge(audit::router())
         .merge(staff::router())
+        .merge(consents::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, error, ops, records, services, staff, subjects};
+use super::{audit, consents, error, ops, records, services, staff, subjects};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,7 @@ use super::{audit, error, ops, records, services, staff, subjects};
         subjects::create, subjects::list, subjects::read, subjects::correct, subjects::activity, subjects::lookup,
         services::create,
         records::add, records::list,
+        consents::record, consents::ledger,
         audit::latest, audit::issue, audit::inclusion, audit::consistency,
         staff::invite, staff::enrol, staff::login, staff::logout, staff::me, staff::change_password,
         staff::disable, staff::grant, staff::withdraw, staff::transfer, staff::allowed_ips,
@@ -25,6 +26,7 @@ use super::{audit, error, ops, records, services, staff, subjects};
         (name = "subjects", description = "members and operators: collection, purpose-bound reads, look-ups, correction, activity"),
         (name = "services", description = "services (tenants) created by operators"),
         (name = "records", description = "records under statutory holds"),
+        (name = "consents", description = "the consent ledger: grants and withdrawals with their evidence, and the state derived from it"),
         (name = "audit", description = "the verifiable audit log: signed checkpoints and RFC 9162 proofs"),
         (name = "staff", description = "staff accounts: invitations, password and TOTP login, sessions, roles and privileges"),
         (name = "operations", description = "health, readiness, metrics, this document"),

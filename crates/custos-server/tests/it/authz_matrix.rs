@@ -237,6 +237,13 @@ const ROWS: &[Row] = &[
     guarded("GET", "/v1/subjects/{id}/records", Object::Member, READ, |ids| {
         get(format!("/v1/subjects/{}/records?purpose=member_management", ids.id))
     }),
+    guarded("POST", "/v1/subjects/{id}/consents", Object::Member, EDIT, |ids| {
+        let body = json!({"purpose": "marketing", "granted": true, "channel": "web_page"});
+        (format!("/v1/subjects/{}/consents", ids.id), Some(body))
+    }),
+    guarded("GET", "/v1/subjects/{id}/consents", Object::Member, READ, |ids| {
+        get(format!("/v1/subjects/{}/consents", ids.id))
+    }),
     guarded("GET", "/v1/audit/checkpoint", Object::Nothing, AUDIT, |_| get("/v1/audit/checkpoint".into())),
     guarded("POST", "/v1/audit/checkpoint", Object::Nothing, ISSUE, |_| ("/v1/audit/checkpoint".into(), None)),
     guarded("GET", "/v1/audit/proof/inclusion", Object::Nothing, AUDIT, |_| {

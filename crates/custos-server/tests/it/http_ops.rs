@@ -12,7 +12,7 @@ use crate::kit::*;
 use crate::support::TestApp;
 
 /// Every route of the API: (method, path as documented, a concrete path).
-const ROUTES: [(&str, &str, &str); 28] = [
+const ROUTES: [(&str, &str, &str); 30] = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
     ("GET", "/metrics", "/metrics"),
@@ -26,6 +26,8 @@ const ROUTES: [(&str, &str, &str); 28] = [
     ("POST", "/v1/services", "/v1/services"),
     ("POST", "/v1/subjects/{id}/records", "/v1/subjects/SUBJECT/records"),
     ("GET", "/v1/subjects/{id}/records", "/v1/subjects/SUBJECT/records?purpose=service_fees"),
+    ("POST", "/v1/subjects/{id}/consents", "/v1/subjects/SUBJECT/consents"),
+    ("GET", "/v1/subjects/{id}/consents", "/v1/subjects/SUBJECT/consents"),
     ("GET", "/v1/audit/checkpoint", "/v1/audit/checkpoint"),
     ("POST", "/v1/audit/checkpoint", "/v1/audit/checkpoint"),
     ("GET", "/v1/audit/proof/inclusion", "/v1/audit/proof/inclusion?seq=1&size=1"),
@@ -134,7 +136,7 @@ async fn an_unknown_route_is_a_404_problem() {
         ("GET", "/"),
         ("GET", "/v2/subjects"),
         ("POST", "/v1/members"),
-        ("GET", "/v1/subjects/sub_x/consents"),
+        ("GET", "/v1/subjects/sub_x/preferences"),
         ("GET", "/v1/subjects/"),
     ] {
         for headers in [vec![], vec![("authorization", auth.as_str())]] {

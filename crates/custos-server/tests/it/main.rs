@@ -4,6 +4,7 @@
 mod at_rest;
 mod audit_log;
 mod authz_matrix;
+mod http_consents;
 mod http_ops;
 mod http_records;
 mod http_services;

@@ -26,6 +26,7 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0001_vault.sql"),
     include_str!("../../migrations/sqlite/data_0002_audit_tree.sql"),
     include_str!("../../migrations/sqlite/data_0003_staff.sql"),
+    include_str!("../../migrations/sqlite/data_0004_consent_ledger.sql"),
 ];
 const KEY_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/keys_0001_keys.sql")];
 

@@ -363,28 +363,65 @@ impl<'c> WriteTx<'c> {
     pub fn insert_consent(&mut self, row: &ConsentRow) -> Result<()> {
         self.data
             .prepare_cached(
-                "INSERT INTO consents (subject_id, purpose, policy_version, granted, channel, at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO consents (id, subject_id, purpose, policy_version, granted, channel, at, notice_hash, evidence, key_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             )?
-            .execute(params![row.subject_id, row.purpose, row.policy_version, row.granted, row.channel, row.at])?;
+            .execute(params![
+                row.id,
+                row.subject_id,
+                row.purpose,
+                row.policy_version,
+                row.granted,
+                row.channel,
+                row.at,
+                row.notice_hash,
+                row.evidence,
+                row.key_id
+            ])?;
         Ok(())
     }
 
+    /// A subject's consent ledger, oldest first.
     pub fn consents(&self, subject_id: &str) -> Result<Vec<ConsentRow>> {
         let mut stmt = self.data.prepare_cached(
-            "SELECT subject_id, purpose, policy_version, granted, channel, at FROM consents WHERE subject_id = ?1 ORDER BY seq",
+            "SELECT id, subject_id, purpose, policy_version, granted, channel, at, notice_hash, evidence, key_id
+             FROM consents WHERE subject_id = ?1 ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![subject_id], |r| {
             Ok(ConsentRow {
-                subject_id: r.get(0)?,
-                purpose: r.get(1)?,
-                policy_version: r.get(2)?,
-                granted: r.get(3)?,
-                channel: r.get(4)?,
-                at: r.get(5)?,
+                id: r.get(0)?,
+                subject_id: r.get(1)?,
+                purpose: r.get(2)?,
+                policy_version: r.get(3)?,
+                granted: r.get(4)?,
+                channel: r.get(5)?,
+                at: r.get(6)?,
+                notice_hash: r.get(7)?,
+                evidence: r.get(8)?,
+                key_id: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// The policy versions run so far, in the order they came into force.
+    pub fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>> {
+        let mut stmt =
+            self.data.prepare_cached("SELECT version, text, in_force_at FROM policy_versions ORDER BY seq")?;
+        let rows = stmt
+            .query_map([], |r| Ok(PolicyVersionRow { version: r.get(0)?, text: r.get(1)?, in_force_at: r.get(2)? }))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Records a policy version coming into force (a version seen before is
+    /// left as it was).
+    pub fn insert_policy_version(&mut self, row: &PolicyVersionRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO policy_versions (version, text, in_force_at) VALUES (?1, ?2, ?3) ON CONFLICT (version) DO NOTHING",
+            )?
+            .execute(params![row.version, row.text, row.in_force_at])?;
+        Ok(())
     }
 
     // --- keys ---

@@ -1,0 +1,77 @@
+//! The consent ledger's meaning: a subject's current consent to a purpose,
+//! derived from the append-only ledger and the policy versions in force
+//! since, never stored on its own.
+//!
+//! Rules:
+//! - the latest entry for a purpose decides; no entry means no consent
+//!   (nothing is pre-ticked);
+//! - a grant holds while every policy version that came into force after the
+//!   one it was given under left the purpose's scope unchanged
+//!   ([`purpose_widened`]); once one widened it, the grant needs renewal,
+//!   even if a later version narrows it again: the member agreed to what
+//!   they were shown, and a new use was announced since;
+//! - a grant under a version the history does not know needs renewal too.
+
+use crate::policy::Policy;
+use crate::policy::diff::purpose_widened;
+
+/// One entry of the ledger, oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry<'a> {
+    pub purpose: &'a str,
+    pub granted: bool,
+    /// The version of the policy in force when it was given.
+    pub policy_version: &'a str,
+}
+
+/// A subject's consent to one purpose now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Never given.
+    NotGiven,
+    Granted,
+    Withdrawn,
+    /// Given under a version whose scope for the purpose was widened since.
+    NeedsRenewal,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::NotGiven => "not_given",
+            State::Granted => "granted",
+            State::Withdrawn => "withdrawn",
+            State::NeedsRenewal => "needs_renewal",
+        }
+    }
+
+    /// Whether the purpose may be used on the strength of this consent.
+    pub fn permits_use(self) -> bool {
+        self == State::Granted
+    }
+}
+
+/// The state of `purpose` given the `ledger` and the `history` of policy
+/// versions in the order they came into force (the last is current).
+pub fn state(ledger: &[Entry<'_>], purpose: &str, history: &[&Policy]) -> State {
+    let Some(last) = ledger.iter().rev().find(|e| e.purpose == purpose) else {
+        return State::NotGiven;
+    };
+    if !last.granted {
+        return State::Withdrawn;
+    }
+    let Some(given) = history.iter().position(|p| p.meta.version == last.policy_version) else {
+        return State::NeedsRenewal;
+    };
+    let widened = history[given..].windows(2).any(|pair| {
+        match (pair[0].purpose_by_str(purpose), pair[1].purpose_by_str(purpose)) {
+            (Some(before), Some(after)) => purpose_widened(before, after),
+            // Gone and back again is a new purpose; gone for good is no use.
+            _ => true,
+        }
+    });
+    if widened { State::NeedsRenewal } else { State::Granted }
+}
+
+#[cfg(test)]
+mod tests;
