@@ -60,6 +60,8 @@ pub enum Operation {
     /// Hand a single-holder role (the head admin) to another staff member.
     TransferRole,
     ChangeSettings,
+    /// Publish a new version of the policy, announced ahead of its date.
+    PublishAmendment,
 }
 
 impl Operation {
@@ -82,6 +84,7 @@ impl Operation {
         Operation::GrantPrivilege,
         Operation::TransferRole,
         Operation::ChangeSettings,
+        Operation::PublishAmendment,
     ];
 
     /// The name written to the audit log.
@@ -105,6 +108,7 @@ impl Operation {
             Operation::GrantPrivilege => "privilege_grant",
             Operation::TransferRole => "role_transfer",
             Operation::ChangeSettings => "settings_change",
+            Operation::PublishAmendment => "policy_amend",
         }
     }
 
@@ -125,6 +129,7 @@ impl Operation {
             Operation::ReadAudit | Operation::IssueCheckpoint => RoleOp::Audit,
             Operation::InviteStaff | Operation::DisableStaff | Operation::GrantPrivilege => RoleOp::ManageStaff,
             Operation::ChangeSettings => RoleOp::Settings,
+            Operation::PublishAmendment => RoleOp::AmendPolicy,
             // Only the holder of a single role hands it over; checked apart.
             Operation::TransferRole => RoleOp::ManageStaff,
             // Services, members and records are created by the platform's
@@ -262,6 +267,7 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
                     | Operation::DisableStaff
                     | Operation::GrantPrivilege
                     | Operation::ChangeSettings
+                    | Operation::PublishAmendment
             );
             // A single-holder role is handed over by its holder only.
             if (platform_only && service.is_some()) || op == Operation::TransferRole {

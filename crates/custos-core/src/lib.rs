@@ -10,6 +10,7 @@ pub mod audit;
 pub mod authz;
 pub mod collect;
 pub mod consent;
+pub mod cookies;
 pub mod merkle;
 pub mod net;
 pub mod policy;

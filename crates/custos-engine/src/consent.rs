@@ -26,14 +26,18 @@ const MAX_EVIDENCE_BYTES: usize = 1024;
 /// Longest notice text hashed, in bytes.
 const MAX_NOTICE_BYTES: usize = 256 * 1024;
 
-/// Reads the history of policy versions and records the current one when it
-/// is new (in force from its effective date). Versions whose stored text no
-/// longer parses are left out: grants under them need renewal.
-pub(crate) async fn load_history(store: &Store, current: &Arc<Policy>) -> Result<Vec<Arc<Policy>>> {
+/// Reads the history of policy versions and records the configured one when
+/// it is new (in force from its effective date). Returns the policy in
+/// force and the history. When the configured version was seen before, the
+/// last version of the history is in force: an amendment that took effect
+/// at runtime outlives a restart with the older file. Versions whose stored
+/// text no longer parses are left out: grants under them need renewal.
+pub(crate) async fn load_history(store: &Store, configured: Policy) -> Result<(Arc<Policy>, Vec<Arc<Policy>>)> {
+    let configured = Arc::new(configured);
     let row = PolicyVersionRow {
-        version: current.meta.version.clone(),
-        text: custos_core::policy::to_toml(current),
-        in_force_at: current.meta.effective_date.to_string(),
+        version: configured.meta.version.clone(),
+        text: custos_core::policy::to_toml(&configured),
+        in_force_at: configured.meta.effective_date.to_string(),
     };
     let rows = store
         .write(move |tx| {
@@ -41,14 +45,23 @@ pub(crate) async fn load_history(store: &Store, current: &Arc<Policy>) -> Result
             tx.policy_versions()
         })
         .await?;
-    let mut history: Vec<Arc<Policy>> = rows
-        .iter()
-        .filter(|r| r.version != current.meta.version)
-        .filter_map(|r| custos_core::policy::parse(&r.text).ok().map(Arc::new))
-        .collect();
-    // The current policy comes last, whatever order it was first seen in.
-    history.push(current.clone());
-    Ok(history)
+    let mut history: Vec<Arc<Policy>> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if row.version == configured.meta.version {
+            history.push(configured.clone());
+        } else if let Ok(p) = custos_core::policy::parse(&row.text) {
+            history.push(Arc::new(p));
+        }
+    }
+    let current = history.last().cloned().unwrap_or_else(|| configured.clone());
+    if current.meta.version != configured.meta.version {
+        tracing::warn!(
+            configured = %configured.meta.version,
+            in_force = %current.meta.version,
+            "an amendment published at runtime is in force; the configured policy file is older"
+        );
+    }
+    Ok((current, history))
 }
 
 /// The current state of `purpose` from a subject's ledger rows.
@@ -140,7 +153,8 @@ fn entry(row: ConsentRow) -> ConsentEntry {
 impl Engine {
     fn ledger(&self, subject: &str, rows: Vec<ConsentRow>) -> ConsentLedger {
         let policy = self.policy();
-        let history = &self.inner.policy_history;
+        let policy = &*policy;
+        let history = &self.policy_history();
         ConsentLedger {
             subject: subject.to_owned(),
             policy_version: policy.meta.version.clone(),
@@ -165,6 +179,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<ConsentRecorded> {
         let policy = self.policy();
+        let policy = &*policy;
         let mut errors = Vec::new();
         match policy.purpose_by_str(&req.purpose) {
             None => errors.push(FieldError::new(
@@ -217,8 +232,7 @@ impl Engine {
             .then(|| serde_json::json!({"ip": req.ip, "user_agent": req.user_agent}).to_string().into_bytes());
         let id = new_id("cns")?;
         let (at, caller, subject_id) = (stamp(now), caller.clone(), subject.to_owned());
-        let (policy_arc, keyring, history) =
-            (self.inner.policy.clone(), self.inner.keyring.clone(), self.inner.policy_history.clone());
+        let (policy_arc, keyring, history) = (self.policy(), self.inner.keyring.clone(), self.policy_history());
         let rows = self
             .write_job(move |tx| {
                 let policy = &*policy_arc;
@@ -289,6 +303,7 @@ impl Engine {
     /// publishes the rendered policy at an address of its own.
     fn receipt(&self, entry: &ConsentEntry, subject: &str, at: jiff::Timestamp) -> Result<serde_json::Value> {
         let policy = self.policy();
+        let policy = &*policy;
         let policy_url = format!("urn:custos:policy:{}:{}", policy.meta.id, policy.meta.version);
         let id = entry.id.clone().unwrap_or_default();
         let facts = custos_core::receipt::ReceiptFacts {
@@ -310,8 +325,7 @@ impl Engine {
     /// A subject's consents now and the whole ledger; audited.
     pub async fn consents(&self, caller: &Caller, subject: &str, now: jiff::Timestamp) -> Result<ConsentLedger> {
         self.permit(caller, Operation::ReadConsents, Target::None, None, None, now).await?;
-        let (at, caller, subject_id, policy) =
-            (stamp(now), caller.clone(), subject.to_owned(), self.inner.policy.clone());
+        let (at, caller, subject_id, policy) = (stamp(now), caller.clone(), subject.to_owned(), self.policy());
         let rows = self
             .write_job(move |tx| {
                 let op = Operation::ReadConsents;

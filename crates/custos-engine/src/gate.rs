@@ -104,7 +104,7 @@ impl Engine {
         items: Option<&[String]>,
         now: jiff::Timestamp,
     ) -> Result<Allowed> {
-        match ask(self.policy(), caller, operation, target, purpose, items) {
+        match ask(&self.policy(), caller, operation, target, purpose, items) {
             Ok(allowed) => Ok(allowed),
             Err(denied) => Err(self.audit_denial(caller, operation, None, purpose, denied, now).await),
         }

@@ -12,9 +12,11 @@
 //! - a caller scoped to one service can never reach another service's data,
 //!   and "forbidden" and "does not exist" look the same.
 
+mod amendments;
 mod audit;
 mod auth;
 pub mod consent;
+mod cookies;
 pub mod crypto;
 mod error;
 mod gate;
@@ -36,9 +38,11 @@ use crypto::Keyring;
 use custos_core::policy::Policy;
 use custos_store::{SqliteConfig, Store};
 
+pub use amendments::Notice;
 pub use audit::{SignedCheckpoint, Verified, VerifyFailure, verify_export};
 pub use auth::{NewApiKey, StaffAuth};
 pub use consent::{ConsentEntry, ConsentLedger, ConsentRecorded, ConsentStatus, NewConsent};
+pub use cookies::{CookieCategoryState, CookieConsent, CookieEntry, CookieLinked, is_visitor_id};
 pub use custos_core::collect::{ErrorCode, FieldError};
 pub use custos_core::consent::State as ConsentState;
 pub use custos_core::policy;
@@ -87,12 +91,20 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
+/// The policy in force and its history (the last of `history` is `current`).
+struct Versions {
+    current: Arc<Policy>,
+    history: Arc<Vec<Arc<Policy>>>,
+}
+
 struct Inner {
     store: Store,
     /// Names this instance's audit log in its checkpoints.
     origin: String,
     keyring: Arc<Keyring>,
-    policy: Arc<Policy>,
+    /// The policy in force and the versions before it; swapped whole when
+    /// an amendment takes effect (`amendments.rs`).
+    versions: std::sync::RwLock<Versions>,
     hashing: hashing::HashPool,
     /// Verified API keys by id: (secret hash, caller). Only keys whose
     /// secret was presented correctly enter; see `auth.rs`.
@@ -102,16 +114,13 @@ struct Inner {
     audit_failing: std::sync::atomic::AtomicBool,
     /// Failed staff logins, per account and per address.
     throttle: throttle::Throttle,
-    /// The policy versions run so far, in the order they came into force;
-    /// the last is `policy`. Consent is derived against it (`consent.rs`).
-    policy_history: Arc<Vec<Arc<Policy>>>,
     /// Roots of complete blocks of audit leaves, for proofs (`audit.rs`).
     audit_blocks: tokio::sync::Mutex<Vec<custos_core::merkle::Hash>>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("policy", &self.policy.meta.id).finish_non_exhaustive()
+        f.debug_struct("Engine").finish_non_exhaustive()
     }
 }
 
@@ -144,15 +153,14 @@ impl Engine {
         })?;
         rootkey::check_matches(&store, &keyring).await?;
         let instance = store.read(|r| r.instance_id()).await?.unwrap_or_default();
-        let policy = Arc::new(policy);
-        let policy_history = Arc::new(consent::load_history(&store, &policy).await?);
+        let (policy, policy_history) = consent::load_history(&store, policy).await?;
+        let policy_history = Arc::new(policy_history);
         let engine = Engine {
             inner: Arc::new(Inner {
                 store,
                 origin: format!("custos:{instance}"),
                 keyring,
-                policy,
-                policy_history,
+                versions: std::sync::RwLock::new(Versions { current: policy, history: policy_history }),
                 hashing: hashing::HashPool::new(config.hash_workers)?,
                 api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 audit_failing: std::sync::atomic::AtomicBool::new(false),
@@ -194,8 +202,15 @@ impl Engine {
         !self.inner.audit_failing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    pub fn policy(&self) -> &Policy {
-        &self.inner.policy
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.inner.versions.read().unwrap_or_else(|e| e.into_inner()).current.clone()
+    }
+
+    /// The policy versions run so far, in the order they came into force;
+    /// the last is the policy in force. Consent is derived against it.
+    pub(crate) fn policy_history(&self) -> Arc<Vec<Arc<Policy>>> {
+        self.inner.versions.read().unwrap_or_else(|e| e.into_inner()).history.clone()
     }
 
     /// True when the store answers: for `/ready`.

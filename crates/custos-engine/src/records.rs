@@ -49,6 +49,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<String> {
         let policy = self.policy();
+        let policy = &*policy;
         let mut errors = Vec::new();
         if policy.record_class_by_str(&record.class).is_none() {
             errors.push(FieldError::new(
@@ -90,7 +91,7 @@ impl Engine {
         let version = policy.meta.version.clone();
         self.permit(caller, Operation::AddRecord, Target::None, None, None, now).await?;
         let (caller, subject_id) = (caller.clone(), subject_id.to_owned());
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         self.write_job(move |tx| {
             let subject = match gate::member(tx, &policy, &caller, Operation::AddRecord, &subject_id, None, None, &at)?
             {
@@ -159,6 +160,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<Vec<RecordRead>> {
         let policy = self.policy();
+        let policy = &*policy;
         self.permit(caller, Operation::ListRecords, Target::None, Some(purpose), None, now).await?;
         let classes: Vec<String> = policy
             .record_classes
@@ -176,10 +178,12 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let limit = limit.clamp(1, 1001);
-        let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
-        let history = self.inner.policy_history.clone();
+        // Opt-in purposes need a current grant; opt-out ones stop at an
+        // objection (a withdrawal); others do not rest on consent.
+        let needs_consent = policy.purpose_by_str(purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
+        let history = self.policy_history();
         let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
-        let policy_c = self.inner.policy.clone();
+        let policy_c = self.policy();
         let (rows, keys) = self.write_job(move |tx| {
                 let op = Operation::ListRecords;
                 let (subject, allowed) =
@@ -203,7 +207,9 @@ impl Engine {
                         "the member is dormant: only holders of the dormant-lookup privilege see their records".into(),
                     )));
                 }
-                if needs_consent && !crate::subjects::has_consent(tx, &history, &subject.id, &purpose_c)? {
+                if let Some(mode) = needs_consent
+                    && !crate::subjects::has_consent(tx, &history, &subject.id, &purpose_c, mode)?
+                {
                     Audit {
                         caller: &caller_c,
                         operation: Operation::ListRecords.as_str(),

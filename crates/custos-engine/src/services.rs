@@ -38,6 +38,7 @@ impl Engine {
     ) -> Result<ServiceCreated> {
         self.permit(caller, Operation::CreateService, Target::None, None, None, now).await?;
         let policy = self.policy();
+        let policy = &*policy;
         let operator_id = req.operator.clone();
         let operator = self
             .inner

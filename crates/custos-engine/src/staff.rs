@@ -238,7 +238,8 @@ impl Engine {
     /// The privileges a staff caller holds: through the role, and granted
     /// ones the role may hold.
     fn held_privileges(&self, role: &str, granted: &[String]) -> Vec<String> {
-        let Some(def) = self.policy().roles.iter().find(|r| r.id.as_str() == role) else { return Vec::new() };
+        let policy = self.policy();
+        let Some(def) = policy.roles.iter().find(|r| r.id.as_str() == role) else { return Vec::new() };
         let mut held: Vec<String> = def.privileges.iter().map(|p| p.to_string()).collect();
         held.extend(granted.iter().filter(|g| def.grantable.iter().any(|p| p.as_str() == g.as_str())).cloned());
         held
@@ -251,6 +252,7 @@ impl Engine {
     /// own scope that can do and see no more than they can.
     pub async fn invite_staff(&self, caller: &Caller, req: NewInvitation, now: jiff::Timestamp) -> Result<Invitation> {
         let policy = self.policy();
+        let policy = &*policy;
         let role = policy.roles.iter().find(|r| r.id.as_str() == req.role).ok_or_else(|| {
             let known: Vec<&str> = policy.roles.iter().map(|r| r.id.as_str()).collect();
             invalid(
@@ -728,7 +730,7 @@ impl Engine {
             Some(r) => Target::Scope(r.service_id.as_deref()),
             None => Target::Missing,
         };
-        match gate::ask(self.policy(), caller, operation, target, None, None) {
+        match gate::ask(&self.policy(), caller, operation, target, None, None) {
             Ok(_) => Ok(()),
             Err(denied) => Err(self.audit_denial(caller, operation, Some(id), None, denied, now).await),
         }
@@ -827,7 +829,7 @@ impl Engine {
                 return Err(self.audit_denial(caller, Operation::GrantPrivilege, Some(id), None, denied, now).await);
             }
         }
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         let privilege = privilege.to_owned();
         self.change_staff(caller, Operation::GrantPrivilege, id, now, move |_, mut row| {
             let grantable = policy
@@ -861,7 +863,7 @@ impl Engine {
             return Err(EngineError::Forbidden("only the holder of the role hands it over".into()));
         }
         self.permit(caller, Operation::TransferRole, Target::Scope(caller.service.as_deref()), None, None, now).await?;
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         let me = caller.key_id.clone();
         self.change_staff(caller, Operation::TransferRole, to, now, move |tx, mut target| {
             let store = |e: StoreError| ("store".to_owned(), EngineError::from(e));

@@ -183,7 +183,8 @@ impl Engine {
         let mut rows = Vec::with_capacity(collected.len());
         let mut indexes = Vec::new();
         for c in collected {
-            let item = self.policy().item(&c.item).ok_or_else(|| EngineError::Unavailable("item vanished".into()))?;
+            let policy = self.policy();
+            let item = policy.item(&c.item).ok_or_else(|| EngineError::Unavailable("item vanished".into()))?;
             let value = if item.kind == ItemType::Password {
                 self.hash_password(Zeroizing::new(c.value.clone())).await?
             } else {
@@ -215,6 +216,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<SubjectCreated> {
         let policy = self.policy();
+        let policy = &*policy;
         // Scope: platform subjects only through platform keys, service
         // subjects only in the caller's own service.
         let kind = policy.subject_kinds.iter().find(|k| k.id.as_str() == req.kind).ok_or_else(|| {
@@ -401,6 +403,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<SubjectRead> {
         let policy = self.policy();
+        let policy = &*policy;
         let allowed =
             self.permit(caller, Operation::ReadSubject, Target::None, Some(purpose), requested.as_deref(), now).await?;
         let mut items: Vec<String> = allowed.items.into_iter().map(|i| i.to_string()).collect();
@@ -410,11 +413,13 @@ impl Engine {
             return Err(invalid("items", ErrorCode::NotAllowed, "password hashes are never returned"));
         }
         items.retain(|i| !is_password(i));
-        let needs_consent = policy.purpose_by_str(purpose).is_some_and(|p| p.needs_opt_in());
-        let history = self.inner.policy_history.clone();
+        // Opt-in purposes need a current grant; opt-out ones stop at an
+        // objection (a withdrawal); others do not rest on consent.
+        let needs_consent = policy.purpose_by_str(purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
+        let history = self.policy_history();
 
         let at = stamp(now);
-        let policy_c = self.inner.policy.clone();
+        let policy_c = self.policy();
         let (caller_c, id_c, purpose_c) = (caller.clone(), id.to_owned(), purpose.to_owned());
         let found = self
             .write_job(move |tx| {
@@ -451,7 +456,9 @@ impl Engine {
                     audit(tx, Some(&subject.id), &[], "allowed: masked (dormant)")?;
                     return Ok(Ok((subject, None, Vec::new(), true)));
                 }
-                if needs_consent && !has_consent(tx, &history, &subject.id, &purpose_c)? {
+                if let Some(mode) = needs_consent
+                    && !has_consent(tx, &history, &subject.id, &purpose_c, mode)?
+                {
                     audit(tx, Some(&subject.id), &[], "denied: no consent")?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
@@ -563,6 +570,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<SubjectSummary> {
         let policy = self.policy();
+        let policy = &*policy;
         let def = policy.item_by_str(item).filter(|i| i.unique).ok_or_else(|| {
             invalid("item", ErrorCode::UnknownItem, format!("{item:?} is not a unique identifier of the policy"))
         })?;
@@ -585,7 +593,7 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let (caller, item, purpose) = (caller.clone(), item.to_owned(), purpose.to_owned());
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         self.write_job(move |tx| {
             let found = match tx.find_index(&scope, &item, &digest)? {
                 Some(id) => {
@@ -626,6 +634,7 @@ impl Engine {
         now: jiff::Timestamp,
     ) -> Result<SubjectSummary> {
         let policy = self.policy();
+        let policy = &*policy;
         if items.is_empty() {
             return Err(invalid("items", ErrorCode::MissingRequired, "name at least one item to correct"));
         }
@@ -700,7 +709,7 @@ impl Engine {
         let version = policy.meta.version.clone();
         let caller = caller.clone();
         let names: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         self.write_job(move |tx| {
             let op = Operation::CorrectSubject;
             let subject = match gate::member(tx, &policy, &caller, op, &subject.id, None, None, &at)? {
@@ -754,6 +763,7 @@ impl Engine {
     /// moves the subject's last activity when the policy counts it.
     pub async fn record_activity(&self, caller: &Caller, id: &str, event: &str, now: jiff::Timestamp) -> Result<()> {
         let policy = self.policy();
+        let policy = &*policy;
         if !policy.events.iter().any(|e| e.id.as_str() == event) {
             let declared: Vec<&str> = policy.events.iter().map(|e| e.id.as_str()).collect();
             return Err(invalid(
@@ -770,7 +780,7 @@ impl Engine {
         let version = policy.meta.version.clone();
         self.permit(caller, Operation::RecordActivity, Target::None, None, None, now).await?;
         let (caller, id, event) = (caller.clone(), id.to_owned(), event.to_owned());
-        let policy = self.inner.policy.clone();
+        let policy = self.policy();
         self.write_job(move |tx| {
             let subject = match gate::member(tx, &policy, &caller, Operation::RecordActivity, &id, None, None, &at)? {
                 Ok((subject, _)) => subject,
@@ -881,12 +891,19 @@ fn summary(s: SubjectRow) -> SubjectSummary {
 }
 
 /// Whether the subject's current consent permits `purpose`: derived from
-/// the ledger and the policy history (`custos_core::consent`).
+/// the ledger and the policy history (`custos_core::consent`). An opt-in
+/// purpose needs a current grant; an opt-out one is used until the subject
+/// objects (withdraws).
 pub(crate) fn has_consent(
     tx: &WriteTx<'_>,
     history: &[std::sync::Arc<custos_core::policy::Policy>],
     subject: &str,
     purpose: &str,
+    mode: custos_core::policy::model::ConsentMode,
 ) -> Result<bool, StoreError> {
-    Ok(crate::consent::current(&tx.consents(subject)?, history, purpose).permits_use())
+    let state = crate::consent::current(&tx.consents(subject)?, history, purpose);
+    Ok(match mode {
+        custos_core::policy::model::ConsentMode::OptIn => state.permits_use(),
+        custos_core::policy::model::ConsentMode::OptOut => state != custos_core::consent::State::Withdrawn,
+    })
 }

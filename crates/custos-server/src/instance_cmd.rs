@@ -111,12 +111,18 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
-/// Issues a checkpoint every minute when the log has grown, so auditors
-/// always find a recent one.
+/// Every minute: brings announced amendments into force on their date, and
+/// issues a checkpoint when the log has grown, so auditors always find a
+/// recent one.
 async fn checkpoint_periodically(engine: Engine, clock: Arc<dyn Clock>) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(60));
     loop {
         ticks.tick().await;
+        // Amendments take effect on their date (the same minute tick).
+        match engine.activate_due(clock.now()).await {
+            Ok(versions) => versions.iter().for_each(|v| tracing::info!(version = %v, "policy amendment in force")),
+            Err(e) => tracing::error!(error = %e, "could not bring an amendment into force"),
+        }
         if let Err(e) = engine.issue_checkpoint(clock.now()).await {
             tracing::error!(error = %e, "could not issue an audit checkpoint");
         }

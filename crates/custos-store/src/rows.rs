@@ -88,6 +88,35 @@ pub struct ConsentRow {
     pub key_id: Option<String>,
 }
 
+/// An amendment of the policy, announced ahead of its effective date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmendmentRow {
+    pub version: String,
+    pub text: String,
+    /// The version it amends.
+    pub previous: String,
+    pub announced_at: String,
+    pub effective_date: String,
+    pub significant: bool,
+    /// The changes in words, as a JSON list of strings.
+    pub changes: String,
+    /// Set when it took effect.
+    pub in_force_at: Option<String>,
+    /// Set when a later announcement replaced it before its date.
+    pub superseded_at: Option<String>,
+}
+
+/// A notification waiting for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub kind: String,
+    /// A subject id, or `None` for a notice to every member.
+    pub subject: Option<String>,
+    /// JSON; never personal data (ids and the notice's facts).
+    pub body: String,
+    pub created_at: String,
+}
+
 /// A policy version this instance has run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyVersionRow {
@@ -205,6 +234,23 @@ pub struct SessionRow {
     pub created_at: String,
     pub last_seen_at: String,
     pub ended_at: Option<String>,
+}
+
+/// One cookie choice of a visitor, or a GPC signal recorded for them
+/// (append-only). No IP address or user agent: see the migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieConsentRow {
+    pub visitor_id: String,
+    /// The member it was linked to at sign-in, if any.
+    pub subject_id: Option<String>,
+    pub category: String,
+    pub granted: bool,
+    /// `choice` or `gpc`.
+    pub source: String,
+    /// Whether the request carried `Sec-GPC: 1`.
+    pub gpc: bool,
+    pub policy_version: String,
+    pub at: String,
 }
 
 /// Group-commit counters, for metrics and benchmarks.

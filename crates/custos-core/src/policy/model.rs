@@ -115,7 +115,7 @@ keywords!(
     /// Member data is further limited to the role's purposes and scope.
     Operation {
         ReadMembers = "read_members", EditMembers = "edit_members", ManageStaff = "manage_staff",
-        Settings = "settings", Audit = "audit", ReadDormant = "read_dormant",
+        Settings = "settings", Audit = "audit", ReadDormant = "read_dormant", AmendPolicy = "amend_policy",
     }
 );
 keywords!(ItemType {

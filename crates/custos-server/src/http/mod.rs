@@ -6,8 +6,10 @@
 //! Wire types live here and are converted at the boundary; request bodies
 //! refuse unknown fields; no handler logs a body or a personal value.
 
+mod amendments;
 mod audit;
 mod consents;
+mod cookies;
 mod error;
 mod extract;
 pub mod openapi;
@@ -78,6 +80,8 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(audit::router())
         .merge(staff::router())
         .merge(consents::router())
+        .merge(cookies::router())
+        .merge(amendments::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, consents, error, ops, records, services, staff, subjects};
+use super::{amendments, audit, consents, cookies, error, ops, records, services, staff, subjects};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,8 @@ use super::{audit, consents, error, ops, records, services, staff, subjects};
         services::create,
         records::add, records::list,
         consents::record, consents::ledger,
+        cookies::record, cookies::state, cookies::link, cookies::member, cookies::gpc_json, cookies::script,
+        amendments::publish, amendments::notices,
         audit::latest, audit::issue, audit::inclusion, audit::consistency,
         staff::invite, staff::enrol, staff::login, staff::logout, staff::me, staff::change_password,
         staff::disable, staff::grant, staff::withdraw, staff::transfer, staff::allowed_ips,
@@ -27,7 +29,9 @@ use super::{audit, consents, error, ops, records, services, staff, subjects};
         (name = "services", description = "services (tenants) created by operators"),
         (name = "records", description = "records under statutory holds"),
         (name = "consents", description = "the consent ledger: grants and withdrawals with their evidence, and the state derived from it"),
+        (name = "cookies", description = "cookie consent per category of the policy, for visitors and members; Global Privacy Control; the embeddable script"),
         (name = "audit", description = "the verifiable audit log: signed checkpoints and RFC 9162 proofs"),
+        (name = "policy", description = "policy amendments: published ahead of their date with the notice the policy promises, and the public notice board"),
         (name = "staff", description = "staff accounts: invitations, password and TOTP login, sessions, roles and privileges"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )

@@ -78,6 +78,8 @@ const SETTINGS: &[Who] = &[PlatformKey, HeadAdmin, Admin];
 const HOLDER: &[Who] = &[HeadAdmin];
 /// Only the platform key creates services.
 const PLATFORM_KEY: &[Who] = &[PlatformKey];
+/// `amend_policy` (b.stage: the privacy officer), and the platform's key.
+const AMEND: &[Who] = &[PlatformKey, PrivacyOfficer];
 
 /// What a row's request is about, in service A, in service B, or missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,6 +245,28 @@ const ROWS: &[Row] = &[
     }),
     guarded("GET", "/v1/subjects/{id}/consents", Object::Member, READ, |ids| {
         get(format!("/v1/subjects/{}/consents", ids.id))
+    }),
+    public("POST", "/v1/cookie-consent", Prep::None, |_| {
+        ("/v1/cookie-consent".into(), Some(json!({"choices": {"personalisation": true}})))
+    }),
+    public("GET", "/v1/cookie-consent", Prep::None, |_| get("/v1/cookie-consent".into())),
+    public("GET", "/.well-known/gpc.json", Prep::None, |_| get("/.well-known/gpc.json".into())),
+    public("GET", "/consent.js", Prep::None, |_| get("/consent.js".into())),
+    // Linking at sign-in records consent (`RecordConsent`); a visitor
+    // without choices links nothing and is no error.
+    guarded("POST", "/v1/subjects/{id}/cookie-consent", Object::Member, EDIT, |ids| {
+        (format!("/v1/subjects/{}/cookie-consent", ids.id), Some(json!({"visitor": format!("vis_{NO_HEX}")})))
+    }),
+    guarded("GET", "/v1/subjects/{id}/cookie-consent", Object::Member, READ, |ids| {
+        get(format!("/v1/subjects/{}/cookie-consent", ids.id))
+    }),
+    public("GET", "/v1/notices", Prep::None, |_| get("/v1/notices".into())),
+    guarded("POST", "/v1/policy/amendments", Object::Nothing, AMEND, |ids| {
+        // A new version per cell, far enough ahead for any notice period.
+        let text = BUNDLED_POLICY
+            .replace("version = \"2023-02-21\"", &format!("version = \"matrix-{}\"", ids.fresh))
+            .replace("effective_date = 2023-02-28", "effective_date = 2030-01-01");
+        ("/v1/policy/amendments".into(), Some(json!({ "text": text })))
     }),
     guarded("GET", "/v1/audit/checkpoint", Object::Nothing, AUDIT, |_| get("/v1/audit/checkpoint".into())),
     guarded("POST", "/v1/audit/checkpoint", Object::Nothing, ISSUE, |_| ("/v1/audit/checkpoint".into(), None)),

@@ -193,3 +193,25 @@ async fn refused_consents_are_precise_and_change_nothing() {
     call(&app, "POST", &path, Some(&other), Some(&consent(true))).await.problem(404, "not_found");
     assert_denial_audited(&app, &before, "consent", "not_found", "another service's key").await;
 }
+
+/// An opt-out purpose (a legitimate interest with a right to object) is used
+/// until the member objects, and no longer after.
+#[tokio::test]
+async fn an_objection_stops_an_opt_out_purpose() {
+    let app = app_with_policy("consents-opt-out", include_str!("../../../../policies/example-eu.toml")).await;
+    let runner = json!({
+        "kind": "runner", "collection_point": "registration", "source": "app_entry",
+        "items": {"email": "runner@example.org", "display_name": "Runner", "password": "a long enough password",
+                  "date_of_birth": "1990-04-05", "country": "DE"}
+    });
+    let id = sign_up(&app, &app.key, &runner).await;
+    let read = format!("/v1/subjects/{id}?purpose=product_analytics");
+    call(&app, "GET", &read, Some(&app.key), None).await.expect(200);
+    let object = json!({"purpose": "product_analytics", "granted": false, "channel": "app_settings"});
+    let answer = call(&app, "POST", &format!("/v1/subjects/{id}/consents"), Some(&app.key), Some(&object)).await;
+    assert_eq!(state_of(&answer.expect(201)["consents"], "product_analytics"), "withdrawn");
+    call(&app, "GET", &read, Some(&app.key), None).await.problem(403, "consent_required");
+    // Opt-in purposes of the same policy are still off until granted.
+    let insights = format!("/v1/subjects/{id}?purpose=training_insights");
+    call(&app, "GET", &insights, Some(&app.key), None).await.problem(403, "consent_required");
+}

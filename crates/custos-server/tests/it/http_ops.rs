@@ -12,7 +12,7 @@ use crate::kit::*;
 use crate::support::TestApp;
 
 /// Every route of the API: (method, path as documented, a concrete path).
-const ROUTES: [(&str, &str, &str); 30] = [
+const ROUTES: [(&str, &str, &str); 38] = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
     ("GET", "/metrics", "/metrics"),
@@ -28,6 +28,14 @@ const ROUTES: [(&str, &str, &str); 30] = [
     ("GET", "/v1/subjects/{id}/records", "/v1/subjects/SUBJECT/records?purpose=service_fees"),
     ("POST", "/v1/subjects/{id}/consents", "/v1/subjects/SUBJECT/consents"),
     ("GET", "/v1/subjects/{id}/consents", "/v1/subjects/SUBJECT/consents"),
+    ("POST", "/v1/cookie-consent", "/v1/cookie-consent"),
+    ("GET", "/v1/cookie-consent", "/v1/cookie-consent"),
+    ("POST", "/v1/subjects/{id}/cookie-consent", "/v1/subjects/SUBJECT/cookie-consent"),
+    ("GET", "/v1/subjects/{id}/cookie-consent", "/v1/subjects/SUBJECT/cookie-consent"),
+    ("GET", "/.well-known/gpc.json", "/.well-known/gpc.json"),
+    ("GET", "/consent.js", "/consent.js"),
+    ("POST", "/v1/policy/amendments", "/v1/policy/amendments"),
+    ("GET", "/v1/notices", "/v1/notices"),
     ("GET", "/v1/audit/checkpoint", "/v1/audit/checkpoint"),
     ("POST", "/v1/audit/checkpoint", "/v1/audit/checkpoint"),
     ("GET", "/v1/audit/proof/inclusion", "/v1/audit/proof/inclusion?seq=1&size=1"),
@@ -46,7 +54,7 @@ const ROUTES: [(&str, &str, &str); 30] = [
 ];
 
 /// Routes that take no credential: staff enrol and log in with what they know.
-const PUBLIC: [&str; 2] = ["/v1/staff/enrol", "/v1/sessions"];
+const PUBLIC: [&str; 4] = ["/v1/staff/enrol", "/v1/sessions", "/v1/notices", "/v1/cookie-consent"];
 
 /// Routes that take no body although their method could carry one.
 const NO_BODY: [&str; 4] = [

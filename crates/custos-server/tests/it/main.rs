@@ -4,7 +4,9 @@
 mod at_rest;
 mod audit_log;
 mod authz_matrix;
+mod http_amendments;
 mod http_consents;
+mod http_cookies;
 mod http_ops;
 mod http_records;
 mod http_services;

@@ -27,6 +27,8 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0002_audit_tree.sql"),
     include_str!("../../migrations/sqlite/data_0003_staff.sql"),
     include_str!("../../migrations/sqlite/data_0004_consent_ledger.sql"),
+    include_str!("../../migrations/sqlite/data_0005_amendments.sql"),
+    include_str!("../../migrations/sqlite/data_0006_cookie_consents.sql"),
 ];
 const KEY_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/keys_0001_keys.sql")];
 

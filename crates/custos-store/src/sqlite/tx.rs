@@ -79,6 +79,16 @@ impl<'c> ReadTx<'c> {
         staff_where(self.data, "invite_hash = ?1", &digest)
     }
 
+    /// Every amendment, in the order they were announced.
+    pub fn amendments(&self) -> Result<Vec<AmendmentRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT version, text, previous, announced_at, effective_date, significant, changes, in_force_at, superseded_at
+             FROM amendments ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], amendment_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// A wrapped data key (staff keys are read outside a write job).
     pub fn key(&self, id: &str) -> Result<Option<KeyRow>> {
         key_by(self.keys, "id = ?1", id)
@@ -115,6 +125,11 @@ impl<'c> ReadTx<'c> {
 
     pub fn key_count(&self) -> Result<u64> {
         Ok(self.keys.query_row("SELECT count(*) FROM data_keys", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// A visitor's cookie consents, oldest first.
+    pub fn cookie_consents_of_visitor(&self, visitor_id: &str) -> Result<Vec<CookieConsentRow>> {
+        cookie_consents(self.data, "visitor_id", visitor_id)
     }
 }
 
@@ -413,6 +428,62 @@ impl<'c> WriteTx<'c> {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    pub fn insert_amendment(&mut self, row: &AmendmentRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO amendments (version, text, previous, announced_at, effective_date, significant, changes, in_force_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                row.version,
+                row.text,
+                row.previous,
+                row.announced_at,
+                row.effective_date,
+                row.significant,
+                row.changes,
+                row.in_force_at
+            ])?;
+        Ok(())
+    }
+
+    /// Every amendment, in the order they were announced.
+    pub fn amendments(&self) -> Result<Vec<AmendmentRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT version, text, previous, announced_at, effective_date, significant, changes, in_force_at, superseded_at
+             FROM amendments ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], amendment_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Marks every announced amendment not yet in force as superseded.
+    pub fn supersede_pending_amendments(&mut self, at: &str) -> Result<usize> {
+        Ok(self
+            .data
+            .prepare_cached(
+                "UPDATE amendments SET superseded_at = ?1 WHERE in_force_at IS NULL AND superseded_at IS NULL",
+            )?
+            .execute(params![at])?)
+    }
+
+    /// Marks an amendment in force; false when it already was (or was
+    /// superseded).
+    pub fn set_amendment_in_force(&mut self, version: &str, at: &str) -> Result<bool> {
+        Ok(self
+            .data
+            .prepare_cached("UPDATE amendments SET in_force_at = ?2 WHERE version = ?1 AND in_force_at IS NULL AND superseded_at IS NULL")?
+            .execute(params![version, at])?
+            == 1)
+    }
+
+    pub fn insert_outbox(&mut self, row: &OutboxRow) -> Result<()> {
+        self.data
+            .prepare_cached("INSERT INTO outbox (kind, subject, body, created_at) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![row.kind, row.subject, row.body, row.created_at])?;
+        Ok(())
+    }
+
     /// Records a policy version coming into force (a version seen before is
     /// left as it was).
     pub fn insert_policy_version(&mut self, row: &PolicyVersionRow) -> Result<()> {
@@ -649,6 +720,70 @@ impl<'c> WriteTx<'c> {
             ])?;
         Ok(self.data.last_insert_rowid())
     }
+
+    // --- cookie consents ---
+
+    pub fn insert_cookie_consent(&mut self, row: &CookieConsentRow) -> Result<()> {
+        self.data
+            .prepare_cached(
+                "INSERT INTO cookie_consents (visitor_id, subject_id, category, granted, source, gpc, policy_version, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                row.visitor_id,
+                row.subject_id,
+                row.category,
+                row.granted,
+                row.source,
+                row.gpc,
+                row.policy_version,
+                row.at
+            ])?;
+        Ok(())
+    }
+
+    /// A visitor's cookie consents, oldest first.
+    pub fn cookie_consents_of_visitor(&self, visitor_id: &str) -> Result<Vec<CookieConsentRow>> {
+        cookie_consents(self.data, "visitor_id", visitor_id)
+    }
+
+    /// A member's cookie consents (every visitor linked to them), oldest
+    /// first.
+    pub fn cookie_consents_of_subject(&self, subject_id: &str) -> Result<Vec<CookieConsentRow>> {
+        cookie_consents(self.data, "subject_id", subject_id)
+    }
+
+    /// Links a visitor's rows that no member holds yet to `subject_id`;
+    /// returns how many. Rows linked before stay with their member.
+    pub fn link_cookie_consents(&mut self, visitor_id: &str, subject_id: &str, at: &str) -> Result<usize> {
+        Ok(self
+            .data
+            .prepare_cached(
+                "UPDATE cookie_consents SET subject_id = ?2, linked_at = ?3 WHERE visitor_id = ?1 AND subject_id IS NULL",
+            )?
+            .execute(params![visitor_id, subject_id, at])?)
+    }
+}
+
+fn cookie_consents(conn: &Connection, column: &str, value: &str) -> Result<Vec<CookieConsentRow>> {
+    let sql = format!(
+        "SELECT visitor_id, subject_id, category, granted, source, gpc, policy_version, at
+         FROM cookie_consents WHERE {column} = ?1 ORDER BY seq"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![value], |r| {
+        Ok(CookieConsentRow {
+            visitor_id: r.get(0)?,
+            subject_id: r.get(1)?,
+            category: r.get(2)?,
+            granted: r.get(3)?,
+            source: r.get(4)?,
+            gpc: r.get(5)?,
+            policy_version: r.get(6)?,
+            at: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 fn subject_row(r: &Row<'_>) -> rusqlite::Result<SubjectRow> {
@@ -700,6 +835,20 @@ fn subject(conn: &Connection, id: &str) -> Result<Option<SubjectRow>> {
         )?
         .query_row(params![id], subject_row)
         .optional()?)
+}
+
+fn amendment_row(r: &Row<'_>) -> rusqlite::Result<AmendmentRow> {
+    Ok(AmendmentRow {
+        version: r.get(0)?,
+        text: r.get(1)?,
+        previous: r.get(2)?,
+        announced_at: r.get(3)?,
+        effective_date: r.get(4)?,
+        significant: r.get(5)?,
+        changes: r.get(6)?,
+        in_force_at: r.get(7)?,
+        superseded_at: r.get(8)?,
+    })
 }
 
 fn subjects_page(conn: &Connection, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {

@@ -675,6 +675,7 @@ fn operation_words(o: Operation) -> &'static str {
         Operation::Settings => "change settings",
         Operation::Audit => "read the audit log",
         Operation::ReadDormant => "see dormant members' details",
+        Operation::AmendPolicy => "publish amendments of this policy",
     }
 }
 
