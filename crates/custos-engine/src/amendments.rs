@@ -159,15 +159,18 @@ impl Engine {
     /// come by `now` (UTC), in order; returns the versions now in force.
     pub async fn activate_due(&self, now: jiff::Timestamp) -> Result<Vec<String>> {
         let today = utc_date(now);
+        let known = self.policy_history();
         let due: Vec<AmendmentRow> = self
             .inner
             .store
             .read(|r| r.amendments())
             .await?
             .into_iter()
-            .filter(|a| {
-                a.in_force_at.is_none() && a.effective_date.parse::<jiff::civil::Date>().is_ok_and(|d| d <= today)
-            })
+            // Not yet in force here: this process may be behind a node that
+            // brought it into force already.
+            .filter(|a| !known.iter().any(|p| p.meta.version == a.version))
+            .filter(|a| a.superseded_at.is_none())
+            .filter(|a| a.effective_date.parse::<jiff::civil::Date>().is_ok_and(|d| d <= today))
             .collect();
         let mut activated = Vec::new();
         for row in due {
@@ -177,32 +180,33 @@ impl Engine {
             );
             let (at, version, previous) = (stamp(now), row.version.clone(), self.policy().meta.version.clone());
             let text = row.text.clone();
-            let done = self
-                .write_job(move |tx| {
-                    if !tx.set_amendment_in_force(&version, &at)? {
-                        return Ok(false);
-                    }
-                    tx.insert_policy_version(&PolicyVersionRow {
-                        version: version.clone(),
-                        text,
-                        in_force_at: at.clone(),
-                    })?;
-                    tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
-                        at: at.clone(),
-                        actor: "custos".into(),
-                        role: "scheduler".into(),
-                        operation: "policy_in_force".into(),
-                        purpose: None,
-                        subject: None,
-                        items: String::new(),
-                        outcome: format!("{version} replaces {previous}"),
-                        policy_version: version.clone(),
-                    }))?;
-                    Ok(true)
-                })
-                .await?;
-            if done {
-                let mut versions = self.inner.versions.write().unwrap_or_else(|e| e.into_inner());
+            self.write_job(move |tx| {
+                if !tx.set_amendment_in_force(&version, &at)? {
+                    return Ok(false);
+                }
+                tx.insert_policy_version(&PolicyVersionRow {
+                    version: version.clone(),
+                    text,
+                    in_force_at: at.clone(),
+                })?;
+                tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
+                    at: at.clone(),
+                    actor: "custos".into(),
+                    role: "scheduler".into(),
+                    operation: "policy_in_force".into(),
+                    purpose: None,
+                    subject: None,
+                    items: String::new(),
+                    outcome: format!("{version} replaces {previous}"),
+                    policy_version: version.clone(),
+                }))?;
+                Ok(true)
+            })
+            .await?;
+            // Swapped here whether this call or another node's brought it
+            // into force: every process serves the version in force.
+            let mut versions = self.inner.versions.write().unwrap_or_else(|e| e.into_inner());
+            if versions.current.meta.version != row.version {
                 let mut history: Vec<Arc<Policy>> = versions.history.as_ref().clone();
                 history.push(new.clone());
                 *versions = Versions { current: new, history: Arc::new(history) };
