@@ -40,11 +40,32 @@
 //!   department or title; `email` and `phone` are the controller's published
 //!   contacts (the phone falls back to the officer's), each `not stated` when
 //!   the policy gives none; `piiControllerUrl` is its web contact if any.
+//!
+//! [`cookie_receipt`] makes the receipt of one cookie consent call (DESIGN
+//! clause 8): the entries it recorded, one purpose per cookie category, in
+//! one service, the controller's. It reads the policy's `[cookies]` the same
+//! way:
+//! - `piiPrincipalId` is the visitor id (`vis_…`) or the member's
+//!   pseudonymous subject id;
+//! - `purpose` is the category's name and description, `purposeCategory`
+//!   its id, `primaryPurpose` whether it is strictly necessary;
+//! - `consentType` is `EXPLICIT` for a choice and `IMPLICIT` for an opt-out
+//!   recorded from a Global Privacy Control signal (no one clicked);
+//! - `piiCategory` holds the names of the policy categories of the items of
+//!   type `cookie` (`cookie` when the policy has no such item), `spiCat`
+//!   those of them marked `special`;
+//! - `thirdPartyDisclosure` is true when a third-party recipient of the
+//!   policy receives an item of type `cookie`: the policy ties recipients to
+//!   items, not to cookie categories, so it holds for every category;
+//! - `termination` is "until changed in the cookie settings" for a grant;
+//! - `collectionMethod` is `cookie settings`, saying so when the request
+//!   carried Global Privacy Control.
 
 use serde::Serialize;
 
+use crate::cookies::Source;
 use crate::policy::Policy;
-use crate::policy::model::{BasisKind, ConsentMode, ContactKind, Purpose};
+use crate::policy::model::{BasisKind, ConsentMode, ContactKind, Id, ItemType, Purpose};
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +97,40 @@ pub struct ReceiptFacts<'a> {
     pub policy_url: &'a str,
     /// A hash of the notice shown when consent was asked, if the caller has one.
     pub notice_hash: Option<&'a str>,
+}
+
+/// One entry a cookie consent call recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieReceiptChoice<'a> {
+    /// A cookie category id of the policy.
+    pub category: &'a str,
+    /// `true` for a grant, `false` for a refusal or a withdrawal.
+    pub granted: bool,
+    /// Whether the category's latest earlier entry was a grant: `false` then
+    /// withdraws consent; otherwise it refuses it.
+    pub was_granted: bool,
+    /// A choice of the visitor, or an opt-out recorded from a Global Privacy
+    /// Control signal.
+    pub source: Source,
+}
+
+/// What the caller knows about one cookie consent call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieReceiptFacts<'a> {
+    /// A fresh random id for this receipt, made by the caller.
+    pub receipt_id: &'a str,
+    /// When the entries were recorded.
+    pub at: jiff::Timestamp,
+    /// The visitor id (`vis_…`) or the member's pseudonymous subject id;
+    /// never an e-mail address or a name (an `@` in it fails a debug
+    /// assertion).
+    pub principal: &'a str,
+    /// The entries the call recorded, in the order recorded.
+    pub choices: &'a [CookieReceiptChoice<'a>],
+    /// Whether the request carried Global Privacy Control (`Sec-GPC: 1`).
+    pub gpc: bool,
+    /// Where the rendered policy is published.
+    pub policy_url: &'a str,
 }
 
 /// A consent receipt; serialises to the specification's JSON.
@@ -175,6 +230,12 @@ pub enum ReceiptError {
     UnknownPurpose(String),
     #[error("purpose {0:?} is not consent-based: there is no consent to record")]
     NotConsentBased(String),
+    #[error("the policy has no cookies section")]
+    NoCookies,
+    #[error("the policy declares no cookie category {0:?}")]
+    UnknownCookieCategory(String),
+    #[error("a cookie consent receipt needs at least one recorded entry")]
+    NoCookieChoices,
 }
 
 /// The receipt of one consent event for one consent-based purpose.
@@ -257,14 +318,114 @@ pub fn consent_receipt(policy: &Policy, facts: &ReceiptFacts<'_>) -> Result<Rece
     })
 }
 
+/// The receipt of one cookie consent call: one purpose per entry recorded,
+/// in the order recorded, in one service (the controller's).
+///
+/// `granted == false` follows the convention of [`consent_receipt`]: the
+/// `purpose` text starts with `Consent withdrawn: ` when a grant held before
+/// ([`CookieReceiptChoice::was_granted`]) and `Consent refused: ` otherwise
+/// (`… by a Global Privacy Control signal: ` for an opt-out the signal
+/// made), and `termination` says that this entry ended or refused consent.
+///
+/// Fails when the policy has no `[cookies]`, a category is not one of its
+/// cookie categories, or there is no entry.
+pub fn cookie_receipt(policy: &Policy, facts: &CookieReceiptFacts<'_>) -> Result<Receipt, ReceiptError> {
+    let cookies = policy.cookies.as_ref().ok_or(ReceiptError::NoCookies)?;
+    if facts.choices.is_empty() {
+        return Err(ReceiptError::NoCookieChoices);
+    }
+    debug_assert!(!facts.principal.contains('@'), "a receipt names the principal by a pseudonymous id, not an e-mail");
+
+    let is_cookie = |id: &Id| policy.item(id).is_some_and(|i| i.kind == ItemType::Cookie);
+    let cookie_items = policy.items.iter().filter(|i| i.kind == ItemType::Cookie).map(|i| &i.category);
+    let (mut pii_category, spi_cat) = category_names(policy, cookie_items);
+    if pii_category.is_empty() {
+        pii_category.push(ItemType::Cookie.as_str().to_owned());
+    }
+    let recipients: Vec<&str> = policy
+        .third_parties
+        .iter()
+        .flat_map(|t| &t.recipients)
+        .filter(|r| r.items.iter().any(is_cookie))
+        .map(|r| r.name.as_str())
+        .collect();
+
+    let mut purposes = Vec::with_capacity(facts.choices.len());
+    for choice in facts.choices {
+        let category = cookies
+            .categories
+            .iter()
+            .find(|c| c.id.as_str() == choice.category)
+            .ok_or_else(|| ReceiptError::UnknownCookieCategory(choice.category.to_owned()))?;
+        let text = format!("{}. {}", category.name.trim_end_matches('.'), category.description);
+        let by_gpc = choice.source == Source::Gpc;
+        let (purpose, termination) = match (choice.granted, choice.was_granted, by_gpc) {
+            (true, _, _) => (text, "Until changed in the cookie settings.".to_owned()),
+            (false, true, false) => (format!("Consent withdrawn: {text}"), "Ended by this withdrawal.".to_owned()),
+            (false, false, false) => (
+                format!("Consent refused: {text}"),
+                "Not given: refused by this choice; it can be given in the cookie settings.".to_owned(),
+            ),
+            (false, true, true) => (
+                format!("Consent withdrawn by a Global Privacy Control signal: {text}"),
+                format!("Ended by this signal; {GPC_UNTIL}"),
+            ),
+            (false, false, true) => (
+                format!("Consent refused by a Global Privacy Control signal: {text}"),
+                format!("Not given: refused by this signal; {GPC_UNTIL}"),
+            ),
+        };
+        purposes.push(ReceiptPurpose {
+            purpose,
+            purpose_category: vec![category.id.as_str().to_owned()],
+            consent_type: if by_gpc { "IMPLICIT" } else { "EXPLICIT" }.to_owned(),
+            pii_category: pii_category.clone(),
+            primary_purpose: category.necessary,
+            termination,
+            third_party_disclosure: !recipients.is_empty(),
+            third_party_name: (!recipients.is_empty()).then(|| recipients.join("; ")),
+        });
+    }
+
+    let collection_method = if facts.gpc {
+        "cookie settings, with a Global Privacy Control signal (Sec-GPC: 1)"
+    } else {
+        "cookie settings"
+    };
+
+    Ok(Receipt {
+        version: VERSION.to_owned(),
+        jurisdiction: policy.meta.jurisdiction.as_str().to_owned(),
+        consent_timestamp: u64::try_from(facts.at.as_second()).unwrap_or(0),
+        collection_method: collection_method.to_owned(),
+        consent_receipt_id: facts.receipt_id.to_owned(),
+        public_key: None,
+        language: policy.meta.language.clone(),
+        pii_principal_id: facts.principal.to_owned(),
+        pii_controllers: vec![controller(policy)],
+        policy_url: facts.policy_url.to_owned(),
+        services: vec![Service { service: policy.controller.service.clone(), purposes }],
+        sensitive: !spi_cat.is_empty(),
+        spi_cat,
+    })
+}
+
+/// How long a Global Privacy Control opt-out holds (`custos_core::cookies`).
+const GPC_UNTIL: &str = "off until a new choice in the cookie settings made without the signal.";
+
 /// The names of the categories of the purpose's items, first appearance
 /// first, and those of them that are special categories.
 fn categories(policy: &Policy, purpose: &Purpose) -> (Vec<String>, Vec<String>) {
+    category_names(policy, purpose.items.iter().filter_map(|id| policy.item(id)).map(|item| &item.category))
+}
+
+/// The names of the given policy categories, first appearance first, and
+/// those of them that are special categories.
+fn category_names<'p>(policy: &'p Policy, ids: impl Iterator<Item = &'p Id>) -> (Vec<String>, Vec<String>) {
     let mut all = Vec::new();
     let mut special = Vec::new();
-    for item in purpose.items.iter().filter_map(|id| policy.item(id)) {
-        let (name, is_special) =
-            policy.category(&item.category).map_or((item.category.as_str(), false), |c| (c.name.as_str(), c.special));
+    for id in ids {
+        let (name, is_special) = policy.category(id).map_or((id.as_str(), false), |c| (c.name.as_str(), c.special));
         if !all.iter().any(|n| n == name) {
             all.push(name.to_owned());
             if is_special {

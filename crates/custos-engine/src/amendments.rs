@@ -77,9 +77,16 @@ impl Engine {
                 "text",
                 ErrorCode::NotAllowed,
                 format!(
-                    "meta.effective_date {} is too early: {why} announced on {announced} takes effect on {} at the earliest",
+                    "policy.effective_date {} is too early: {why} announced on {announced} takes effect on {} at the earliest",
                     diff.new_effective, diff.earliest_effective
                 ),
+            ));
+        }
+        if new.meta.notice_date != announced {
+            return Err(invalid(
+                "text",
+                ErrorCode::NotAllowed,
+                format!("policy.notice_date {} must be the day it is announced ({announced})", new.meta.notice_date),
             ));
         }
         if new.meta.effective_date <= announced {
@@ -87,7 +94,7 @@ impl Engine {
                 "text",
                 ErrorCode::NotAllowed,
                 format!(
-                    "meta.effective_date {} must come after the announcement ({announced})",
+                    "policy.effective_date {} must come after the announcement ({announced})",
                     new.meta.effective_date
                 ),
             ));
@@ -117,7 +124,9 @@ impl Engine {
         self.write_job(move |tx| {
             let known = history.iter().any(|p| p.meta.version == stored.version)
                 || tx.amendments()?.iter().any(|a| a.version == stored.version);
-            let outcome = if known {
+            // The diff was made against the version in force; it must still be.
+            let moved = tx.policy_versions()?.last().is_some_and(|v| v.version != stored.previous);
+            let outcome = if known || moved {
                 "denied: conflict".to_owned()
             } else {
                 format!("announced {} for {}", stored.version, stored.effective_date)
@@ -180,29 +189,41 @@ impl Engine {
             );
             let (at, version, previous) = (stamp(now), row.version.clone(), self.policy().meta.version.clone());
             let text = row.text.clone();
-            self.write_job(move |tx| {
-                if !tx.set_amendment_in_force(&version, &at)? {
-                    return Ok(false);
-                }
-                tx.insert_policy_version(&PolicyVersionRow {
-                    version: version.clone(),
-                    text,
-                    in_force_at: at.clone(),
-                })?;
-                tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
-                    at: at.clone(),
-                    actor: "custos".into(),
-                    role: "scheduler".into(),
-                    operation: "policy_in_force".into(),
-                    purpose: None,
-                    subject: None,
-                    items: String::new(),
-                    outcome: format!("{version} replaces {previous}"),
-                    policy_version: version.clone(),
-                }))?;
-                Ok(true)
-            })
-            .await?;
+            if row.previous != previous {
+                // Announced against a version no longer in force (a new
+                // file was deployed meanwhile): its notice is void.
+                tracing::warn!(version = %row.version, amends = %row.previous, in_force = %previous,
+                    "an announced amendment amends a version no longer in force; not brought into force");
+                continue;
+            }
+            let in_force = self
+                .write_job(move |tx| {
+                    if !tx.set_amendment_in_force(&version, &at)? {
+                        // Already in force (another node), or superseded.
+                        return Ok(tx.amendments()?.iter().any(|a| a.version == version && a.in_force_at.is_some()));
+                    }
+                    tx.insert_policy_version(&PolicyVersionRow {
+                        version: version.clone(),
+                        text,
+                        in_force_at: at.clone(),
+                    })?;
+                    tx.append_audit(&crate::audit::row(custos_core::audit::Entry {
+                        at: at.clone(),
+                        actor: "custos".into(),
+                        role: "scheduler".into(),
+                        operation: "policy_in_force".into(),
+                        purpose: None,
+                        subject: None,
+                        items: String::new(),
+                        outcome: format!("{version} replaces {previous}"),
+                        policy_version: version.clone(),
+                    }))?;
+                    Ok(true)
+                })
+                .await?;
+            if !in_force {
+                continue;
+            }
             // Swapped here whether this call or another node's brought it
             // into force: every process serves the version in force.
             let mut versions = self.inner.versions.write().unwrap_or_else(|e| e.into_inner());

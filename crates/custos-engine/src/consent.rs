@@ -48,6 +48,16 @@ pub(crate) async fn load_history(store: &Store, configured: Policy) -> Result<(A
     let mut history: Vec<Arc<Policy>> = Vec::with_capacity(rows.len());
     for row in &rows {
         if row.version == configured.meta.version {
+            // A version names one policy for good: consents given under it
+            // are judged by what it said. (Compared as parsed policies, so
+            // a new release writing the same policy differently is fine.)
+            if custos_core::policy::parse(&row.text).is_ok_and(|stored| stored != *configured) {
+                return Err(EngineError::Config(format!(
+                    "the policy file says version {:?}, but this data folder ran a different text under that \
+                     version: give the changed policy a new version (and publish it as an amendment)",
+                    row.version
+                )));
+            }
             history.push(configured.clone());
         } else if let Ok(p) = custos_core::policy::parse(&row.text) {
             history.push(Arc::new(p));
@@ -86,6 +96,9 @@ pub struct NewConsent {
     /// The member's IP address and user agent, kept encrypted.
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The policy version the member was shown; refused when another
+    /// version is in force by the time it is recorded.
+    pub policy_version: Option<String>,
 }
 
 impl std::fmt::Debug for NewConsent {
@@ -223,10 +236,40 @@ impl Engine {
                 format!("the notice shown, 1 to {MAX_NOTICE_BYTES} bytes"),
             ));
         }
+        if req.granted && req.notice_text.is_none() {
+            errors.push(FieldError::new(
+                "notice_text",
+                ErrorCode::MissingRequired,
+                "a grant records the exact notice the member was shown",
+            ));
+        }
         if !errors.is_empty() {
             return Err(EngineError::Invalid(errors));
         }
         self.permit(caller, Operation::RecordConsent, Target::None, None, None, now).await?;
+        // Only for a purpose the caller works for: a key for member
+        // management records no marketing consent.
+        let may_use = match &caller.staff {
+            None => caller.purposes.contains(&req.purpose),
+            Some(staff) => policy
+                .roles
+                .iter()
+                .any(|r| r.id.as_str() == staff.role && r.purposes.iter().any(|p| p.as_str() == req.purpose)),
+        };
+        if !may_use {
+            let denied = custos_core::authz::Denied::PurposeNotAllowed(req.purpose.clone());
+            return Err(self
+                .audit_denial(caller, Operation::RecordConsent, Some(subject), Some(&req.purpose), denied, now)
+                .await);
+        }
+        if let Some(shown) = &req.policy_version
+            && *shown != policy.meta.version
+        {
+            return Err(EngineError::Conflict(format!(
+                "version {shown:?} is no longer in force ({} is): show the member the current notice",
+                policy.meta.version
+            )));
+        }
         let notice_hash = req.notice_text.as_ref().map(|t| custos_core::audit::hex(&crate::request_hash(t.as_bytes())));
         let evidence = (req.ip.is_some() || req.user_agent.is_some())
             .then(|| serde_json::json!({"ip": req.ip, "user_agent": req.user_agent}).to_string().into_bytes());
@@ -365,6 +408,7 @@ mod tests {
             notice_text: Some("We will send you offers.".into()),
             ip: Some("203.0.113.9".into()),
             user_agent: Some("Mozilla/5.0 canary".into()),
+            policy_version: None,
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("203.0.113.9") && !shown.contains("canary") && !shown.contains("offers"), "{shown}");

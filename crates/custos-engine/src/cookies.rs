@@ -21,10 +21,20 @@
 //! - a GPC signal is recorded once per change: when a request carries it and
 //!   a `gpc_opts_out` category's latest entry is not already its opt-out
 //!   (also on a read of a known visitor, which then writes).
+//! - recording choices answers a consent receipt (Kantara Consent Receipt
+//!   v1.1, `custos_core::receipt::cookie_receipt`) of the entries the call
+//!   appended: the visitor's choices and the GPC opt-outs recorded with
+//!   them, one purpose each, under a fresh `rcp_` id, the visitor id as the
+//!   principal and the policy as `urn:custos:policy:<id>:<version>`. A call
+//!   that appended nothing (no choice, or only grants of strictly necessary
+//!   categories, and no new GPC signal) answers none: there was no consent
+//!   event. The receipt is not stored (the rows are the record); a GPC
+//!   signal recorded by a read answers no receipt either.
 
 use custos_core::authz::{Operation, Target};
 use custos_core::cookies::{self as rules, Entry, Source};
 use custos_core::policy::Policy;
+use custos_core::receipt::{CookieReceiptChoice, CookieReceiptFacts, cookie_receipt};
 use custos_store::CookieConsentRow;
 
 use crate::auth::Caller;
@@ -199,10 +209,51 @@ fn refused(problems: Vec<rules::Problem>) -> EngineError {
     )
 }
 
+/// The consent receipt (JSON) of the last `recorded` of a visitor's rows,
+/// the entries one call appended; `None` when it appended none.
+fn receipt(
+    policy: &Policy,
+    visitor: &str,
+    rows: &[CookieConsentRow],
+    recorded: usize,
+    gpc: bool,
+    now: jiff::Timestamp,
+) -> Result<Option<serde_json::Value>> {
+    let Some(first) = rows.len().checked_sub(recorded).filter(|_| recorded > 0) else { return Ok(None) };
+    let choices: Vec<CookieReceiptChoice<'_>> = rows[first..]
+        .iter()
+        .enumerate()
+        .map(|(i, row)| CookieReceiptChoice {
+            category: &row.category,
+            granted: row.granted,
+            // The latest earlier entry for the category, this call's included.
+            was_granted: rows[..first + i].iter().rev().find(|r| r.category == row.category).is_some_and(|r| r.granted),
+            source: Source::parse(&row.source).unwrap_or(Source::Gpc),
+        })
+        .collect();
+    let (id, policy_url) = (new_id("rcp")?, format!("urn:custos:policy:{}:{}", policy.meta.id, policy.meta.version));
+    let facts = CookieReceiptFacts {
+        receipt_id: &id,
+        at: now,
+        principal: visitor,
+        choices: &choices,
+        gpc,
+        policy_url: &policy_url,
+    };
+    let receipt =
+        cookie_receipt(policy, &facts).map_err(|e| EngineError::Integrity(format!("a cookie consent receipt: {e}")))?;
+    serde_json::to_value(&receipt)
+        .map(Some)
+        .map_err(|e| EngineError::Integrity(format!("a cookie consent receipt: {e}")))
+}
+
 impl Engine {
     /// Records an anonymous visitor's choices (category → granted) and,
     /// when the request carries GPC, the signal; returns the visitor's
-    /// state after it. Without `visitor`, a new visitor id is issued. Any
+    /// state after it and the consent receipt (Kantara Consent Receipt v1.1,
+    /// JSON) of the entries recorded, `None` when the call recorded none
+    /// (no choice, or only strictly necessary categories turned on, and no
+    /// new GPC signal). Without `visitor`, a new visitor id is issued. Any
     /// invalid choice refuses the whole call, and nothing is written.
     pub async fn record_cookie_choice(
         &self,
@@ -210,7 +261,7 @@ impl Engine {
         choices: &[(String, bool)],
         gpc: bool,
         now: jiff::Timestamp,
-    ) -> Result<CookieConsent> {
+    ) -> Result<(CookieConsent, Option<serde_json::Value>)> {
         if let Some(v) = visitor {
             check_visitor(v)?;
         }
@@ -225,8 +276,9 @@ impl Engine {
             None => new_id("vis")?,
         };
         let (at, id, job_policy) = (stamp(now), visitor.clone(), policy.clone());
-        let rows = self
+        let (rows, recorded) = self
             .write_job(move |tx| {
+                let mut recorded = chosen.len();
                 for (category, granted) in chosen {
                     tx.insert_cookie_consent(&CookieConsentRow {
                         visitor_id: id.clone(),
@@ -242,11 +294,14 @@ impl Engine {
                 let rows = tx.cookie_consents_of_visitor(&id)?;
                 for row in gpc_rows(&job_policy, &id, &rows, gpc, &at) {
                     tx.insert_cookie_consent(&row)?;
+                    recorded += 1;
                 }
-                tx.cookie_consents_of_visitor(&id)
+                // The visitor's rows in order: this job's are the last ones.
+                Ok((tx.cookie_consents_of_visitor(&id)?, recorded))
             })
             .await?;
-        Ok(consent(&policy, Some(visitor), None, rows, gpc))
+        let receipt = receipt(&policy, &visitor, &rows, recorded, gpc, now)?;
+        Ok((consent(&policy, Some(visitor), None, rows, gpc), receipt))
     }
 
     /// A visitor's state now (every category off but the necessary ones

@@ -34,8 +34,9 @@ pub enum EngineError {
     /// Missing or wrong credentials (an API key, a session, a login).
     #[error("missing or invalid credentials")]
     Unauthenticated,
-    /// Too many failed logins: try again after this many seconds.
-    #[error("too many failed logins: try again in {0} seconds")]
+    /// Too many attempts (failed logins, anonymous writes): try again after
+    /// this many seconds.
+    #[error("too many attempts: try again in {0} seconds")]
     Throttled(i64),
     /// A stored ciphertext failed to authenticate: altered, moved, or its
     /// key is gone. Never answered with someone else's data.

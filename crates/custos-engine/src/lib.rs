@@ -50,7 +50,7 @@ pub use error::EngineError;
 pub use services::{NewService, ServiceCreated};
 pub use staff::{
     ABSOLUTE_SECONDS, Enrolment, IDLE_SECONDS, INVITATION_SECONDS, Invitation, Login, NewInvitation, NewSession,
-    StaffView,
+    PER_ADDRESS_PUBLIC, StaffView,
 };
 pub use subjects::{
     Caller, Idempotency, NewRecord, NewSubject, RecordRead, SubjectCreated, SubjectRead, SubjectSummary,

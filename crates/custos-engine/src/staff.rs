@@ -31,6 +31,9 @@ use crate::crypto::Aad;
 use crate::gate;
 use crate::ids::{new_id, random_bytes};
 use crate::throttle::{PER_ACCOUNT, PER_ADDRESS};
+
+/// Anonymous writes (cookie choices) one address may make in 15 minutes.
+pub const PER_ADDRESS_PUBLIC: usize = 300;
 use crate::{Engine, EngineError, ErrorCode, FieldError, Result, stamp, totp};
 
 /// A session unused for this long has ended.
@@ -520,6 +523,14 @@ impl Engine {
             expires_at: stamp(now + jiff::SignedDuration::from_secs(ABSOLUTE_SECONDS)),
             idle_timeout_seconds: IDLE_SECONDS,
         })
+    }
+
+    /// Admits one anonymous write (a cookie choice) from `address`, or
+    /// refuses it when the address made [`PER_ADDRESS_PUBLIC`] in the last
+    /// 15 minutes.
+    pub fn admit_anonymous_write(&self, address: Option<IpAddr>, now: jiff::Timestamp) -> Result<()> {
+        let key = format!("public:{}", address.map(address_block).unwrap_or_default());
+        self.inner.throttle.attempt(&key, PER_ADDRESS_PUBLIC, now).map_err(EngineError::Throttled)
     }
 
     /// Runs a decoy verification, so that a refusal that needs no password

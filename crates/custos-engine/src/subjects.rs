@@ -593,7 +593,8 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let (caller, item, purpose) = (caller.clone(), item.to_owned(), purpose.to_owned());
-        let policy = self.policy();
+        let needs_consent = policy.purpose_by_str(&purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
+        let (policy, history) = (self.policy(), self.policy_history());
         self.write_job(move |tx| {
             let found = match tx.find_index(&scope, &item, &digest)? {
                 Some(id) => {
@@ -606,6 +607,25 @@ impl Engine {
                 }
                 None => None,
             };
+            // A look-up uses the member's data for the purpose: a purpose
+            // that rests on consent needs it here as for a read.
+            if let (Some(subject), Some(mode)) = (&found, needs_consent)
+                && !has_consent(tx, &history, &subject.id, &purpose, mode)?
+            {
+                let items = [item.clone()];
+                Audit {
+                    caller: &caller,
+                    operation: "lookup",
+                    purpose: Some(&purpose),
+                    subject: Some(&subject.id),
+                    items: &items,
+                    outcome: "denied: no consent",
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                return Ok(Err(EngineError::ConsentRequired(purpose.clone())));
+            }
             let items = [item.clone()];
             Audit {
                 caller: &caller,
@@ -904,6 +924,11 @@ pub(crate) fn has_consent(
     let state = crate::consent::current(&tx.consents(subject)?, history, purpose);
     Ok(match mode {
         custos_core::policy::model::ConsentMode::OptIn => state.permits_use(),
-        custos_core::policy::model::ConsentMode::OptOut => state != custos_core::consent::State::Withdrawn,
+        // An objection stops it; so does a widening since an explicit
+        // grant (the member agreed to less). Never asked is allowed: that
+        // is what opting out means.
+        custos_core::policy::model::ConsentMode::OptOut => {
+            matches!(state, custos_core::consent::State::Granted | custos_core::consent::State::NotGiven)
+        }
     })
 }

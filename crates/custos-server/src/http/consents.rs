@@ -32,10 +32,14 @@ pub(crate) struct RecordConsent {
     /// How it was given: a channel the policy declares (b.stage: `web_page`,
     /// `email`, `fax`, `telephone`, `writing`, `other_means`).
     pub(crate) channel: String,
-    /// The exact text the member was shown; only its SHA-256 is kept.
+    /// The exact text the member was shown (required for a grant); only
+    /// its SHA-256 is kept.
     pub(crate) notice_text: Option<String>,
     /// The member's side of the exchange, kept encrypted.
     pub(crate) evidence: Option<Evidence>,
+    /// The policy version whose notice the member was shown; when given and
+    /// another version is in force, the consent is refused (409).
+    pub(crate) policy_version: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -136,6 +140,7 @@ pub(super) async fn record(
         notice_text: r.notice_text,
         ip: evidence.ip,
         user_agent: evidence.user_agent,
+        policy_version: r.policy_version,
     };
     let done = state.engine.record_consent(&caller, &id, req, state.clock.now()).await?;
     Ok((

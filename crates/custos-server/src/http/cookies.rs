@@ -3,7 +3,8 @@
 //! - `POST /v1/cookie-consent` and `GET /v1/cookie-consent`: a visitor's
 //!   choices per category of the policy's `[cookies]`, without a credential
 //!   (a cookie banner on a public page calls them; CORS is open to any
-//!   origin, and no cookie or credential is read);
+//!   origin, and no cookie or credential is read); the `POST` answers the
+//!   consent receipt of what it recorded;
 //! - `POST` and `GET /v1/subjects/{id}/cookie-consent`: a visitor's choices
 //!   linked to a member at sign-in, and the member's cookie consent, with an
 //!   API key or a staff session;
@@ -160,6 +161,22 @@ pub(crate) struct VisitorConsent {
     pub(crate) categories: Vec<Category>,
 }
 
+/// What recording choices answers: the visitor's state after it and the
+/// consent receipt of the entries recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChoicesRecorded {
+    #[serde(flatten)]
+    pub(crate) consent: VisitorConsent,
+    /// The consent receipt (Kantara Consent Receipt v1.1) of the entries this
+    /// call recorded, one purpose each: the choices and the GPC opt-outs
+    /// recorded with them; the visitor id is its `piiPrincipalId`. Absent
+    /// when the call recorded nothing (no choice, or only strictly necessary
+    /// categories turned on, and no new GPC signal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object, required = false)]
+    pub(crate) receipt: Option<serde_json::Value>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Entry {
     pub(crate) category: String,
@@ -256,17 +273,21 @@ impl From<CookieConsent> for MemberConsent {
 
 #[utoipa::path(post, path = "/v1/cookie-consent", tag = "cookies", request_body = RecordChoices,
     params(("Sec-GPC" = Option<String>, Header, description = "\"1\": Global Privacy Control")),
-    responses((status = 200, body = VisitorConsent), (status = 400, body = Problem), (status = 413, body = Problem),
-        (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = ChoicesRecorded), (status = 400, body = Problem), (status = 413, body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 pub(super) async fn record(
     State(state): State<AppState>,
     headers: HeaderMap,
+    super::staff::ClientAddress(address): super::staff::ClientAddress,
     body: JsonBody<RecordChoices>,
-) -> Result<Json<VisitorConsent>, ApiError> {
+) -> Result<Json<ChoicesRecorded>, ApiError> {
+    // Anyone may record a choice, so each address may only so often: the
+    // writes share the writer with every audited request.
+    state.engine.admit_anonymous_write(address, state.clock.now())?;
     let r = body.value;
-    let done =
+    let (consent, receipt) =
         state.engine.record_cookie_choice(r.visitor.as_deref(), &r.choices.0, gpc(&headers), state.clock.now()).await?;
-    Ok(Json(done.into()))
+    Ok(Json(ChoicesRecorded { consent: consent.into(), receipt }))
 }
 
 #[utoipa::path(get, path = "/v1/cookie-consent", tag = "cookies", params(StateQuery,

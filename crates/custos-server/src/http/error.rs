@@ -100,7 +100,7 @@ impl From<EngineError> for ApiError {
                 "send Authorization: Bearer <API key or session token>; a session ends on logout, after 30 idle minutes or 12 hours",
             ),
             EngineError::Throttled(seconds) => {
-                let mut e = ApiError::new(S::TOO_MANY_REQUESTS, "throttled", "too many failed logins", detail);
+                let mut e = ApiError::new(S::TOO_MANY_REQUESTS, "throttled", "too many attempts", detail);
                 e.retry_after = Some(seconds);
                 e
             }

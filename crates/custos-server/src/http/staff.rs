@@ -41,7 +41,7 @@ pub(super) fn router() -> Router<AppState> {
 
 /// The client's address from the connection (no proxy header is trusted).
 #[derive(Debug)]
-pub(crate) struct ClientAddress(Option<std::net::IpAddr>);
+pub(crate) struct ClientAddress(pub(crate) Option<std::net::IpAddr>);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
     type Rejection = std::convert::Infallible;

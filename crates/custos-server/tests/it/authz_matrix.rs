@@ -80,6 +80,9 @@ const HOLDER: &[Who] = &[HeadAdmin];
 const PLATFORM_KEY: &[Who] = &[PlatformKey];
 /// `amend_policy` (b.stage: the privacy officer), and the platform's key.
 const AMEND: &[Who] = &[PlatformKey, PrivacyOfficer];
+/// `edit_members`, for a purpose the caller works for: marketing is not
+/// one of the privacy officer's purposes.
+const CONSENT: &[Who] = &[PlatformKey, ServiceKey, HeadAdmin, Admin, Operator];
 
 /// What a row's request is about, in service A, in service B, or missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,8 +242,8 @@ const ROWS: &[Row] = &[
     guarded("GET", "/v1/subjects/{id}/records", Object::Member, READ, |ids| {
         get(format!("/v1/subjects/{}/records?purpose=member_management", ids.id))
     }),
-    guarded("POST", "/v1/subjects/{id}/consents", Object::Member, EDIT, |ids| {
-        let body = json!({"purpose": "marketing", "granted": true, "channel": "web_page"});
+    guarded("POST", "/v1/subjects/{id}/consents", Object::Member, CONSENT, |ids| {
+        let body = json!({"purpose": "marketing", "granted": true, "channel": "web_page", "notice_text": "Offers?"});
         (format!("/v1/subjects/{}/consents", ids.id), Some(body))
     }),
     guarded("GET", "/v1/subjects/{id}/consents", Object::Member, READ, |ids| {
@@ -265,6 +268,7 @@ const ROWS: &[Row] = &[
         // A new version per cell, far enough ahead for any notice period.
         let text = BUNDLED_POLICY
             .replace("version = \"2023-02-21\"", &format!("version = \"matrix-{}\"", ids.fresh))
+            .replace("notice_date = 2023-02-21", "notice_date = 2024-06-01")
             .replace("effective_date = 2023-02-28", "effective_date = 2030-01-01");
         ("/v1/policy/amendments".into(), Some(json!({ "text": text })))
     }),

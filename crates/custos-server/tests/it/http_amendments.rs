@@ -52,7 +52,7 @@ async fn an_amendment_takes_effect_on_its_date_and_widened_purposes_need_consent
     let token = app.login(&officer).await;
     let member = sign_up(&app, &app.key, &operator_signup("amended@example.com", "+82 10 2222 3333")).await;
     let consents = format!("/v1/subjects/{member}/consents");
-    let grant = json!({"purpose": "marketing", "granted": true, "channel": "web_page"});
+    let grant = json!({"purpose": "marketing", "granted": true, "channel": "web_page", "notice_text": "Offers?"});
     call(&app, "POST", &consents, Some(&app.key), Some(&grant)).await.expect(201);
 
     // A wording change needs 7 days' notice: 6 is refused, naming the date.
@@ -138,6 +138,28 @@ async fn the_version_in_force_survives_a_restart_with_the_older_file() {
     drop(app.router);
     let reopened = TestApp::in_folder(dir).await;
     assert_eq!(reopened.engine.policy().meta.version, "2024-06");
+}
+
+#[tokio::test]
+async fn a_changed_policy_under_an_old_version_is_refused_at_start() {
+    let app = TestApp::new("amend-same-version").await;
+    let dir = app.dir;
+    drop(app.engine);
+    drop(app.router);
+    let changed = widen_marketing(BSTAGE.to_owned());
+    let policy = custos_engine::policy::parse(&changed).unwrap();
+    let opened = custos_engine::Engine::open(&crate::support::engine_config(&dir), policy).await;
+    let error = opened.expect_err("refused").to_string();
+    assert!(error.contains("give the changed policy a new version"), "{error}");
+}
+
+#[tokio::test]
+async fn an_amendment_states_the_day_it_is_announced() {
+    let app = TestApp::new("amend-notice-date").await;
+    let backdated = amended("2024-06", "2024-01-01", "2024-06-08", reword);
+    let answer = publish(&app, &app.key, &backdated).await;
+    answer.problem(422, "invalid");
+    assert!(answer.text.contains("policy.notice_date 2024-01-01 must be the day it is announced"), "{}", answer.text);
 }
 
 #[tokio::test]

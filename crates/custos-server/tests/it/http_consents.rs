@@ -215,3 +215,42 @@ async fn an_objection_stops_an_opt_out_purpose() {
     let insights = format!("/v1/subjects/{id}?purpose=training_insights");
     call(&app, "GET", &insights, Some(&app.key), None).await.problem(403, "consent_required");
 }
+
+#[tokio::test]
+async fn consents_are_recorded_only_with_their_notice_by_those_who_work_for_the_purpose() {
+    let app = TestApp::new("consents-who").await;
+    let id = sign_up(&app, &app.key, &operator_signup(EMAIL, PHONE)).await;
+    let path = format!("/v1/subjects/{id}/consents");
+    // A grant without the notice shown is refused; a withdrawal needs none.
+    let mut bare = consent(true);
+    bare.as_object_mut().unwrap().remove("notice_text");
+    let answer = call(&app, "POST", &path, Some(&app.key), Some(&bare)).await;
+    answer.problem(422, "invalid").only_fields(&[("notice_text", "missing_required")]);
+    let mut withdrawal = consent(false);
+    withdrawal.as_object_mut().unwrap().remove("notice_text");
+    call(&app, "POST", &path, Some(&app.key), Some(&withdrawal)).await.expect(201);
+    // A key for member management records no marketing consent.
+    let management = app.key_for(None, &["member_management"]).await;
+    let before = counts(&app).await;
+    call(&app, "POST", &path, Some(&management), Some(&consent(true))).await.problem(403, "purpose_not_allowed");
+    assert_denial_audited(&app, &before, "consent", "purpose_not_allowed", "key without marketing").await;
+    // A notice of a version no longer in force is refused.
+    let mut stale = consent(true);
+    stale["policy_version"] = json!("2020-01-01");
+    call(&app, "POST", &path, Some(&app.key), Some(&stale)).await.problem(409, "conflict");
+    let mut current = consent(true);
+    current["policy_version"] = json!(app.engine.policy().meta.version.clone());
+    call(&app, "POST", &path, Some(&app.key), Some(&current)).await.expect(201);
+}
+
+#[tokio::test]
+async fn a_look_up_for_a_consent_purpose_needs_the_consent() {
+    let app = TestApp::new("consents-lookup").await;
+    let id = sign_up(&app, &app.key, &operator_signup(EMAIL, PHONE)).await;
+    let lookup = json!({"item": "email", "value": EMAIL, "purpose": "marketing"});
+    call(&app, "POST", "/v1/lookup", Some(&app.key), Some(&lookup)).await.problem(403, "consent_required");
+    assert_eq!(newest_audit_entry(&app), ("lookup".to_owned(), "denied: no consent".to_owned()));
+    call(&app, "POST", &format!("/v1/subjects/{id}/consents"), Some(&app.key), Some(&consent(true))).await.expect(201);
+    let found = call(&app, "POST", "/v1/lookup", Some(&app.key), Some(&lookup)).await;
+    assert_eq!(found.expect(200)["id"], id.as_str());
+}

@@ -2,7 +2,8 @@
 //! off until chosen; choices recorded and read back; bad choices refused
 //! with nothing written; Global Privacy Control honoured and recorded; the
 //! GPC support resource and the embeddable script served; a visitor's
-//! choices carried to the member at sign-in.
+//! choices carried to the member at sign-in; the consent receipt of every
+//! call that records something.
 
 use serde_json::{Value, json};
 
@@ -117,7 +118,7 @@ async fn a_choice_is_recorded_read_back_and_changed() {
     assert!(rows.iter().all(|r| r.0 == visitor && r.1.is_none() && !r.5));
 
     // Anonymous choices are not audited, and nothing else is written.
-    assert_eq!(counts(&app).await, before);
+    assert_eq!(counts(&app).await, before.plus(&[("cookie_consents", 2)]));
     // Data minimisation: nothing about the visitor but the random id.
     let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
     let mut stmt = db.prepare("SELECT name FROM pragma_table_info('cookie_consents')").unwrap();
@@ -137,6 +138,107 @@ async fn a_choice_is_recorded_read_back_and_changed() {
             "linked_at"
         ]
     );
+}
+
+/// `(purposeCategory, consentType, purpose text)` of every purpose of a
+/// receipt.
+fn receipt_purposes(receipt: &Value) -> Vec<(String, String, String)> {
+    let services = receipt["services"].as_array().unwrap_or_else(|| panic!("no services in {receipt}"));
+    assert_eq!(services.len(), 1, "one service: {receipt}");
+    services[0]["purposes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            assert_eq!(p["purposeCategory"].as_array().map(Vec::len), Some(1), "{p}");
+            (
+                p["purposeCategory"][0].as_str().unwrap().to_owned(),
+                p["consentType"].as_str().unwrap().to_owned(),
+                p["purpose"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_recorded_choice_answers_its_consent_receipt() {
+    let app = app_with_policy("cookies-receipt", EXAMPLE_EU).await;
+    let (ip, agent) = ("203.0.113.7", "Mozilla/5.0 (canary-agent)");
+    let browser = [("user-agent", agent), ("x-forwarded-for", ip), ("x-real-ip", ip)];
+    let policy = app.engine.policy();
+    let policy_url = format!("urn:custos:policy:{}:{}", policy.meta.id, policy.meta.version);
+
+    let first = json!({"choices": {"analytics": true, "marketing": false, "essential": true}});
+    let answer = choose(&app, &first, &browser).await;
+    let body = answer.expect(200).clone();
+    answer.never_mentions(&[ip, agent]);
+    let visitor = body["visitor"].as_str().unwrap().to_owned();
+    let receipt = &body["receipt"];
+    assert_eq!(receipt["version"], "KI-CR-v1.1.0");
+    assert_eq!(receipt["piiPrincipalId"], visitor.as_str(), "the visitor id is the principal");
+    assert_eq!(receipt["consentTimestamp"], crate::support::start_time().as_second());
+    assert_eq!(receipt["policyUrl"], policy_url.as_str());
+    assert_eq!(receipt["collectionMethod"], "cookie settings");
+    assert_eq!(receipt["services"][0]["service"], policy.controller.service.as_str());
+    let first_id = receipt["consentReceiptID"].as_str().unwrap().to_owned();
+    assert!(first_id.starts_with("rcp_") && first_id.len() == 36, "{first_id}");
+    // One purpose per category chosen; the strictly necessary one is always
+    // on, takes no consent and is not recorded.
+    assert_eq!(
+        receipt_purposes(receipt),
+        [
+            ("analytics".into(), "EXPLICIT".into(), "Analytics. Count visits to example.org.".into()),
+            (
+                "marketing".into(),
+                "EXPLICIT".into(),
+                "Consent refused: Marketing. Measure our advertising campaigns.".into()
+            ),
+        ]
+    );
+    assert_eq!(receipt["services"][0]["purposes"][0]["termination"], "Until changed in the cookie settings.");
+    let text = receipt.to_string();
+    assert!(!text.contains(ip) && !text.contains(agent), "the receipt holds the IP or user agent: {text}");
+
+    // A withdrawal says so, under a fresh receipt id.
+    let again = json!({"visitor": visitor, "choices": {"analytics": false}});
+    let answer = choose(&app, &again, &browser).await;
+    let receipt = &answer.expect(200)["receipt"];
+    answer.never_mentions(&[ip, agent]);
+    assert_eq!(receipt["piiPrincipalId"], visitor.as_str());
+    assert_ne!(receipt["consentReceiptID"], first_id.as_str(), "a fresh id per receipt");
+    assert_eq!(
+        receipt_purposes(receipt),
+        [("analytics".into(), "EXPLICIT".into(), "Consent withdrawn: Analytics. Count visits to example.org.".into())]
+    );
+    assert_eq!(receipt["services"][0]["purposes"][0]["termination"], "Ended by this withdrawal.");
+
+    // Under GPC: the choice, then the opt-out the signal records.
+    let grant = json!({"visitor": visitor, "choices": {"marketing": true}});
+    let answer = choose(&app, &grant, &[("sec-gpc", "1"), browser[0], browser[1]]).await;
+    let receipt = &answer.expect(200)["receipt"];
+    answer.never_mentions(&[ip, agent]);
+    assert_eq!(receipt["collectionMethod"], "cookie settings, with a Global Privacy Control signal (Sec-GPC: 1)");
+    let purposes = receipt_purposes(receipt);
+    assert_eq!(
+        purposes.iter().map(|p| (p.0.as_str(), p.1.as_str())).collect::<Vec<_>>(),
+        [("marketing", "EXPLICIT"), ("marketing", "IMPLICIT")]
+    );
+    assert!(purposes[1].2.starts_with("Consent withdrawn by a Global Privacy Control signal: "), "{}", purposes[1].2);
+
+    // A call that records nothing answers no receipt; nor does a read.
+    for body in [json!({"visitor": visitor, "choices": {"essential": true}}), json!({"visitor": visitor}), json!({})] {
+        let answer = choose(&app, &body, &browser).await;
+        assert!(answer.expect(200).get("receipt").is_none(), "{body}: {}", answer.text);
+    }
+    assert!(state_of(&app, &visitor, &[]).await.expect(200).get("receipt").is_none());
+    // A first visit with GPC records the signal's opt-out, and answers it.
+    let answer = choose(&app, &json!({}), &[("sec-gpc", "1")]).await;
+    let body = answer.expect(200);
+    assert_eq!(body["receipt"]["piiPrincipalId"], body["visitor"]);
+    let purposes = receipt_purposes(&body["receipt"]);
+    assert_eq!(purposes.len(), 1);
+    assert_eq!((purposes[0].0.as_str(), purposes[0].1.as_str()), ("marketing", "IMPLICIT"));
+    assert!(purposes[0].2.starts_with("Consent refused by a Global Privacy Control signal: "), "{}", purposes[0].2);
 }
 
 #[tokio::test]
@@ -369,4 +471,20 @@ async fn a_visitors_choices_follow_the_member_at_sign_in() {
         .await
         .problem(422, "invalid")
         .only_fields(&[("visitor", "invalid_format")]);
+}
+
+/// Anyone may record a choice, so one address may only so often: the
+/// writes share the one writer with every audited request.
+#[tokio::test]
+async fn anonymous_choices_are_limited_per_address() {
+    let app = TestApp::new("cookies-flood").await;
+    let body = json!({"choices": {"personalisation": true}});
+    for n in 0..custos_engine::PER_ADDRESS_PUBLIC {
+        assert_eq!(choose(&app, &body, &[]).await.status, 200, "choice {n}");
+    }
+    let refused = choose(&app, &body, &[]).await;
+    refused.problem(429, "throttled");
+    assert!(refused.headers.contains_key("retry-after"));
+    app.clock.advance(jiff::SignedDuration::from_mins(15));
+    assert_eq!(choose(&app, &body, &[]).await.status, 200, "the window slid");
 }

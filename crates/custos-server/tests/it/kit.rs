@@ -157,8 +157,22 @@ pub(crate) async fn metric(app: &TestApp, series: &str) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Counts(BTreeMap<&'static str, u64>);
 
-const DATA_TABLES: [&str; 8] =
-    ["services", "subjects", "items", "blind_index", "records", "consents", "idempotency", "api_keys"];
+const DATA_TABLES: [&str; 14] = [
+    "services",
+    "subjects",
+    "items",
+    "blind_index",
+    "records",
+    "consents",
+    "idempotency",
+    "api_keys",
+    "staff",
+    "sessions",
+    "cookie_consents",
+    "amendments",
+    "outbox",
+    "policy_versions",
+];
 
 pub(crate) async fn counts(app: &TestApp) -> Counts {
     let open = |file: &str| {
