@@ -7,7 +7,7 @@
 //!   (nothing is pre-ticked);
 //! - a grant holds while every policy version that came into force after the
 //!   one it was given under left the purpose's scope unchanged
-//!   ([`purpose_widened`]); once one widened it, the grant needs renewal,
+//!   ([`scope_widened`]); once one widened it, the grant needs renewal,
 //!   even if a later version narrows it again: the member agreed to what
 //!   they were shown, and a new use was announced since;
 //! - a grant under a version the history does not know needs renewal too.
@@ -51,6 +51,36 @@ impl State {
     }
 }
 
+/// Whether `purpose` reaches further in `after` than in `before`: the
+/// purpose itself widened ([`purpose_widened`]), one of its items means
+/// something else now (another type or category, special or not), or its
+/// data goes to a recipient or abroad where it did not (a third party
+/// receiving for the purpose, a transfer or processor carrying one of its
+/// items).
+pub fn scope_widened(before: &Policy, after: &Policy, purpose: &str) -> bool {
+    let (Some(old), Some(new)) = (before.purpose_by_str(purpose), after.purpose_by_str(purpose)) else {
+        // Gone and back again is a new purpose; gone for good is no use.
+        return true;
+    };
+    if purpose_widened(old, new) {
+        return true;
+    }
+    let item_changed = new.items.iter().any(|id| before.item(id) != after.item(id));
+    let uses = |items: &[crate::policy::model::Id]| items.iter().any(|i| new.items.contains(i));
+    let recipients = |p: &Policy| -> Vec<crate::policy::model::Recipient> {
+        p.third_parties
+            .iter()
+            .flat_map(|t| t.recipients.iter())
+            .filter(|r| r.purposes.iter().any(|x| x.as_str() == purpose))
+            .cloned()
+            .collect()
+    };
+    let new_recipient = recipients(after).iter().any(|r| !recipients(before).contains(r));
+    let new_transfer = after.transfers.iter().filter(|t| uses(&t.items)).any(|t| !before.transfers.contains(t));
+    let new_processor = after.processors.iter().filter(|p| uses(&p.items)).any(|p| !before.processors.contains(p));
+    item_changed || new_recipient || new_transfer || new_processor
+}
+
 /// The state of `purpose` given the `ledger` and the `history` of policy
 /// versions in the order they came into force (the last is current).
 pub fn state(ledger: &[Entry<'_>], purpose: &str, history: &[&Policy]) -> State {
@@ -63,13 +93,7 @@ pub fn state(ledger: &[Entry<'_>], purpose: &str, history: &[&Policy]) -> State 
     let Some(given) = history.iter().position(|p| p.meta.version == last.policy_version) else {
         return State::NeedsRenewal;
     };
-    let widened = history[given..].windows(2).any(|pair| {
-        match (pair[0].purpose_by_str(purpose), pair[1].purpose_by_str(purpose)) {
-            (Some(before), Some(after)) => purpose_widened(before, after),
-            // Gone and back again is a new purpose; gone for good is no use.
-            _ => true,
-        }
-    });
+    let widened = history[given..].windows(2).any(|pair| scope_widened(pair[0], pair[1], purpose));
     if widened { State::NeedsRenewal } else { State::Granted }
 }
 

@@ -129,3 +129,50 @@ fn nothing_is_pre_ticked_and_the_latest_entry_decides() {
     assert!(State::Granted.permits_use());
     assert!(!State::NeedsRenewal.permits_use() && !State::Withdrawn.permits_use() && !State::NotGiven.permits_use());
 }
+
+#[test]
+fn a_new_recipient_or_processor_of_the_purpose_widens_it() {
+    let v1 = bstage();
+    let grant = Entry { purpose: "marketing", granted: true, policy_version: &v1.meta.version };
+    let amend = |f: &dyn Fn(&mut Policy)| {
+        let mut next = v1.clone();
+        next.meta.version = "next".into();
+        f(&mut next);
+        next
+    };
+    let recipient = crate::policy::model::Recipient {
+        id: crate::policy::model::Id::parse("adnet").unwrap(),
+        name: "An ad network".into(),
+        purposes: vec![crate::policy::model::Id::parse("marketing").unwrap()],
+        items: vec![crate::policy::model::Id::parse("email").unwrap()],
+        country: None,
+    };
+    let shared = amend(&|p| {
+        let third = p.third_parties.get_or_insert_with(|| crate::policy::model::ThirdParties {
+            statement: "Shared.".into(),
+            allowed_bases: Vec::new(),
+            sells_personal_information: None,
+            recipients: Vec::new(),
+        });
+        third.recipients.push(recipient.clone());
+    });
+    assert_eq!(state(&[grant], "marketing", &[&v1, &shared]), State::NeedsRenewal, "a third party receives it now");
+    let elsewhere = amend(&|p| {
+        let mut r = recipient.clone();
+        r.purposes = vec![crate::policy::model::Id::parse("inquiries").unwrap()];
+        if let Some(t) = p.third_parties.as_mut() {
+            t.recipients.push(r);
+        }
+    });
+    assert_eq!(state(&[grant], "marketing", &[&v1, &elsewhere]), State::Granted, "for another purpose");
+    let processed = amend(&|p| {
+        p.processors.push(crate::policy::model::Processor {
+            id: crate::policy::model::Id::parse("mailer").unwrap(),
+            name: "A mailer".into(),
+            duty: "Sending e-mail".into(),
+            items: vec![crate::policy::model::Id::parse("email").unwrap()],
+            country: None,
+        });
+    });
+    assert_eq!(state(&[grant], "marketing", &[&v1, &processed]), State::NeedsRenewal, "a new processor of its items");
+}
