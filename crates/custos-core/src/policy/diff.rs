@@ -70,7 +70,11 @@ pub fn diff(old: &Policy, new: &Policy, announced: Date) -> Result<Diff, String>
         changes.iter().filter_map(|c| c.kind).filter(|k| listed.contains(k)).collect();
     significant_kinds.sort();
     significant_kinds.dedup();
-    let notice = rules.and_then(|a| a.required_notice(!significant_kinds.is_empty()));
+    // An amendment that changes the notice rules themselves takes the
+    // longest notice the rules in force promise: a version cannot shorten
+    // the notice it is announced with, nor the next one's by two steps.
+    let rules_changed = old.amendments != new.amendments;
+    let notice = rules.and_then(|a| a.required_notice(!significant_kinds.is_empty() || rules_changed));
     let earliest_effective = match notice {
         Some(span) => span.after(announced)?,
         None => announced,

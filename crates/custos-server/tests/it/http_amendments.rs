@@ -154,6 +154,16 @@ async fn a_changed_policy_under_an_old_version_is_refused_at_start() {
 }
 
 #[tokio::test]
+async fn changing_the_notice_rules_takes_the_longest_notice() {
+    let app = TestApp::new("amend-rules").await;
+    let shorter = |t: String| t.replace("significant_notice = \"30 days\"", "significant_notice = \"7 days\"");
+    let answer = publish(&app, &app.key, &amended("2024-06", "2024-06-01", "2024-06-08", shorter)).await;
+    answer.problem(422, "invalid");
+    assert!(answer.text.contains("2024-07-01"), "{}", answer.text);
+    publish(&app, &app.key, &amended("2024-06", "2024-06-01", "2024-07-01", shorter)).await.expect(201);
+}
+
+#[tokio::test]
 async fn an_amendment_states_the_day_it_is_announced() {
     let app = TestApp::new("amend-notice-date").await;
     let backdated = amended("2024-06", "2024-01-01", "2024-06-08", reword);
