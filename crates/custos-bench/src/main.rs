@@ -20,12 +20,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use hyper::StatusCode;
 
 use crate::load::{Until, Work};
-use crate::report::{Phase, Run};
+use crate::report::{Ledgers, Phase, Run};
 use crate::server::{Scratch, Server};
 
 /// The b.stage policy with the operator sign-up's password made optional,
@@ -41,7 +42,8 @@ const USAGE: &str = "usage: custos-bench [--clients N] [--seconds S] [--signups 
 pub(crate) struct Args {
     /// Concurrent HTTP clients, each on its own keep-alive connection.
     pub(crate) clients: usize,
-    /// Length of the read phase and of each baseline measurement.
+    /// Length of the read phase, the consent phase, the HTTP floor and of
+    /// each baseline measurement.
     pub(crate) seconds: u64,
     /// Sign-ups without a password; they are also the subjects read.
     pub(crate) signups: u64,
@@ -207,7 +209,8 @@ fn check_policy(custos: &Path, policy: &Path) -> Result<(), String> {
 }
 
 /// One full measurement: baseline, then the real b.stage sign-up (with a
-/// password), then sign-ups without a password and reads of those subjects.
+/// password), then sign-ups without a password, reads of those subjects,
+/// consent writes on them and the HTTP floor.
 fn run_once(args: &Args, custos: &Path, policy: &Path, runtime: &tokio::runtime::Runtime) -> Result<Run, String> {
     let each = Duration::from_secs(args.seconds);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -227,12 +230,18 @@ fn run_once(args: &Args, custos: &Path, policy: &Path, runtime: &tokio::runtime:
     let server = Server::start(custos, "no-password", Some(policy))?;
     let (signup, ids) = phase(&server, runtime, args.clients, Until::Count(args.signups), signup_work(&server, false))?;
     say(&format!("  audited reads of {} subjects: {} s with {} clients", ids.len(), args.seconds, args.clients));
-    let read = phase(&server, runtime, args.clients, Until::For(each), read_work(&server, ids)?)?.0;
+    let read = phase(&server, runtime, args.clients, Until::For(each), read_work(&server, ids.clone())?)?.0;
     let memory = server.memory_kib()?;
+    say(&format!("  consent writes on {} subjects: {} s with {} clients", ids.len(), args.seconds, args.clients));
+    let (work, sent) = consent_work(server.addr, server.token.clone(), ids.clone())?;
+    let audit_before = server.audit_entries()?;
+    let consent = phase(&server, runtime, args.clients, Until::For(each), work)?.0;
+    let audit_added = server.audit_entries()?.saturating_sub(audit_before);
+    let consent_ledgers = ledgers(&server, &ids, &sent, consent.ok, audit_added)?;
     say(&format!("  HTTP floor, GET /health: {} s with {} clients", args.seconds, args.clients));
     let floor = phase(&server, runtime, args.clients, Until::For(each), health_work(&server))?.0;
     server.stop()?;
-    Ok(Run { base, signup_pw, signup, read, floor, memory_pw, memory })
+    Ok(Run { base, signup_pw, signup, read, consent, consent_ledgers, floor, memory_pw, memory })
 }
 
 /// Runs one phase; reads the group-commit counters and the CPU and storage
@@ -296,6 +305,78 @@ fn read_work(server: &Server, ids: Vec<String>) -> Result<Work, String> {
     })
 }
 
+/// The notice a member is shown with the consent box; the server keeps only
+/// its SHA-256.
+const CONSENT_NOTICE: &str = "We would like to send you news about events and offers by e-mail and text message. \
+You can withdraw this consent at any time on the web page or by e-mail.";
+
+/// Consent writes on subjects chosen at random (reproducibly, in another
+/// order than the reads): `marketing` granted, withdrawn, granted… on each
+/// member in turn (its first write is a grant), with the notice shown and
+/// the member's IP address and user agent as evidence. Also returns how
+/// many writes were sent to each member.
+fn consent_work(
+    addr: std::net::SocketAddr,
+    token: String,
+    ids: Vec<String>,
+) -> Result<(Work, Arc<Vec<AtomicU32>>), String> {
+    if ids.is_empty() {
+        return Err("no subjects to record consents for: every sign-up failed".to_owned());
+    }
+    let body = |granted: bool| {
+        serde_json::json!({
+            "purpose": "marketing",
+            "granted": granted,
+            "channel": "web_page",
+            "notice_text": CONSENT_NOTICE,
+            "evidence": {"ip": "203.0.113.7", "user_agent": "custos-bench/1 (consent phase)"},
+        })
+        .to_string()
+        .into_bytes()
+    };
+    let (grant, withdraw) = (body(true), body(false));
+    let sent: Arc<Vec<AtomicU32>> = Arc::new(ids.iter().map(|_| AtomicU32::new(0)).collect());
+    let counts = sent.clone();
+    let work = Work {
+        make: Box::new(move |n| {
+            let i = (stats::mix(n ^ CONSENT_SEQUENCE) % ids.len() as u64) as usize;
+            let before = counts[i].fetch_add(1, Ordering::Relaxed);
+            let body = if before.is_multiple_of(2) { grant.clone() } else { withdraw.clone() };
+            load::request("POST", addr, &format!("/v1/subjects/{}/consents", ids[i]), &token, Some(body))
+        }),
+        expect: StatusCode::CREATED,
+        keep_ids: false,
+    };
+    Ok((work, sent))
+}
+
+/// Sets the consent phase's random sequence apart from the reads'.
+const CONSENT_SEQUENCE: u64 = 0xC0_5E47;
+
+/// The members' consent ledgers after the consent phase: mean and longest
+/// length from what was sent, the longest read back from the server (one
+/// audited `GET …/consents` after the phase, outside the measurement).
+fn ledgers(server: &Server, ids: &[String], sent: &[AtomicU32], ok: u64, audit_added: u64) -> Result<Ledgers, String> {
+    let counts: Vec<u32> = sent.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+    let (busiest, longest_sent) =
+        counts.iter().copied().enumerate().max_by_key(|(_, c)| *c).ok_or("no members to read a ledger of")?;
+    let path = format!("/v1/subjects/{}/consents", ids[busiest]);
+    let longest_read = match server::http_get_as(server.addr, &path, Some(&server.token))? {
+        (200, text) => serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["history"].as_array().map(|h| h.len() as u64))
+            .ok_or_else(|| format!("GET {path}: no history in the answer"))?,
+        (status, text) => return Err(format!("GET {path} answered {status}: {text}")),
+    };
+    Ok(Ledgers {
+        members: ids.len() as u64,
+        mean: ok as f64 / ids.len().max(1) as f64,
+        longest_sent: u64::from(longest_sent),
+        longest_read,
+        audit_per_write: audit_added as f64 / ok.max(1) as f64,
+    })
+}
+
 /// `GET /health`: no key, no store. What the HTTP stack and the load
 /// generator cost on this machine, the ceiling of every HTTP figure.
 fn health_work(server: &Server) -> Work {
@@ -327,6 +408,46 @@ mod tests {
         let restored = body.replacen(changed, original, 1);
         // Only the business operator's point changes; the non-business one keeps its password.
         assert_eq!(restored, published);
+    }
+
+    /// Each member's consent writes alternate, starting with a grant, and
+    /// every body is one the API takes (its fields are those of
+    /// `RecordConsent`, which refuses unknown ones).
+    #[test]
+    fn consent_writes_alternate_per_member() {
+        let ids: Vec<String> = (0..7).map(|i| format!("sub_{i}")).collect();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 1));
+        let (work, sent) = consent_work(addr, "ck_test".into(), ids.clone()).unwrap();
+        assert_eq!(work.expect, StatusCode::CREATED);
+        let mut last: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+        for n in 0..200 {
+            let request = (work.make)(n);
+            assert_eq!(request.method(), "POST");
+            assert_eq!(request.headers()["authorization"], "Bearer ck_test");
+            let path = request.uri().path().to_owned();
+            let id = path.strip_prefix("/v1/subjects/").and_then(|p| p.strip_suffix("/consents")).unwrap().to_owned();
+            assert!(ids.contains(&id), "{path}");
+            let body = body_bytes(request.into_body());
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["channel", "evidence", "granted", "notice_text", "purpose"]);
+            assert_eq!((v["purpose"].as_str(), v["channel"].as_str()), (Some("marketing"), Some("web_page")));
+            assert!(v["evidence"]["ip"].as_str().unwrap().parse::<std::net::IpAddr>().is_ok());
+            let granted = v["granted"].as_bool().unwrap();
+            assert_eq!(granted, last.get(&id).is_none_or(|previous| !previous), "member {id}, write {n}");
+            last.insert(id, granted);
+        }
+        let total: u32 = sent.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        assert_eq!(total, 200);
+        assert!(sent.iter().all(|c| c.load(Ordering::Relaxed) > 0), "every member gets writes");
+        assert!(consent_work(addr, String::new(), Vec::new()).is_err());
+    }
+
+    fn body_bytes(body: load::Body) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        let collected = tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(body.collect());
+        collected.unwrap().to_bytes().to_vec()
     }
 
     #[test]

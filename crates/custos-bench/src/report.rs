@@ -94,11 +94,29 @@ pub(crate) struct Run {
     pub(crate) signup_pw: Phase,
     pub(crate) signup: Phase,
     pub(crate) read: Phase,
+    /// Consent grants and withdrawals on the members read, same server.
+    pub(crate) consent: Phase,
+    pub(crate) consent_ledgers: Ledgers,
     /// `GET /health` on the same server: the HTTP floor.
     pub(crate) floor: Phase,
     /// (VmRSS, VmHWM) in KiB of each server just before it was stopped.
     pub(crate) memory_pw: (u64, u64),
     pub(crate) memory: (u64, u64),
+}
+
+/// The members' consent ledgers at the end of the consent phase.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Ledgers {
+    /// Members the writes were spread over.
+    pub(crate) members: u64,
+    /// Entries per member on average (successful writes ÷ members).
+    pub(crate) mean: f64,
+    /// Writes sent to the member that got the most, and the length of its
+    /// ledger as read back from the server afterwards.
+    pub(crate) longest_sent: u64,
+    pub(crate) longest_read: u64,
+    /// Audit entries added during the phase per successful write.
+    pub(crate) audit_per_write: f64,
 }
 
 /// What the figures were measured on.
@@ -196,6 +214,7 @@ fn mib(kib: u64) -> String {
 pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], audit: Option<&AuditVerify>) -> String {
     let phases = |f: fn(&Run) -> &Phase| runs.iter().map(f).collect::<Vec<_>>();
     let read = Phase::median_of(&phases(|r| &r.read));
+    let consent = Phase::median_of(&phases(|r| &r.consent));
     let signup = Phase::median_of(&phases(|r| &r.signup));
     let signup_pw = Phase::median_of(&phases(|r| &r.signup_pw));
     let floor = Phase::median_of(&phases(|r| &r.floor));
@@ -203,6 +222,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
         ("sign-up, Argon2id password", &signup_pw),
         ("sign-up, no password", &signup),
         ("audited read", &read),
+        ("consent write (grant or withdrawal)", &consent),
         ("HTTP floor: `GET /health`", &floor),
     ];
     let base = |f: fn(&Baseline) -> f64| median(runs.iter().map(|r| f(&r.base)));
@@ -232,7 +252,8 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     let _ = writeln!(
         s,
         "- **settings**: {c} concurrent clients (one keep-alive HTTP/1.1 connection each, closed loop), load generator \
-         on {} runtime thread(s); {} sign-ups without password, {} with; reads for {} s; each baseline for {} s; \
+         on {} runtime thread(s); {} sign-ups without password, {} with; reads, consent writes and `GET /health` for {} s \
+         each; each baseline for {} s; \
          server defaults (2 hash workers, 4 readers); {} runs, medians shown; audit verification of {} entries \
          (filled and exported once, verified in every run).",
         args.load_threads,
@@ -332,6 +353,23 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     );
     let _ = writeln!(
         s,
+        "| consent write (grant or withdrawal with evidence, receipt, audit), durable, {c} clients \
+         (`POST /v1/subjects/{{id}}/consents`) | {}/s, p99 {:.2} ms | SQLite insert, 100 rows per transaction: {}/s | \
+         {} | none stated | — |",
+        int(consent.per_s),
+        consent.latency.p99_ms,
+        int(batched),
+        times(consent.per_s / batched)
+    );
+    let _ = writeln!(
+        s,
+        "| the same consent writes | {}/s | SQLite insert, 1 row per transaction (an fsync each): {}/s | {} | — | — |",
+        int(consent.per_s),
+        int(single),
+        times(consent.per_s / single)
+    );
+    let _ = writeln!(
+        s,
         "| b.stage sign-up as published (Argon2id m=19 MiB, t=2), {c} clients | {}/s, p99 {:.0} ms | \
          SQLite insert, 1 row per transaction: {}/s | {} | none (the target excludes hashing) | — |",
         int(signup_pw.per_s),
@@ -399,6 +437,19 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
         mib(rss),
         mib(hwm)
     );
+    let ledger = |f: fn(&Ledgers) -> f64| median(runs.iter().map(|r| f(&r.consent_ledgers)));
+    let _ = writeln!(
+        s,
+        "Consent writes: spread at random over the {} members signed up, so each member's ledger (which every \
+         answer carries in full) stays short: {:.2} entries per member on average at the end of the phase, the \
+         longest {} (read back from the server: {}); {:.2} audit entries added per successful write (medians \
+         over the runs).\n",
+        int(ledger(|l| l.members as f64)),
+        ledger(|l| l.mean),
+        int(ledger(|l| l.longest_sent as f64)),
+        int(ledger(|l| l.longest_read as f64)),
+        ledger(|l| l.audit_per_write)
+    );
     let _ = writeln!(
         s,
         "Baseline writes to storage per row: {:.1} KiB with 1 row per transaction, {:.2} KiB with 100 rows per \
@@ -426,18 +477,20 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
 
     s.push_str("Every run:\n\n");
     s.push_str(
-        "| run | reads/s | read p99 ms | `GET /health`/s | sign-ups/s, no password | sign-ups/s, Argon2id | \
+        "| run | reads/s | read p99 ms | consent writes/s | consent p99 ms | `GET /health`/s | sign-ups/s, no password | sign-ups/s, Argon2id | \
          SQLite 1 row/tx | SQLite 100 rows/tx | SQLite selects/s | SQLite select + audit row, 1/tx | \
          SQLite select + audit row, 100/tx | RSS after reads | RSS after Argon2id sign-ups |\n",
     );
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (i, r) in runs.iter().enumerate() {
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             int(r.read.per_s),
             r.read.latency.p99_ms,
+            int(r.consent.per_s),
+            r.consent.latency.p99_ms,
             int(r.floor.per_s),
             int(r.signup.per_s),
             int(r.signup_pw.per_s),

@@ -299,10 +299,17 @@ pub(crate) fn memory_kib(pid: u32) -> Result<(u64, u64), String> {
 
 /// A one-off `GET` with `Connection: close`, for `/ready` and `/metrics`.
 pub(crate) fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+    http_get_as(addr, path, None)
+}
+
+/// A one-off `GET` like [`http_get`], with the API key `token` if given.
+/// The answer is read to the end; a chunked body is not decoded.
+pub(crate) fn http_get_as(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| format!("cannot set a timeout: {e}"))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
         .map_err(|e| format!("cannot send GET {path}: {e}"))?;
     let mut text = String::new();
     stream.read_to_string(&mut text).map_err(|e| format!("cannot read the answer to GET {path}: {e}"))?;

@@ -344,7 +344,12 @@ impl Engine {
     /// The consent receipt of a ledger entry made under the current policy.
     /// The policy is named by a URN of its id and version until Custos
     /// publishes the rendered policy at an address of its own.
-    fn receipt(&self, entry: &ConsentEntry, subject: &str, at: jiff::Timestamp) -> Result<serde_json::Value> {
+    pub(crate) fn receipt(
+        &self,
+        entry: &ConsentEntry,
+        subject: &str,
+        at: jiff::Timestamp,
+    ) -> Result<serde_json::Value> {
         let policy = self.policy();
         let policy = &*policy;
         let policy_url = format!("urn:custos:policy:{}:{}", policy.meta.id, policy.meta.version);

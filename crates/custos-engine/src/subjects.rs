@@ -51,6 +51,10 @@ pub struct SubjectCreated {
     pub kind: String,
     pub status: String,
     pub created_at: String,
+    /// The receipts of the consents given at sign-up (Kantara Consent
+    /// Receipt v1.1), one per purpose.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consent_receipts: Vec<serde_json::Value>,
     /// True when this is the stored answer to an earlier identical request.
     #[serde(skip)]
     pub replayed: bool,
@@ -288,6 +292,41 @@ impl Engine {
         drop(key);
 
         let policy_version = policy.meta.version.clone();
+        // Consents given at sign-up: the notice shown is the collection
+        // point's; each gets its ledger id and receipt now.
+        let notice_hash = policy
+            .collection_points
+            .iter()
+            .find(|p| p.id.as_str() == req.point)
+            .and_then(|p| p.notice.as_ref())
+            .map(|n| custos_core::audit::hex(&crate::request_hash(n.as_bytes())));
+        let mut consent_rows = Vec::with_capacity(req.consents.len());
+        let mut consent_receipts = Vec::with_capacity(req.consents.len());
+        for purpose in &req.consents {
+            let entry = crate::consent::ConsentEntry {
+                id: Some(new_id("cns")?),
+                purpose: purpose.clone(),
+                granted: true,
+                channel: req.source.clone(),
+                policy_version: policy_version.clone(),
+                at: at.clone(),
+                notice_hash: notice_hash.clone(),
+                evidence_kept: false,
+            };
+            consent_receipts.push(self.receipt(&entry, &id, now)?);
+            consent_rows.push(ConsentRow {
+                id: entry.id,
+                subject_id: id.clone(),
+                purpose: entry.purpose,
+                policy_version: entry.policy_version,
+                granted: true,
+                channel: entry.channel,
+                at: entry.at,
+                notice_hash: entry.notice_hash,
+                evidence: None,
+                key_id: None,
+            });
+        }
         let caller = caller.clone();
         let created = SubjectCreated {
             id: id.clone(),
@@ -295,11 +334,10 @@ impl Engine {
             kind: req.kind.clone(),
             status: "active".into(),
             created_at: at.clone(),
+            consent_receipts,
             replayed: false,
         };
         let item_names: Vec<String> = items.iter().map(|i| i.item.clone()).collect();
-        let consents = req.consents.clone();
-        let source = req.source.clone();
         self.write_job(move |tx| {
             if let Some(idem) = &idempotency
                 && let Some(previous) = tx.idempotency(&caller.key_id, &idem.key)?
@@ -351,19 +389,8 @@ impl Engine {
                     other => other?,
                 }
             }
-            for purpose in &consents {
-                tx.insert_consent(&ConsentRow {
-                    id: Some(new_id("cns").map_err(|e| StoreError::Database(e.to_string()))?),
-                    subject_id: id.clone(),
-                    purpose: purpose.clone(),
-                    policy_version: policy_version.clone(),
-                    granted: true,
-                    channel: source.clone(),
-                    at: at.clone(),
-                    notice_hash: None,
-                    evidence: None,
-                    key_id: None,
-                })?;
+            for row in &consent_rows {
+                tx.insert_consent(row)?;
             }
             Audit {
                 caller: &caller,

@@ -84,11 +84,23 @@ pub(crate) struct Created {
     pub(crate) kind: String,
     pub(crate) status: String,
     pub(crate) created_at: String,
+    /// The receipts of the consents given at sign-up (Kantara Consent
+    /// Receipt v1.1); absent when none was given.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub(crate) consent_receipts: Vec<serde_json::Value>,
 }
 
 impl From<SubjectCreated> for Created {
     fn from(c: SubjectCreated) -> Created {
-        Created { id: c.id, service: c.service, kind: c.kind, status: c.status, created_at: c.created_at }
+        Created {
+            id: c.id,
+            service: c.service,
+            kind: c.kind,
+            status: c.status,
+            created_at: c.created_at,
+            consent_receipts: c.consent_receipts,
+        }
     }
 }
 

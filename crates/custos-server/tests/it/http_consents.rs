@@ -254,3 +254,25 @@ async fn a_look_up_for_a_consent_purpose_needs_the_consent() {
     let found = call(&app, "POST", "/v1/lookup", Some(&app.key), Some(&lookup)).await;
     assert_eq!(found.expect(200)["id"], id.as_str());
 }
+
+#[tokio::test]
+async fn consents_given_at_sign_up_answer_with_their_receipts() {
+    let app = TestApp::new("consents-signup").await;
+    let mut body = operator_signup(EMAIL, PHONE);
+    body["consents"] = json!(["marketing"]);
+    let created = call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&body)).await.expect(201).clone();
+    let id = created["id"].as_str().unwrap();
+    let receipts = created["consent_receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0]["piiPrincipalId"], id);
+    assert_eq!(receipts[0]["services"][0]["purposes"][0]["purposeCategory"], json!(["marketing"]));
+    let ledger =
+        call(&app, "GET", &format!("/v1/subjects/{id}/consents"), Some(&app.key), None).await.expect(200).clone();
+    assert_eq!(ledger["history"][0]["id"], receipts[0]["consentReceiptID"], "the receipt names the ledger entry");
+    assert_eq!(state_of(&ledger, "marketing"), "granted");
+    // Without consents, no receipts.
+    let plain =
+        call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&operator_signup("b@example.com", "+82 10 4444 6666")))
+            .await;
+    assert!(plain.expect(201).get("consent_receipts").is_none());
+}
