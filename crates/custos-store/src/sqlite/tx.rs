@@ -81,12 +81,7 @@ impl<'c> ReadTx<'c> {
 
     /// Every amendment, in the order they were announced.
     pub fn amendments(&self) -> Result<Vec<AmendmentRow>> {
-        let mut stmt = self.data.prepare_cached(
-            "SELECT version, text, previous, announced_at, effective_date, significant, changes, in_force_at, superseded_at
-             FROM amendments ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([], amendment_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        amendments(self.data)
     }
 
     /// A wrapped data key (staff keys are read outside a write job).
@@ -449,12 +444,7 @@ impl<'c> WriteTx<'c> {
 
     /// Every amendment, in the order they were announced.
     pub fn amendments(&self) -> Result<Vec<AmendmentRow>> {
-        let mut stmt = self.data.prepare_cached(
-            "SELECT version, text, previous, announced_at, effective_date, significant, changes, in_force_at, superseded_at
-             FROM amendments ORDER BY seq",
-        )?;
-        let rows = stmt.query_map([], amendment_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        amendments(self.data)
     }
 
     /// Marks every announced amendment not yet in force as superseded.
@@ -835,6 +825,15 @@ fn subject(conn: &Connection, id: &str) -> Result<Option<SubjectRow>> {
         )?
         .query_row(params![id], subject_row)
         .optional()?)
+}
+
+fn amendments(conn: &Connection) -> Result<Vec<AmendmentRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, text, previous, announced_at, effective_date, significant, changes, in_force_at, superseded_at
+         FROM amendments ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([], amendment_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 fn amendment_row(r: &Row<'_>) -> rusqlite::Result<AmendmentRow> {
