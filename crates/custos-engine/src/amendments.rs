@@ -183,10 +183,15 @@ impl Engine {
             .collect();
         let mut activated = Vec::new();
         for row in due {
-            let new = Arc::new(
-                policy::parse(&row.text)
-                    .map_err(|e| EngineError::Integrity(format!("amendment {} no longer parses: {e}", row.version)))?,
-            );
+            // A stored text this release can no longer read stays announced
+            // (and logged) without holding back the others.
+            let new = match policy::parse(&row.text) {
+                Ok(p) => Arc::new(p),
+                Err(e) => {
+                    tracing::error!(version = %row.version, error = %e, "an announced amendment no longer parses");
+                    continue;
+                }
+            };
             let (at, version, previous) = (stamp(now), row.version.clone(), self.policy().meta.version.clone());
             let text = row.text.clone();
             if row.previous != previous {
