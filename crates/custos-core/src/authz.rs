@@ -351,6 +351,13 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
         }
         items
     } else {
+        // An act that names a purpose without reading (recording a consent
+        // to it) is still only for a purpose the actor works for.
+        if let Some(purpose) = request.purpose
+            && !purposes.contains(&purpose)
+        {
+            return Err(Denied::PurposeNotAllowed(purpose.to_owned()));
+        }
         Vec::new()
     };
     if !found {

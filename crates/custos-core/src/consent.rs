@@ -14,6 +14,7 @@
 
 use crate::policy::Policy;
 use crate::policy::diff::purpose_widened;
+use crate::policy::model::ConsentMode;
 
 /// One entry of the ledger, oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,9 +46,22 @@ impl State {
         }
     }
 
-    /// Whether the purpose may be used on the strength of this consent.
+    /// Whether an opt-in purpose may be used on the strength of this
+    /// consent: only with a current grant.
     pub fn permits_use(self) -> bool {
         self == State::Granted
+    }
+
+    /// Whether a purpose taking consent in `mode` may be used: an opt-in
+    /// purpose needs a current grant; an opt-out purpose is used until the
+    /// subject objects (withdraws), or until it widened since an explicit
+    /// grant (the subject agreed to less). Never asked is allowed for an
+    /// opt-out purpose: that is what opting out means.
+    pub fn permits(self, mode: ConsentMode) -> bool {
+        match mode {
+            ConsentMode::OptIn => self.permits_use(),
+            ConsentMode::OptOut => matches!(self, State::Granted | State::NotGiven),
+        }
     }
 }
 

@@ -246,22 +246,9 @@ impl Engine {
         if !errors.is_empty() {
             return Err(EngineError::Invalid(errors));
         }
-        self.permit(caller, Operation::RecordConsent, Target::None, None, None, now).await?;
-        // Only for a purpose the caller works for: a key for member
-        // management records no marketing consent.
-        let may_use = match &caller.staff {
-            None => caller.purposes.contains(&req.purpose),
-            Some(staff) => policy
-                .roles
-                .iter()
-                .any(|r| r.id.as_str() == staff.role && r.purposes.iter().any(|p| p.as_str() == req.purpose)),
-        };
-        if !may_use {
-            let denied = custos_core::authz::Denied::PurposeNotAllowed(req.purpose.clone());
-            return Err(self
-                .audit_denial(caller, Operation::RecordConsent, Some(subject), Some(&req.purpose), denied, now)
-                .await);
-        }
+        // Only for a purpose the caller works for (the decision checks it):
+        // a key for member management records no marketing consent.
+        self.permit(caller, Operation::RecordConsent, Target::None, Some(&req.purpose), None, now).await?;
         if let Some(shown) = &req.policy_version
             && *shown != policy.meta.version
         {
@@ -280,10 +267,11 @@ impl Engine {
             .write_job(move |tx| {
                 let policy = &*policy_arc;
                 let op = Operation::RecordConsent;
-                let (subject, _) = match gate::member(tx, policy, &caller, op, &subject_id, None, None, &at)? {
-                    Ok(found) => found,
-                    Err(refused) => return Ok(Err(refused)),
-                };
+                let (subject, _) =
+                    match gate::member(tx, policy, &caller, op, &subject_id, Some(&req.purpose), None, &at)? {
+                        Ok(found) => found,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
                 // The evidence is sealed under the subject's own key, bound
                 // to this entry: destroying the key destroys it.
                 let (sealed, key_id) = match &evidence {

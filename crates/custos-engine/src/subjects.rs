@@ -937,10 +937,9 @@ fn summary(s: SubjectRow) -> SubjectSummary {
     SubjectSummary { id: s.id, service: s.service_id, kind: s.kind, status: s.status, created_at: s.created_at }
 }
 
-/// Whether the subject's current consent permits `purpose`: derived from
-/// the ledger and the policy history (`custos_core::consent`). An opt-in
-/// purpose needs a current grant; an opt-out one is used until the subject
-/// objects (withdraws).
+/// Whether the subject's current consent permits `purpose`, taking consent
+/// in `mode`: derived from the ledger and the policy history
+/// (`custos_core::consent`).
 pub(crate) fn has_consent(
     tx: &WriteTx<'_>,
     history: &[std::sync::Arc<custos_core::policy::Policy>],
@@ -948,14 +947,5 @@ pub(crate) fn has_consent(
     purpose: &str,
     mode: custos_core::policy::model::ConsentMode,
 ) -> Result<bool, StoreError> {
-    let state = crate::consent::current(&tx.consents(subject)?, history, purpose);
-    Ok(match mode {
-        custos_core::policy::model::ConsentMode::OptIn => state.permits_use(),
-        // An objection stops it; so does a widening since an explicit
-        // grant (the member agreed to less). Never asked is allowed: that
-        // is what opting out means.
-        custos_core::policy::model::ConsentMode::OptOut => {
-            matches!(state, custos_core::consent::State::Granted | custos_core::consent::State::NotGiven)
-        }
-    })
+    Ok(crate::consent::current(&tx.consents(subject)?, history, purpose).permits(mode))
 }

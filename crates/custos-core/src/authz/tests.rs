@@ -199,3 +199,17 @@ fn the_platform_keeps_what_is_the_platforms() {
         decide(&p, &ask(operator, Operation::ReadSubject, member(Some("svc_a"), true), Some("member_management")));
     assert!(read.unwrap().masked, "operators cannot hold dormant_lookup");
 }
+
+#[test]
+fn a_consent_is_recorded_only_for_a_purpose_the_actor_works_for() {
+    let p = bstage();
+    let purposes = ["member_management".to_owned()];
+    let key = Actor::ApiKey { service: None, purposes: &purposes };
+    let target = member(Some("svc_a"), false);
+    let record = |actor, purpose| decide(&p, &ask(actor, Operation::RecordConsent, target, Some(purpose)));
+    assert_eq!(record(key, "marketing"), Err(Denied::PurposeNotAllowed("marketing".into())));
+    assert!(record(key, "member_management").is_ok());
+    let officer = staff("privacy_officer", None, &[]);
+    assert_eq!(record(officer, "marketing"), Err(Denied::PurposeNotAllowed("marketing".into())));
+    assert!(record(staff("admin", Some("svc_a"), &[]), "marketing").is_ok());
+}

@@ -176,3 +176,17 @@ fn a_new_recipient_or_processor_of_the_purpose_widens_it() {
     });
     assert_eq!(state(&[grant], "marketing", &[&v1, &processed]), State::NeedsRenewal, "a new processor of its items");
 }
+
+#[test]
+fn opt_in_needs_a_grant_and_opt_out_stops_at_an_objection() {
+    use crate::policy::model::ConsentMode::{OptIn, OptOut};
+    let table = [
+        (State::NotGiven, false, true),
+        (State::Granted, true, true),
+        (State::Withdrawn, false, false),
+        (State::NeedsRenewal, false, false),
+    ];
+    for (state, opt_in, opt_out) in table {
+        assert_eq!((state.permits(OptIn), state.permits(OptOut)), (opt_in, opt_out), "{state:?}");
+    }
+}

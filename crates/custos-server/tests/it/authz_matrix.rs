@@ -28,7 +28,9 @@ use custos_server::config::BUNDLED_POLICY;
 use serde_json::{Value, json};
 
 use self::Who::*;
-use crate::kit::{Answer, app_with_policy, call, member_signup, new_service, operator_signup, sign_up};
+use crate::kit::{
+    Answer, FINDABLE_MEMBERS, app_with_policy, call, member_signup, new_service, operator_signup, sign_up,
+};
 use crate::support::{STAFF_PASSWORD, StaffMember, TestApp};
 
 /// The kinds of caller a row may allow.
@@ -417,25 +419,6 @@ struct World {
 
 const NO_HEX: &str = "00000000000000000000000000000000";
 
-/// b.stage plus a sign-up point for members that takes an e-mail address.
-const FINDABLE_MEMBERS: &str = r#"
-[[collection_points]]
-id = "service_member_signup"
-name = "Upon joining a service"
-subject_kinds = ["service_member"]
-required = ["email"]
-purposes = ["member_management"]
-sources = ["direct_entry"]
-"#;
-
-/// Invites with the platform key; returns the staff id and the token.
-async fn invite(app: &TestApp, email: &str, role: &str, service: Option<&str>) -> (String, String) {
-    let body = json!({"email": email, "role": role, "service": service});
-    let answer = call(app, "POST", "/v1/staff/invitations", Some(&app.key), Some(&body)).await;
-    let body = answer.expect(201);
-    (body["staff_id"].as_str().unwrap().to_owned(), body["token"].as_str().unwrap().to_owned())
-}
-
 async fn side(app: &TestApp, n: u16) -> Side {
     let service = new_service(app, n).await;
     let member = sign_up(app, &app.key, &member_signup(&service)).await;
@@ -445,16 +428,12 @@ async fn side(app: &TestApp, n: u16) -> Side {
         "source": "direct_entry", "items": {"email": email}
     });
     let findable = sign_up(app, &app.key, &fan).await;
-    let (admin, _) = invite(app, &format!("grantee{n}@example.com"), "admin", Some(&service)).await;
+    let (admin, _) = app.invite(&format!("grantee{n}@example.com"), "admin", Some(&service)).await;
     Side { service, member, findable, email, admin, transferee: String::new() }
 }
 
 async fn me(app: &TestApp, token: &str) -> u16 {
     call(app, "GET", "/v1/staff/me", Some(token), None).await.status.as_u16()
-}
-
-fn copy(staff: &StaffMember) -> StaffMember {
-    StaffMember { id: staff.id.clone(), email: staff.email.clone(), secret: staff.secret.clone() }
 }
 
 /// The instance, its two services and every caller. Argon2 runs once per
@@ -536,7 +515,7 @@ async fn world() -> World {
         let spare = app.login(member).await;
         callers.push(Caller { name, who: Some(*who), home: *home, live: true, token: Some(token), spare: Some(spare) });
         if *who == Auditor {
-            public_login = Some(copy(member));
+            public_login = Some(member.clone());
         }
     }
     let disabled_token = app.login(&disabled).await;
@@ -622,7 +601,7 @@ async fn ids(world: &World, object: Object, obj: Obj, n: usize) -> Ids {
             }
         }
         Object::FreshStaff => match side {
-            Some(s) => invite(&world.app, &format!("victim{n}@example.com"), "operator", Some(&s.service)).await.0,
+            Some(s) => world.app.invite(&format!("victim{n}@example.com"), "operator", Some(&s.service)).await.0,
             None => format!("stf_{NO_HEX}"),
         },
     };
@@ -673,7 +652,7 @@ async fn every_route_every_caller_own_other_and_missing_objects() {
                         "code": app.next_code(&world.public_login)
                     }),
                     Prep::Invitation => {
-                        let (_, token) = invite(app, &format!("public{n}@example.com"), "support_agent", None).await;
+                        let (_, token) = app.invite(&format!("public{n}@example.com"), "support_agent", None).await;
                         json!({"token": token, "password": STAFF_PASSWORD})
                     }
                 };

@@ -295,16 +295,7 @@ async fn a_taken_email_or_phone_on_the_platform_is_409_and_changes_nothing() {
 /// members that takes an e-mail address.
 #[tokio::test]
 async fn an_email_is_unique_within_a_service_not_across_services() {
-    let extra = r#"
-[[collection_points]]
-id = "service_member_signup"
-name = "Upon joining a service"
-subject_kinds = ["service_member"]
-required = ["email"]
-purposes = ["member_management"]
-sources = ["direct_entry"]
-"#;
-    let app = app_with_policy("subjects-email-scope", &format!("{BUNDLED_POLICY}\n{extra}")).await;
+    let app = app_with_policy("subjects-email-scope", &format!("{BUNDLED_POLICY}\n{FINDABLE_MEMBERS}")).await;
     let (svc_a, svc_b) = (new_service(&app, 1).await, new_service(&app, 2).await);
     let fan = |service: &str| {
         json!({

@@ -242,6 +242,18 @@ pub(crate) async fn assert_denial_audited(
     now
 }
 
+/// b.stage has no sign-up point for the members of a service that takes an
+/// e-mail address; tests of look-ups and per-service uniqueness add this one.
+pub(crate) const FINDABLE_MEMBERS: &str = r#"
+[[collection_points]]
+id = "service_member_signup"
+name = "Upon joining a service"
+subject_kinds = ["service_member"]
+required = ["email"]
+purposes = ["member_management"]
+sources = ["direct_entry"]
+"#;
+
 /// A `TestApp` like `TestApp::new` but on the policy `text`.
 pub(crate) async fn app_with_policy(name: &str, text: &str) -> TestApp {
     use std::sync::Arc;

@@ -161,6 +161,7 @@ impl TestApp {
 pub(crate) const STAFF_PASSWORD: &str = "correct horse battery staple";
 
 /// A staff member enrolled in a test instance.
+#[derive(Clone)]
 pub(crate) struct StaffMember {
     pub(crate) id: String,
     pub(crate) email: String,
@@ -169,19 +170,20 @@ pub(crate) struct StaffMember {
 }
 
 impl TestApp {
+    /// Invites `email` to `role` (in `service`) with the platform key;
+    /// returns the staff id and the invitation token.
+    pub(crate) async fn invite(&self, email: &str, role: &str, service: Option<&str>) -> (String, String) {
+        let body = json!({"email": email, "role": role, "service": service});
+        let (status, body) = self.send("POST", "/v1/staff/invitations", Some(&self.key), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (body["staff_id"].as_str().unwrap().to_owned(), body["token"].as_str().unwrap().to_owned())
+    }
+
     /// Invites `email` to `role` (in `service`) with the platform key and
     /// accepts the invitation.
     pub(crate) async fn enrol_staff(&self, email: &str, role: &str, service: Option<&str>) -> StaffMember {
-        let (status, body) = self
-            .send(
-                "POST",
-                "/v1/staff/invitations",
-                Some(&self.key),
-                Some(json!({"email": email, "role": role, "service": service})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        self.accept(email, body["token"].as_str().unwrap()).await
+        let (_, token) = self.invite(email, role, service).await;
+        self.accept(email, &token).await
     }
 
     /// Accepts an invitation token with [`STAFF_PASSWORD`].
