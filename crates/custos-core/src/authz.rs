@@ -46,6 +46,8 @@ pub enum Operation {
     RecordActivity,
     AddRecord,
     ListRecords,
+    /// Delete a member's account: their profile is destroyed at once.
+    DeleteSubject,
     /// Record a grant or a withdrawal in a member's consent ledger.
     RecordConsent,
     /// Read a member's consent ledger and current consents.
@@ -75,6 +77,7 @@ impl Operation {
         Operation::RecordActivity,
         Operation::AddRecord,
         Operation::ListRecords,
+        Operation::DeleteSubject,
         Operation::RecordConsent,
         Operation::ReadConsents,
         Operation::ReadAudit,
@@ -99,6 +102,7 @@ impl Operation {
             Operation::RecordActivity => "activity",
             Operation::AddRecord => "record_add",
             Operation::ListRecords => "record_read",
+            Operation::DeleteSubject => "erase",
             Operation::RecordConsent => "consent",
             Operation::ReadConsents => "consent_read",
             Operation::ReadAudit => "audit_read",
@@ -135,6 +139,8 @@ impl Operation {
             // Services, members and records are created by the platform's
             // backend (API keys), never by staff: no role operation allows it.
             Operation::CreateService | Operation::CreateSubject | Operation::AddRecord => RoleOp::Settings,
+            // Refused to staff above: they erase through a rights request.
+            Operation::DeleteSubject => RoleOp::EditMembers,
         }
     }
 }
@@ -151,6 +157,9 @@ pub struct SubjectFacts<'a> {
     /// `None`: a platform-level subject (operators, not members of a service).
     pub service: Option<&'a str>,
     pub dormant: bool,
+    /// The account was deleted: only the records kept under a statutory
+    /// hold remain, readable for the hold's legal purpose.
+    pub deleted: bool,
 }
 
 /// The object of the act.
@@ -289,7 +298,11 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
             // schedule); staff, auditors included, only read the log.
             let never_staff = matches!(
                 op,
-                Operation::CreateService | Operation::CreateSubject | Operation::AddRecord | Operation::IssueCheckpoint
+                Operation::CreateService
+                    | Operation::CreateSubject
+                    | Operation::AddRecord
+                    | Operation::IssueCheckpoint
+                    | Operation::DeleteSubject
             );
             if !scoped_right || never_staff || !staff_may(policy, role, privileges, op.needs()) {
                 return Err(Denied::Forbidden);
@@ -334,10 +347,13 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
                     Operation::LookupSubject
                     | Operation::RecordActivity
                     | Operation::AddRecord
-                    | Operation::RecordConsent => !is_key,
+                    | Operation::RecordConsent
+                    | Operation::DeleteSubject => !is_key,
                     _ => true,
                 };
-            (hidden, reaches(facts.service) && !refused)
+            // Of a deleted account only held records remain.
+            let gone = facts.deleted && op != Operation::ListRecords;
+            (hidden, reaches(facts.service) && !refused && !gone)
         }
     };
     // What: the purpose must be declared, allowed to the actor, and cover

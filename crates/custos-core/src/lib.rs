@@ -11,6 +11,7 @@ pub mod authz;
 pub mod collect;
 pub mod consent;
 pub mod cookies;
+pub mod lifecycle;
 pub mod merkle;
 pub mod net;
 pub mod policy;

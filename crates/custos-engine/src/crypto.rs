@@ -53,6 +53,10 @@ const ROOT_SALT: &[u8] = b"custos/v1/root-key";
 const INFO_KEY_WRAPPING: &[u8] = b"custos/v1/key-wrapping";
 const INFO_BLIND_INDEX: &[u8] = b"custos/v1/blind-index";
 const INFO_AUDIT_SIGNING: &[u8] = b"custos/v1/audit-signing";
+const INFO_DORMANT_WRAPPING: &[u8] = b"custos/v1/dormant-key-wrapping";
+/// The key-store scope of a member's dormant key, wrapped under the
+/// dormant key-encryption key.
+pub const DORMANT_SCOPE: &str = "dormant";
 const INFO_BLIND_INDEX_SERVICE_PREFIX: &str = "custos/v1/blind-index/";
 const WRAP_AAD_PREFIX: &str = "custos/v1/wrap|";
 const FIELD_AAD_DOMAIN: &[u8] = b"custos/v1/field";
@@ -158,6 +162,9 @@ impl fmt::Debug for RootKey {
 /// derived.
 pub struct Keyring {
     key_wrapping: RandomizedNonceKey,
+    /// Wraps the keys of the dormant store only: a separate key for
+    /// separately stored data.
+    dormant_wrapping: RandomizedNonceKey,
     blind_index_master: hkdf::Prk,
     audit_signing: aws_lc_rs::signature::Ed25519KeyPair,
 }
@@ -167,10 +174,12 @@ impl Keyring {
     pub fn new(root: &RootKey) -> Keyring {
         let root_prk = hkdf::Salt::new(hkdf::HKDF_SHA256, ROOT_SALT).extract(root.bytes.as_ref());
         let key_wrapping = derive_key(&root_prk, INFO_KEY_WRAPPING);
+        let dormant_wrapping = derive_key(&root_prk, INFO_DORMANT_WRAPPING);
         let blind_index_master = derive_key(&root_prk, INFO_BLIND_INDEX);
         let audit_seed = derive_key(&root_prk, INFO_AUDIT_SIGNING);
         Keyring {
             key_wrapping: aes_key(&key_wrapping),
+            dormant_wrapping: aes_key(&dormant_wrapping),
             blind_index_master: hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, blind_index_master.as_ref()),
             audit_signing: aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(audit_seed.as_ref())
                 .expect("a 32-byte seed is a valid Ed25519 seed"),
@@ -199,17 +208,38 @@ impl Keyring {
         Ok((DataKey::from_bytes(bytes), wrapped))
     }
 
+    /// A new dormant-store key for `key_id`, wrapped under the dormant
+    /// key-encryption key.
+    pub fn new_dormant_key(&self, key_id: &str) -> Result<(DataKey, Vec<u8>), CryptoError> {
+        let bytes = random_key()?;
+        let wrapped = seal_with(&self.dormant_wrapping, &wrap_aad(key_id), bytes.as_ref())?;
+        Ok((DataKey::from_bytes(bytes), wrapped))
+    }
+
+    /// Unwraps a stored key of any scope: dormant keys under their own
+    /// key-encryption key, every other under the data one.
+    pub fn unwrap_scoped(&self, scope: &str, key_id: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        if scope == DORMANT_SCOPE {
+            return self.unwrap_with(&self.dormant_wrapping, key_id, wrapped);
+        }
+        self.unwrap_data_key(key_id, wrapped)
+    }
+
     /// Unwraps a data key stored under `key_id`. A wrapped key presented under
     /// another key id, or wrapped under another root key, fails with
     /// [`CryptoError::Tampered`].
     pub fn unwrap_data_key(&self, key_id: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+        self.unwrap_with(&self.key_wrapping, key_id, wrapped)
+    }
+
+    fn unwrap_with(&self, kek: &RandomizedNonceKey, key_id: &str, wrapped: &[u8]) -> Result<DataKey, CryptoError> {
         if wrapped.len() != WRAPPED_KEY_LEN {
             return Err(CryptoError::Malformed(format!(
                 "a wrapped key is {WRAPPED_KEY_LEN} bytes, this one is {}",
                 wrapped.len()
             )));
         }
-        let opened = open_with(&self.key_wrapping, &wrap_aad(key_id), wrapped, "wrapped key")?;
+        let opened = open_with(kek, &wrap_aad(key_id), wrapped, "wrapped key")?;
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         // The length check above makes the plaintext exactly `KEY_LEN` bytes.
         bytes.copy_from_slice(&opened);

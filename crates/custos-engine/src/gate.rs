@@ -13,6 +13,8 @@ use crate::{Engine, EngineError, ErrorCode, FieldError, Result, stamp};
 
 /// The status a dormant member's row carries.
 pub(crate) const DORMANT: &str = "dormant";
+/// The status of a deleted account's tombstone (its held records remain).
+pub(crate) const DELETED: &str = "deleted";
 
 /// What a refusal becomes at the API.
 pub(crate) fn refusal(denied: Denied) -> EngineError {
@@ -33,7 +35,11 @@ pub(crate) fn refusal(denied: Denied) -> EngineError {
 /// The decision's view of a member row (`None`: no such member).
 pub(crate) fn subject_target(row: Option<&SubjectRow>) -> Target<'_> {
     match row {
-        Some(s) => Target::Subject(SubjectFacts { service: s.service_id.as_deref(), dormant: s.status == DORMANT }),
+        Some(s) => Target::Subject(SubjectFacts {
+            service: s.service_id.as_deref(),
+            dormant: s.status == DORMANT,
+            deleted: s.status == DELETED,
+        }),
         None => Target::Missing,
     }
 }

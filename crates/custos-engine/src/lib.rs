@@ -22,12 +22,15 @@ mod error;
 mod gate;
 mod hashing;
 mod ids;
+pub mod lifecycle;
+pub mod mail;
 pub mod password;
 mod records;
 mod rootkey;
 mod services;
 mod staff;
 mod subjects;
+pub mod synthetic;
 mod throttle;
 pub mod totp;
 
@@ -74,6 +77,8 @@ pub struct EngineConfig {
     pub hash_workers: usize,
     /// Read connections.
     pub readers: usize,
+    /// How notices are delivered; `None`: they wait in the outbox.
+    pub mail: Option<lifecycle::MailConfig>,
 }
 
 /// What happened at start that the operator must be told.
@@ -114,6 +119,7 @@ struct Inner {
     audit_failing: std::sync::atomic::AtomicBool,
     /// Failed staff logins, per account and per address.
     throttle: throttle::Throttle,
+    mail: Option<lifecycle::MailConfig>,
     /// Roots of complete blocks of audit leaves, for proofs (`audit.rs`).
     audit_blocks: tokio::sync::Mutex<Vec<custos_core::merkle::Hash>>,
 }
@@ -148,6 +154,7 @@ impl Engine {
         let store = Store::open_sqlite(&SqliteConfig {
             data_file: data_file.clone(),
             key_file: key_file.clone(),
+            dormant_file: config.data_dir.join("dormant.db"),
             readers: config.readers.max(1),
             max_batch: 1024,
         })?;
@@ -165,6 +172,7 @@ impl Engine {
                 api_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
                 audit_failing: std::sync::atomic::AtomicBool::new(false),
                 throttle: throttle::Throttle::default(),
+                mail: config.mail.clone(),
                 audit_blocks: tokio::sync::Mutex::new(Vec::new()),
             }),
         };

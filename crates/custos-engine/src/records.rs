@@ -1,7 +1,8 @@
 //! Records of the policy's record classes (contracts, payments, complaints,
 //! advertising, tax ledgers, visits) attached to a subject. Each class of
-//! each subject has its own data key (`hold:<class>`), so that destroying a
-//! key destroys exactly the records whose time is up.
+//! each subject has its own data keys per class and month of the record date
+//! (`hold:<class>:<YYYY-MM>`, see `custos_core::lifecycle::hold_scope`), so
+//! that destroying a key destroys exactly the records whose time is up.
 
 use custos_core::collect::{ErrorCode, FieldError, MAX_TEXT_BYTES};
 use custos_store::{KeyRow, RecordRow, StoreError};
@@ -12,13 +13,10 @@ use crate::ids::{new_id, new_record_id};
 use crate::subjects::{Audit, Caller};
 use crate::{Engine, EngineError, NewRecord, RecordRead, Result, stamp};
 use custos_core::authz::{Operation, Target};
+use custos_core::lifecycle;
 
 fn invalid(field: &str, code: ErrorCode, message: impl Into<String>) -> EngineError {
     EngineError::Invalid(vec![FieldError::new(field, code, message)])
-}
-
-fn hold_scope(class: &str) -> String {
-    format!("hold:{class}")
 }
 
 /// Record ciphertexts are bound to the subject and the record together.
@@ -66,11 +64,21 @@ impl Engine {
                 .bytes()
                 .enumerate()
                 .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        let class = policy.record_class_by_str(&record.class);
+        let mut record_date = None;
         match record.record_date.parse::<jiff::civil::Date>() {
             Ok(d) if plain && d > today => {
                 errors.push(FieldError::new("record_date", ErrorCode::FutureDate, "the record date is in the future"))
             }
-            Ok(_) if plain => {}
+            // Kept only to be destroyed: its hold is already over.
+            Ok(d) if plain && class.is_some_and(|c| lifecycle::record_expired(c, d, None, today)) => {
+                errors.push(FieldError::new(
+                    "record_date",
+                    ErrorCode::NotAllowed,
+                    "the record's statutory hold is already over: it may not be kept",
+                ))
+            }
+            Ok(d) if plain => record_date = Some(d),
             _ => errors.push(FieldError::new("record_date", ErrorCode::InvalidFormat, "expected a date as YYYY-MM-DD")),
         }
         if record.content.trim().is_empty() {
@@ -82,9 +90,10 @@ impl Engine {
                 format!("a record holds at most {MAX_TEXT_BYTES} bytes"),
             ));
         }
-        if !errors.is_empty() {
+        let (Some(class), Some(record_date), true) = (class, record_date, errors.is_empty()) else {
             return Err(EngineError::Invalid(errors));
-        }
+        };
+        let scope = lifecycle::hold_scope(class, record_date);
         let at = stamp(now);
         let record_id = new_record_id(now)?;
         let keyring = self.inner.keyring.clone();
@@ -98,7 +107,6 @@ impl Engine {
                 Ok((subject, _)) => subject,
                 Err(refused) => return Ok(Err(refused)),
             };
-            let scope = hold_scope(&record.class);
             // The hold key is made on first use, inside the job, so two
             // concurrent first records cannot make two keys.
             let key = match tx.key_for(&subject.id, &scope)? {
@@ -176,6 +184,7 @@ impl Engine {
             ));
         }
         let at = stamp(now);
+        let today = crate::utc_date(now);
         let version = policy.meta.version.clone();
         let limit = limit.clamp(1, 1001);
         // Opt-in purposes need a current grant; opt-out ones stop at an
@@ -223,7 +232,32 @@ impl Engine {
                     .append(tx)?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
-                let names: Vec<&str> = classes.iter().map(String::as_str).collect();
+                // Of a deleted account, only the hold's legal purpose reads.
+                let deleted = subject.status == gate::DELETED;
+                let names: Vec<&str> = classes
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|c| {
+                        !deleted || policy_c.record_class_by_str(c).is_some_and(|c| c.read_purpose.as_str() == purpose_c)
+                    })
+                    .collect();
+                if names.is_empty() {
+                    Audit {
+                        caller: &caller_c,
+                        operation: op.as_str(),
+                        purpose: Some(&purpose_c),
+                        subject: Some(&subject.id),
+                        items: &[],
+                        outcome: "denied: account deleted",
+                        at: &at,
+                        policy_version: &version,
+                    }
+                    .append(tx)?;
+                    return Ok(Err(EngineError::Forbidden(
+                        "the account was deleted: its records are read only for the legal purpose that keeps them"
+                            .into(),
+                    )));
+                }
                 let after = after.as_deref().unwrap_or("");
                 if !after.is_empty() && !tx.record_exists(&subject.id, after)? {
                     return Ok(Err(EngineError::Invalid(vec![FieldError::new(
@@ -232,7 +266,20 @@ impl Engine {
                         "the cursor names no record of this subject (it may have been destroyed): start again without it",
                     )])));
                 }
-                let rows = tx.records(&subject.id, &names, after, limit)?;
+                // A record is never read on or after the day its hold ends,
+                // whether or not the sweep has run yet.
+                let rows: Vec<RecordRow> = tx
+                    .records(&subject.id, &names, after, limit)?
+                    .into_iter()
+                    .filter(|r| {
+                        let class = policy_c.record_class_by_str(&r.class);
+                        let date = r.record_date.parse::<jiff::civil::Date>().ok();
+                        match (class, date) {
+                            (Some(c), Some(d)) => !lifecycle::record_expired(c, d, None, today),
+                            _ => true,
+                        }
+                    })
+                    .collect();
                 let mut keys: Vec<KeyRow> = Vec::new();
                 for row in &rows {
                     if !keys.iter().any(|k| k.id == row.key_id)

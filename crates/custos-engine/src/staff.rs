@@ -60,6 +60,9 @@ pub struct NewInvitation {
     pub email: String,
     pub role: String,
     pub service: Option<String>,
+    /// The member account of the same person (see the lifecycle: a role
+    /// exempt from dormancy protects it).
+    pub subject: Option<String>,
 }
 
 /// A created invitation: the token is shown once, for the e-mail.
@@ -321,6 +324,7 @@ impl Engine {
         };
         let version = policy.meta.version.clone();
         let caller = caller.clone();
+        let linked = req.subject.clone();
         self.write_job(move |tx| {
             let refuse = |tx: &mut WriteTx<'_>, outcome: &str, error: EngineError| {
                 audit_staff(tx, &caller, Operation::InviteStaff.as_str(), None, outcome, &at, &version)?;
@@ -347,7 +351,20 @@ impl Engine {
                 wrapped,
                 created_at: at.clone(),
             })?;
+            if let Some(subject) = &linked {
+                // The person's own member account: of the platform, or of
+                // the same service; never another service's member.
+                let reachable = tx.subject(subject)?.is_some_and(|s| {
+                    s.status != gate::DELETED && (s.service_id.is_none() || s.service_id == row.service_id)
+                });
+                if !reachable {
+                    return refuse(tx, "denied: not_found (subject)", EngineError::NotFound);
+                }
+            }
             tx.insert_staff(&row)?;
+            if let Some(subject) = &linked {
+                tx.link_staff_subject(&row.id, subject)?;
+            }
             let outcome = format!("invited as {}", row.role);
             audit_staff(tx, &caller, Operation::InviteStaff.as_str(), Some(&row.id), &outcome, &at, &version)?;
             Ok(Ok(()))

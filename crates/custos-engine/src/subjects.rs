@@ -490,8 +490,16 @@ impl Engine {
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
                 let names: Vec<&str> = items.iter().map(String::as_str).collect();
-                let rows = if names.is_empty() { Vec::new() } else { tx.items(&subject.id, &names)? };
-                let key = tx.key(&subject.profile_key)?;
+                // A dormant member (read with the dormant-lookup privilege)
+                // is read from the dormant store, under the dormant key.
+                let (rows, key) = if subject.status == gate::DORMANT {
+                    let rows = tx.dormant_items(&subject.id)?;
+                    let rows = rows.into_iter().filter(|r| names.contains(&r.item.as_str())).collect();
+                    (rows, tx.key_for(&subject.id, crate::crypto::DORMANT_SCOPE)?)
+                } else {
+                    let rows = if names.is_empty() { Vec::new() } else { tx.items(&subject.id, &names)? };
+                    (rows, tx.key(&subject.profile_key)?)
+                };
                 let returned: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
                 audit(tx, Some(&subject.id), &returned, "allowed")?;
                 Ok(Ok((subject, key, rows, false)))
@@ -526,7 +534,7 @@ impl Engine {
         }
         let failure = match key {
             None => Some("the subject's key is gone".to_owned()),
-            Some(key) => match self.inner.keyring.unwrap_data_key(&key.id, &key.wrapped) {
+            Some(key) => match self.inner.keyring.unwrap_scoped(&key.scope, &key.id, &key.wrapped) {
                 Err(e) => Some(e.to_string()),
                 Ok(data_key) => {
                     let mut failure = None;
@@ -827,29 +835,40 @@ impl Engine {
         let version = policy.meta.version.clone();
         self.permit(caller, Operation::RecordActivity, Target::None, None, None, now).await?;
         let (caller, id, event) = (caller.clone(), id.to_owned(), event.to_owned());
+        let (id_out, event_out) = (id.clone(), event.clone());
         let policy = self.policy();
-        self.write_job(move |tx| {
-            let subject = match gate::member(tx, &policy, &caller, Operation::RecordActivity, &id, None, None, &at)? {
-                Ok((subject, _)) => subject,
-                Err(refused) => return Ok(Err(refused)),
-            };
-            if counts {
-                tx.touch_activity(&subject.id, &at)?;
-            }
-            Audit {
-                caller: &caller,
-                operation: "activity",
-                purpose: None,
-                subject: Some(&subject.id),
-                items: &[],
-                outcome: &format!("{event}{}", if counts { "" } else { " (does not count as activity)" }),
-                at: &at,
-                policy_version: &version,
-            }
-            .append(tx)?;
-            Ok(Ok(()))
-        })
-        .await?
+        let releases =
+            policy.retention.dormancy.as_ref().is_some_and(|d| d.released_by.iter().any(|e| e.as_str() == event));
+        let was_dormant = self
+            .write_job(move |tx| {
+                let subject = match gate::member(tx, &policy, &caller, Operation::RecordActivity, &id, None, None, &at)?
+                {
+                    Ok((subject, _)) => subject,
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                let dormant = subject.status == gate::DORMANT;
+                if counts {
+                    tx.touch_activity(&subject.id, &at)?;
+                }
+                Audit {
+                    caller: &caller,
+                    operation: "activity",
+                    purpose: None,
+                    subject: Some(&subject.id),
+                    items: &[],
+                    outcome: &format!("{event}{}", if counts { "" } else { " (does not count as activity)" }),
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(Ok(dormant))
+            })
+            .await??;
+        // A login or password change brings a dormant member back, intact.
+        if was_dormant && releases {
+            self.release_dormant(id_out.as_str(), event_out.as_str(), now).await?;
+        }
+        Ok(())
     }
 
     /// Subjects of a service (or of the platform), without personal data.

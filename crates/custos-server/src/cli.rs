@@ -25,6 +25,35 @@ pub(crate) enum Command {
     /// The verifiable audit log: checkpoints, export, offline verification.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The lifecycle jobs (dormancy, destruction, statutory holds, notices).
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Show what the policy will do to the current data until a date (notices, dormancy, destruction, expiring records), changing nothing.
+    Simulate {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// The last day to show (YYYY-MM-DD, or an RFC 3339 time).
+        #[arg(long, value_name = "DATE")]
+        until: String,
+        /// Start from this moment instead of now.
+        #[arg(long, value_name = "DATE")]
+        now: Option<String>,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobsCommand {
+    /// Run every lifecycle job once and print what it did (deterministic for a given --now).
+    Run {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Run as of this moment (YYYY-MM-DD, or an RFC 3339 time) instead of now.
+        #[arg(long, value_name = "DATE")]
+        now: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +129,42 @@ pub(crate) enum AdminCommand {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// For benchmarks and demos only: fill the data folder with made-up members (name, e-mail, phone; no password) and records, stored as real sign-ups are.
+    SeedSynthetic {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// Members to add.
+        #[arg(long, value_name = "N")]
+        members: u64,
+        /// Records per member (0: none).
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        records_per_member: u32,
+        /// Every member's sign-up and last activity (YYYY-MM-DD, or an RFC 3339 time).
+        #[arg(long, value_name = "DATE", value_parser = moment)]
+        last_activity: jiff::Timestamp,
+        /// The first record date (YYYY-MM-DD); needed with records.
+        #[arg(long, value_name = "DATE")]
+        record_date_from: Option<jiff::civil::Date>,
+        /// Days the record dates are spread over, from --record-date-from.
+        #[arg(long, value_name = "D", default_value_t = 1)]
+        record_days: u32,
+        /// The record class (default: the policy's first class counted from the record date).
+        #[arg(long, value_name = "ID")]
+        record_class: Option<String>,
+        /// Seed as of this moment (YYYY-MM-DD, or an RFC 3339 time) instead of now.
+        #[arg(long, value_name = "DATE", value_parser = moment)]
+        now: Option<jiff::Timestamp>,
+    },
+}
+
+/// A day (its start, UTC) or an RFC 3339 time.
+fn moment(s: &str) -> Result<jiff::Timestamp, String> {
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let day =
+        s.parse::<jiff::civil::Date>().map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or an RFC 3339 time"))?;
+    jiff::tz::Offset::UTC.to_timestamp(day.to_datetime(jiff::civil::Time::midnight())).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,49 @@ pub struct Config {
     pub hash_workers: usize,
     pub readers: usize,
     pub max_body_bytes: usize,
+    /// Seconds between runs of the lifecycle jobs in `serve`.
+    pub jobs_interval_seconds: u64,
+    /// The SMTP relay notices go through; `None`: they wait in the outbox.
+    pub smtp: Option<Smtp>,
+}
+
+/// `[smtp]` in the configuration file.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    /// `none`, `start_tls` (default) or `tls`.
+    #[serde(default = "default_security")]
+    pub security: String,
+    pub username: Option<String>,
+    /// Better given as CUSTOS_SMTP_PASSWORD than written in the file.
+    pub password: Option<String>,
+    /// The sender address of notices.
+    pub from: String,
+    /// The policy's processor that runs this relay, if it is one: each
+    /// message is then logged as a transfer of the e-mail address to it.
+    pub processor: Option<String>,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+
+fn default_security() -> String {
+    "start_tls".into()
+}
+
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("processor", &self.processor)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Config {
@@ -34,6 +77,8 @@ impl Default for Config {
             hash_workers: 2,
             readers: 4,
             max_body_bytes: 256 * 1024,
+            jobs_interval_seconds: 300,
+            smtp: None,
         }
     }
 }
@@ -48,6 +93,8 @@ struct RawConfig {
     hash_workers: Option<usize>,
     readers: Option<usize>,
     max_body_bytes: Option<usize>,
+    jobs_interval_seconds: Option<u64>,
+    smtp: Option<Smtp>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -69,6 +116,7 @@ const ENV_KEYS: &[&str] = &[
     "CUSTOS_READERS",
     "CUSTOS_MAX_BODY_BYTES",
     "CUSTOS_LOG",
+    "CUSTOS_SMTP_PASSWORD",
 ];
 
 /// Builds the configuration; every error names its source (file key,
@@ -107,6 +155,12 @@ pub fn load(env: &[(String, Result<String, String>)], flags: &Overrides) -> Resu
     ] {
         if let Some(v) = var(name) {
             *slot = v.parse().map_err(|_| format!("{name}: {v:?} is not a whole number"))?;
+        }
+    }
+    if let Some(v) = var("CUSTOS_SMTP_PASSWORD") {
+        match &mut config.smtp {
+            Some(smtp) => smtp.password = Some(v),
+            None => return Err("CUSTOS_SMTP_PASSWORD is set but the configuration has no [smtp] relay".into()),
         }
     }
     if let Some(v) = &flags.data_dir {
@@ -153,6 +207,12 @@ fn apply_file(config: &mut Config, path: &Path) -> Result<(), String> {
     if let Some(v) = raw.max_body_bytes {
         config.max_body_bytes = v;
     }
+    if let Some(v) = raw.jobs_interval_seconds {
+        config.jobs_interval_seconds = v;
+    }
+    if raw.smtp.is_some() {
+        config.smtp = raw.smtp;
+    }
     Ok(())
 }
 
@@ -169,6 +229,20 @@ fn validate(c: &Config) -> Result<(), String> {
     }
     if !(1024..=64 * 1024 * 1024).contains(&c.max_body_bytes) {
         return Err(format!("max_body_bytes must be between 1024 and 67108864, not {}", c.max_body_bytes));
+    }
+    if !(10..=86_400).contains(&c.jobs_interval_seconds) {
+        return Err(format!("jobs_interval_seconds must be between 10 and 86400, not {}", c.jobs_interval_seconds));
+    }
+    if let Some(smtp) = &c.smtp {
+        if !["none", "start_tls", "tls"].contains(&smtp.security.as_str()) {
+            return Err(format!("smtp.security must be none, start_tls or tls, not {:?}", smtp.security));
+        }
+        if smtp.host.trim().is_empty() || !smtp.from.contains('@') {
+            return Err("smtp needs a host and a sender address (from)".into());
+        }
+        if smtp.username.is_some() != smtp.password.is_some() {
+            return Err("smtp.username and smtp.password (or CUSTOS_SMTP_PASSWORD) go together".into());
+        }
     }
     if c.root_key_file.starts_with(&c.data_dir) {
         return Err(format!(

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use custos_engine::lifecycle::MailConfig;
+use custos_engine::mail;
 use custos_engine::policy::{self, Policy};
 use custos_engine::{Engine, EngineConfig, Startup};
 use custos_server::clock::{Clock, SystemClock};
@@ -49,11 +51,40 @@ fn load_policy(config: &Config) -> Result<Policy, String> {
 
 pub(crate) async fn open(config: &Config) -> Result<(Engine, Startup), String> {
     let policy = load_policy(config)?;
+    let mail = match &config.smtp {
+        None => None,
+        Some(smtp) => {
+            if let Some(p) = &smtp.processor
+                && !policy.processors.iter().any(|x| x.id.as_str() == p)
+            {
+                return Err(format!("smtp.processor: the policy declares no processor {p:?}"));
+            }
+            let security = match smtp.security.as_str() {
+                "none" => mail::Security::None,
+                "tls" => mail::Security::Tls,
+                _ => mail::Security::StartTls,
+            };
+            Some(MailConfig {
+                smtp: mail::SmtpConfig {
+                    host: smtp.host.clone(),
+                    port: smtp.port,
+                    security,
+                    username: smtp.username.clone(),
+                    password: smtp.password.clone().map(custos_engine::Zeroizing::new),
+                    from: smtp.from.clone(),
+                    helo_name: "custos".into(),
+                    timeout: std::time::Duration::from_secs(30),
+                },
+                processor: smtp.processor.clone(),
+            })
+        }
+    };
     let engine_config = EngineConfig {
         data_dir: config.data_dir.clone(),
         root_key_file: config.root_key_file.clone(),
         hash_workers: config.hash_workers,
         readers: config.readers,
+        mail,
     };
     let (engine, startup) = Engine::open(&engine_config, policy).await.map_err(|e| e.to_string())?;
     if let Some(path) = &startup.created_root_key {
@@ -95,6 +126,7 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         tokio::spawn(checkpoint_periodically(engine.clone(), clock.clone()));
+        tokio::spawn(run_jobs_periodically(engine.clone(), clock.clone(), config.jobs_interval_seconds));
         let router = app(AppState::new(engine.clone(), clock), config.max_body_bytes);
         // The peer address feeds staff login throttling and allowed-IP lists.
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
@@ -125,6 +157,30 @@ async fn checkpoint_periodically(engine: Engine, clock: Arc<dyn Clock>) {
         }
         if let Err(e) = engine.issue_checkpoint(clock.now()).await {
             tracing::error!(error = %e, "could not issue an audit checkpoint");
+        }
+    }
+}
+
+/// The lifecycle jobs on their interval. The lease keeps two runners (two
+/// nodes, or `custos jobs run` beside this) from doing the same work; a
+/// run that finds it held does nothing.
+async fn run_jobs_periodically(engine: Engine, clock: Arc<dyn Clock>, seconds: u64) {
+    let holder = format!("serve:{}:{}", std::process::id(), clock.now().as_nanosecond());
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(seconds));
+    loop {
+        ticks.tick().await;
+        match engine.run_jobs(clock.now(), &holder).await {
+            Ok(r) if r.ran => tracing::info!(
+                notified = r.notified,
+                dormant = r.made_dormant,
+                destroyed = r.destroyed_dormant,
+                records = r.records_destroyed,
+                keys = r.keys_destroyed,
+                sent = r.notices_sent,
+                "lifecycle jobs ran"
+            ),
+            Ok(_) => tracing::debug!("lifecycle lease held elsewhere"),
+            Err(e) => tracing::error!(error = %e, "lifecycle jobs failed"),
         }
     }
 }
@@ -200,5 +256,91 @@ pub(crate) fn admin(cmd: AdminCommand) -> ExitCode {
                 Err(e) => fail(&e.to_string()),
             }
         }),
+        AdminCommand::SeedSynthetic {
+            instance,
+            members,
+            records_per_member,
+            last_activity,
+            record_date_from,
+            record_days,
+            record_class,
+            now,
+        } => {
+            let record_date_from = match (record_date_from, records_per_member) {
+                (Some(day), _) => day,
+                (None, 0) => jiff::tz::Offset::UTC.to_datetime(last_activity).date(),
+                (None, _) => return fail("--record-date-from is needed with --records-per-member"),
+            };
+            let spec = custos_engine::synthetic::SyntheticSpec {
+                members,
+                records_per_member,
+                last_activity,
+                record_date_from,
+                record_days,
+                record_class,
+                now: now.unwrap_or_else(|| SystemClock.now()),
+            };
+            seed_synthetic(&instance, spec)
+        }
     }
+}
+
+/// `custos admin seed-synthetic`: made-up members and records, for
+/// benchmarks and demos only. Prints what was added and how long it took.
+fn seed_synthetic(instance: &InstanceArgs, spec: custos_engine::synthetic::SyntheticSpec) -> ExitCode {
+    let data_dir = match load_config(instance, None) {
+        Ok(c) => c.data_dir,
+        Err(e) => return fail(&e),
+    };
+    with_engine(instance, |engine| async move {
+        let total = spec.members;
+        say(&format!(
+            "adding synthetic data (for benchmarks and demos only; never where real members are) to the data folder {}: \
+             {total} members, {} records each, as of {}",
+            data_dir.display(),
+            spec.records_per_member,
+            spec.now
+        ));
+        let start = SystemClock.now();
+        // A line at every tenth of the way.
+        let next = std::cell::Cell::new(total.div_ceil(10).max(1));
+        let progress = |done: u64| {
+            if done >= next.get() {
+                say(&format!("  {done} of {total} members"));
+                next.set(done + total.div_ceil(10).max(1));
+            }
+        };
+        let seeded = engine.seed_synthetic(spec, progress).await;
+        let seconds = SystemClock.now().duration_since(start).as_secs_f64();
+        let report = match seeded {
+            Ok(r) => r,
+            Err(e) => return fail(&e.to_string()),
+        };
+        if let Err(e) = engine.checkpoint() {
+            say(&format!("note: the write-ahead logs were not checkpointed ({e}); the next start does it"));
+        }
+        let mut out = std::io::stdout().lock();
+        let last = (report.first_number + report.members).saturating_sub(1);
+        let _ = writeln!(
+            out,
+            "seeded {} synthetic members of kind {} through {} (items {}; numbers {} to {last}) into {}",
+            report.members,
+            report.kind,
+            report.point,
+            report.items.join(", "),
+            report.first_number,
+            data_dir.display()
+        );
+        if let Some(class) = &report.record_class {
+            let _ = writeln!(out, "  records: {} of class {class}", report.records);
+        }
+        let _ = writeln!(out, "  data keys: {}", report.keys);
+        let _ = writeln!(out, "  store jobs: {} (one audit entry each)", report.jobs);
+        let _ = writeln!(
+            out,
+            "  elapsed: {seconds:.1} s ({:.0} members/s)",
+            report.members as f64 / seconds.max(f64::MIN_POSITIVE)
+        );
+        ExitCode::SUCCESS
+    })
 }

@@ -11,6 +11,7 @@ use clap::Parser;
 mod audit_cmd;
 mod cli;
 mod instance_cmd;
+mod lifecycle_cmd;
 mod policy_cmd;
 
 fn main() -> ExitCode {
@@ -20,5 +21,9 @@ fn main() -> ExitCode {
         cli::Command::Serve(args) => instance_cmd::serve(args),
         cli::Command::Admin(cmd) => instance_cmd::admin(cmd),
         cli::Command::Audit(cmd) => audit_cmd::run(cmd),
+        cli::Command::Jobs(cli::JobsCommand::Run { instance, now }) => lifecycle_cmd::run(&instance, now.as_deref()),
+        cli::Command::Simulate { instance, until, now, json } => {
+            lifecycle_cmd::simulate(&instance, &until, now.as_deref(), json)
+        }
     }
 }

@@ -69,6 +69,9 @@ pub struct SqliteConfig {
     pub data_file: PathBuf,
     /// The wrapped data keys.
     pub key_file: PathBuf,
+    /// The dormant store: members moved aside after a year without
+    /// activity, under keys of their own.
+    pub dormant_file: PathBuf,
     /// Read connections in the pool.
     pub readers: usize,
     /// The most write jobs committed together.

@@ -259,3 +259,46 @@ pub struct CommitStats {
     pub batches: u64,
     pub jobs: u64,
 }
+
+/// A member as the lifecycle jobs see it: no personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LifecycleRow {
+    pub id: String,
+    pub service_id: Option<String>,
+    pub kind: String,
+    pub status: String,
+    pub last_activity_at: String,
+    pub notified_at: Option<String>,
+    pub dormant_at: Option<String>,
+    /// Roles held by staff accounts linked to this member, comma-separated.
+    pub roles: String,
+}
+
+/// A notification waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub kind: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub created_at: String,
+    pub attempts: i64,
+}
+
+/// What one destruction removed, for its certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destroyed {
+    /// Ids of the data keys removed from the key store.
+    pub keys: Vec<String>,
+    pub items: usize,
+    pub dormant_items: usize,
+    pub indexes: usize,
+}
+
+/// A key removed from the key store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedKey {
+    pub id: String,
+    pub subject_id: String,
+    pub scope: String,
+}

@@ -12,7 +12,7 @@ fn staff<'a>(role: &'a str, service: Option<&'a str>, privileges: &'a [String]) 
 }
 
 fn member(service: Option<&str>, dormant: bool) -> Target<'_> {
-    Target::Subject(SubjectFacts { service, dormant })
+    Target::Subject(SubjectFacts { service, dormant, deleted: false })
 }
 
 fn ask<'a>(actor: Actor<'a>, operation: Operation, target: Target<'a>, purpose: Option<&'a str>) -> Request<'a> {

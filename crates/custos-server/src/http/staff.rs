@@ -60,6 +60,11 @@ pub(crate) struct CreateInvitation {
     pub(crate) role: String,
     /// The service, for a service role.
     pub(crate) service: Option<String>,
+    /// The member account of the same person, if they have one (a platform
+    /// subject, or a member of the same service): a role the policy exempts
+    /// from dormancy (the head admin) then keeps that account from becoming
+    /// dormant.
+    pub(crate) subject: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,7 +87,11 @@ pub(super) async fn invite(
     let r = body.value;
     let created = state
         .engine
-        .invite_staff(&caller, NewInvitation { email: r.email, role: r.role, service: r.service }, state.clock.now())
+        .invite_staff(
+            &caller,
+            NewInvitation { email: r.email, role: r.role, service: r.service, subject: r.subject },
+            state.clock.now(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -24,7 +24,7 @@ use crate::http::error::Problem;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/subjects", post(create).get(list))
-        .route("/v1/subjects/{id}", get(read).patch(correct))
+        .route("/v1/subjects/{id}", get(read).patch(correct).delete(erase))
         .route("/v1/subjects/{id}/activity", post(activity))
         .route("/v1/lookup", post(lookup))
 }
@@ -279,6 +279,63 @@ pub(super) async fn correct(
     let c = body.value;
     let s = state.engine.correct_subject(&caller, &id, c.items.0, &c.source, state.clock.now()).await?;
     Ok(Json(s.into()))
+}
+
+/// Records kept under a statutory hold after the account is gone.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeptRecords {
+    /// The record class.
+    pub(crate) class: String,
+    /// The law that requires keeping them.
+    pub(crate) law: String,
+    /// The only purpose that may read them from now on.
+    pub(crate) read_purpose: String,
+    pub(crate) count: usize,
+    /// The day the last of them is destroyed (YYYY-MM-DD).
+    pub(crate) until: Option<String>,
+}
+
+/// What an account deletion destroyed, and what the law keeps.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Erasure {
+    pub(crate) id: String,
+    pub(crate) destroyed_at: String,
+    pub(crate) keys_destroyed: usize,
+    pub(crate) items_destroyed: usize,
+    pub(crate) kept: Vec<KeptRecords>,
+}
+
+/// Deletes a member's account without delay: the profile key, the items
+/// and the blind indexes are destroyed at once (a certificate is written
+/// to the audit log); records under a statutory hold stay, readable only
+/// for the hold's legal purpose, until their own span ends.
+#[utoipa::path(delete, path = "/v1/subjects/{id}", tag = "subjects", params(("id" = String, Path)),
+    responses((status = 200, body = Erasure), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)),
+    security(("api_key" = [])))]
+pub(super) async fn erase(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Erasure>, ApiError> {
+    let e = state.engine.delete_subject(&caller, &id, state.clock.now()).await?;
+    Ok(Json(Erasure {
+        id: e.id,
+        destroyed_at: e.destroyed_at,
+        keys_destroyed: e.keys_destroyed,
+        items_destroyed: e.items_destroyed,
+        kept: e
+            .kept
+            .into_iter()
+            .map(|k| KeptRecords {
+                class: k.class,
+                law: k.law,
+                read_purpose: k.read_purpose,
+                count: k.count,
+                until: k.until,
+            })
+            .collect(),
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/subjects/{id}/activity", tag = "subjects", params(("id" = String, Path)), request_body = Activity,

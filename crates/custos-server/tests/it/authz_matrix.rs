@@ -101,6 +101,9 @@ enum Object {
     /// A staff member of the service invited afresh for every request, since
     /// an allowed request disables them.
     FreshStaff,
+    /// A member of the service signed up afresh for every request, since an
+    /// allowed request deletes them.
+    FreshMember,
     /// An admin of the service (a role that may be granted `dormant_lookup`).
     GrantTarget,
     /// An active operator of the service, who may receive the head admin's
@@ -227,6 +230,9 @@ const ROWS: &[Row] = &[
         let body = json!({"items": {"device_info": "Galaxy S24, Android 15"}, "source": "generated"});
         (format!("/v1/subjects/{}", ids.id), Some(body))
     }),
+    // Deleting an account: the platform's backend forwards the member's
+    // request; staff erase through a rights request, not directly.
+    guarded("DELETE", "/v1/subjects/{id}", Object::FreshMember, KEYS, |ids| (format!("/v1/subjects/{}", ids.id), None)),
     guarded("POST", "/v1/subjects/{id}/activity", Object::Member, EDIT, |ids| {
         (format!("/v1/subjects/{}/activity", ids.id), Some(json!({"event": "login"})))
     }),
@@ -600,6 +606,10 @@ async fn ids(world: &World, object: Object, obj: Obj, n: usize) -> Ids {
                 format!("sub_{NO_HEX}")
             }
         }
+        Object::FreshMember => match side {
+            Some(s) => sign_up(&world.app, &world.app.key, &member_signup(&s.service)).await,
+            None => format!("sub_{NO_HEX}"),
+        },
         Object::FreshStaff => match side {
             Some(s) => world.app.invite(&format!("victim{n}@example.com"), "operator", Some(&s.service)).await.0,
             None => format!("stf_{NO_HEX}"),

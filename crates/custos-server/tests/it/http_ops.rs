@@ -12,7 +12,7 @@ use crate::kit::*;
 use crate::support::TestApp;
 
 /// Every route of the API: (method, path as documented, a concrete path).
-const ROUTES: [(&str, &str, &str); 38] = [
+const ROUTES: [(&str, &str, &str); 39] = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
     ("GET", "/metrics", "/metrics"),
@@ -21,6 +21,7 @@ const ROUTES: [(&str, &str, &str); 38] = [
     ("GET", "/v1/subjects", "/v1/subjects"),
     ("GET", "/v1/subjects/{id}", "/v1/subjects/SUBJECT?purpose=member_management"),
     ("PATCH", "/v1/subjects/{id}", "/v1/subjects/SUBJECT"),
+    ("DELETE", "/v1/subjects/{id}", "/v1/subjects/SUBJECT"),
     ("POST", "/v1/subjects/{id}/activity", "/v1/subjects/SUBJECT/activity"),
     ("POST", "/v1/lookup", "/v1/lookup"),
     ("POST", "/v1/services", "/v1/services"),
@@ -161,7 +162,7 @@ async fn an_unknown_route_is_a_404_problem() {
 async fn a_wrong_method_is_a_405_problem() {
     let app = TestApp::new("ops-wrong-method").await;
     let auth = format!("Bearer {}", app.key);
-    for (method, path) in [("DELETE", "/v1/subjects/sub_x"), ("PUT", "/v1/services"), ("POST", "/health")] {
+    for (method, path) in [("PUT", "/v1/subjects/sub_x"), ("PUT", "/v1/services"), ("POST", "/health")] {
         let answer = raw(&app, method, path, &[("authorization", &auth)], Vec::new()).await;
         assert_eq!(answer.status, 405, "{method} {path}");
         assert!(answer.headers.contains_key("allow"), "{method} {path}");
@@ -223,11 +224,12 @@ async fn the_openapi_document_lists_every_status_the_api_answers() {
     let app = TestApp::new("ops-openapi-statuses").await;
     let doc = served_document(&app).await;
     // Statuses the tests of this binary see each endpoint answer.
-    let answered: [(&str, &str, &[u16]); 9] = [
+    let answered: [(&str, &str, &[u16]); 10] = [
         ("POST", "/v1/subjects", &[200, 201, 400, 401, 403, 404, 409, 413, 415, 422]),
         ("GET", "/v1/subjects", &[200, 400, 401, 404]),
         ("GET", "/v1/subjects/{id}", &[200, 400, 401, 403, 404, 422]),
         ("PATCH", "/v1/subjects/{id}", &[200, 400, 401, 404, 409, 413, 415, 422]),
+        ("DELETE", "/v1/subjects/{id}", &[200, 401, 403, 404]),
         ("POST", "/v1/subjects/{id}/activity", &[204, 400, 401, 404, 413, 415, 422]),
         ("POST", "/v1/lookup", &[200, 400, 401, 403, 404, 413, 415, 422]),
         ("POST", "/v1/services", &[201, 400, 401, 403, 404, 413, 415, 422]),

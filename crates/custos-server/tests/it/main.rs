@@ -13,6 +13,8 @@ mod http_services;
 mod http_staff;
 mod http_subjects;
 mod kit;
+mod lifecycle;
 mod openapi;
 mod policy_cli;
+mod smtp_sink;
 mod support;

@@ -52,7 +52,13 @@ pub(crate) struct TestApp {
 }
 
 pub(crate) fn engine_config(dir: &Scratch) -> EngineConfig {
-    EngineConfig { data_dir: dir.0.join("data"), root_key_file: dir.0.join("root.key"), hash_workers: 2, readers: 2 }
+    EngineConfig {
+        data_dir: dir.0.join("data"),
+        root_key_file: dir.0.join("root.key"),
+        hash_workers: 2,
+        readers: 2,
+        mail: None,
+    }
 }
 
 impl TestApp {

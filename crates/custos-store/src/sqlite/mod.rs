@@ -1,13 +1,20 @@
 //! The embedded backend: SQLite in WAL mode with `synchronous=FULL`.
 //!
-//! One writer thread owns the write connections (data and keys) and commits
-//! every job that is waiting in one transaction per file: group commit. Each
-//! job runs inside a savepoint, so a job that fails is rolled back alone and
-//! the others still commit. The key store commits first: a crash between the
-//! two commits leaves at worst an unused key (for new data) or unreadable
-//! ciphertext whose key is already gone (for destruction), never readable
-//! data without its key recorded.
+//! One writer thread owns the write connections (data, keys and the dormant
+//! store) and commits every job that is waiting in one transaction per file:
+//! group commit. Each job runs inside a savepoint, so a job that fails is
+//! rolled back alone and the others still commit.
+//!
+//! Commit order: dormant store, key store, data file. A crash between two
+//! commits leaves at worst an unused key (for new data), unreadable
+//! ciphertext whose key is already gone (for destruction), or a member in
+//! both stores (moved aside but still active: the next sweep moves them
+//! again), never readable data without its key recorded and never a member
+//! in neither store. Releasing a member from the dormant store is therefore
+//! two jobs: the active copy commits first, the dormant copy is removed
+//! after.
 
+mod lifecycle;
 mod tx;
 
 use std::path::Path;
@@ -16,7 +23,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 pub use tx::{ReadTx, WriteTx};
 
@@ -29,8 +36,14 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0004_consent_ledger.sql"),
     include_str!("../../migrations/sqlite/data_0005_amendments.sql"),
     include_str!("../../migrations/sqlite/data_0006_cookie_consents.sql"),
+    DATA_MIGRATIONS_LIFECYCLE,
 ];
-const KEY_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/keys_0001_keys.sql")];
+const DATA_MIGRATIONS_LIFECYCLE: &str = include_str!("../../migrations/sqlite/data_0007_lifecycle.sql");
+const KEY_MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/keys_0001_keys.sql"),
+    include_str!("../../migrations/sqlite/keys_0002_scopes.sql"),
+];
+const DORMANT_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/dormant_0001_dormant.sql")];
 
 /// A job erased to run on the writer thread. It returns the function that
 /// delivers its result once the batch's fate (committed or not) is known.
@@ -115,6 +128,29 @@ fn migrate(conn: &mut Connection, path: &Path, migrations: &[&str]) -> Result<()
     Ok(())
 }
 
+/// The dormant store carries the data file's instance id too: written when
+/// it is created (the data file exists by then), checked ever after.
+fn pair_dormant(data: &Connection, dormant: &Connection) -> Result<()> {
+    let get = |c: &Connection| -> Result<Option<String>> {
+        Ok(c.query_row("SELECT value FROM meta WHERE key = 'instance'", [], |r| r.get(0)).optional()?)
+    };
+    match (get(data)?, get(dormant)?) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(a), None) => {
+            let members: i64 =
+                data.query_row("SELECT count(*) FROM subjects WHERE status = 'dormant'", [], |r| r.get(0))?;
+            if members > 0 {
+                return Err(StoreError::Mismatch(format!(
+                    "the dormant store is empty but {members} members are dormant: dormant store lost?"
+                )));
+            }
+            dormant.execute("INSERT INTO meta (key, value) VALUES ('instance', ?1)", [&a])?;
+            Ok(())
+        }
+        _ => Err(StoreError::Mismatch("the dormant store belongs to another instance".into())),
+    }
+}
+
 /// Data file and key store carry the same instance id, written when both
 /// are created, so that a data file is never opened with another key store.
 fn pair(data: &Connection, keys: &Connection) -> Result<()> {
@@ -150,9 +186,12 @@ impl Sqlite {
     pub(crate) fn open(config: &SqliteConfig) -> Result<Sqlite> {
         let mut data = open_connection(&config.data_file, false)?;
         let mut keys = open_connection(&config.key_file, false)?;
+        let mut dormant = open_connection(&config.dormant_file, false)?;
         migrate(&mut data, &config.data_file, DATA_MIGRATIONS)?;
         migrate(&mut keys, &config.key_file, KEY_MIGRATIONS)?;
+        migrate(&mut dormant, &config.dormant_file, DORMANT_MIGRATIONS)?;
         pair(&data, &keys)?;
+        pair_dormant(&data, &dormant)?;
 
         // Readers open after the writer created and migrated both files.
         let mut readers = Vec::with_capacity(config.readers.max(1));
@@ -164,6 +203,7 @@ impl Sqlite {
         // queued behind it); a thread of its own does, passively.
         data.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         keys.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+        dormant.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         let checkpointer = start_checkpointer(config)?;
 
         let (sender, receiver) = mpsc::channel::<Message>();
@@ -173,7 +213,7 @@ impl Sqlite {
         let (b, j) = (batches.clone(), jobs.clone());
         let writer = thread::Builder::new()
             .name("custos-writer".into())
-            .spawn(move || writer_loop(data, keys, receiver, max_batch, &b, &j))
+            .spawn(move || writer_loop(Files { data, keys, dormant }, receiver, max_batch, &b, &j))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
 
         Ok(Sqlite {
@@ -285,9 +325,21 @@ impl Drop for Sqlite {
     }
 }
 
+/// The writer's connections.
+struct Files {
+    data: Connection,
+    keys: Connection,
+    dormant: Connection,
+}
+
+impl Files {
+    fn all(&self) -> [&Connection; 3] {
+        [&self.dormant, &self.keys, &self.data]
+    }
+}
+
 fn writer_loop(
-    mut data: Connection,
-    mut keys: Connection,
+    mut files: Files,
     receiver: mpsc::Receiver<Message>,
     max_batch: usize,
     batches: &AtomicU64,
@@ -305,16 +357,17 @@ fn writer_loop(
             next = if batch.len() < max_batch { receiver.try_recv().ok() } else { None };
         }
         if !batch.is_empty() {
-            run_batch(&mut data, &mut keys, batch, batches, jobs);
+            run_batch(&mut files, batch, batches, jobs);
         }
         for reply in checkpoints {
-            let result = checkpoint(&data).and_then(|()| checkpoint(&keys));
+            let result = files.all().into_iter().try_for_each(checkpoint);
             let _ = reply.send(result);
         }
     }
     // Shutting down: leave no WAL frames behind.
-    let _ = checkpoint(&data);
-    let _ = checkpoint(&keys);
+    for conn in files.all() {
+        let _ = checkpoint(conn);
+    }
 }
 
 /// Every half second, copies committed WAL frames into the database files
@@ -326,8 +379,10 @@ fn writer_loop(
 fn start_checkpointer(config: &SqliteConfig) -> Result<(mpsc::Sender<()>, thread::JoinHandle<()>)> {
     let data = open_connection(&config.data_file, false)?;
     let keys = open_connection(&config.key_file, false)?;
-    data.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-    keys.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    let dormant = open_connection(&config.dormant_file, false)?;
+    for conn in [&data, &keys, &dormant] {
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
+    }
     let (stop, stopped) = mpsc::channel::<()>();
     let handle = thread::Builder::new()
         .name("custos-checkpoint".into())
@@ -337,7 +392,7 @@ fn start_checkpointer(config: &SqliteConfig) -> Result<(mpsc::Sender<()>, thread
             {
                 tick = tick.wrapping_add(1);
                 let mode = if tick.is_multiple_of(10) { "TRUNCATE" } else { "PASSIVE" };
-                for conn in [&data, &keys] {
+                for conn in [&data, &keys, &dormant] {
                     // A busy writer or reader makes a checkpoint give up
                     // early; the next tick tries again.
                     if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
@@ -350,16 +405,25 @@ fn start_checkpointer(config: &SqliteConfig) -> Result<(mpsc::Sender<()>, thread
     Ok((stop, handle))
 }
 
+/// Copies the whole WAL back and truncates it; an error when a reader kept
+/// it from finishing (frames would stay behind in the `-wal` file).
 fn checkpoint(conn: &Connection) -> Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    if busy != 0 {
+        return Err(StoreError::Database("a reader kept the checkpoint from finishing; try again".into()));
+    }
     Ok(())
 }
 
-fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>, batches: &AtomicU64, jobs: &AtomicU64) {
-    let begun = data.execute_batch("BEGIN IMMEDIATE").and_then(|()| keys.execute_batch("BEGIN IMMEDIATE"));
+fn run_batch(files: &mut Files, batch: Vec<Job>, batches: &AtomicU64, jobs: &AtomicU64) {
+    let rollback = |files: &Files| {
+        for conn in files.all() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+    };
+    let begun = files.all().into_iter().try_for_each(|c| c.execute_batch("BEGIN IMMEDIATE"));
     if let Err(e) = begun {
-        let _ = data.execute_batch("ROLLBACK");
-        let _ = keys.execute_batch("ROLLBACK");
+        rollback(files);
         let error = StoreError::from(e);
         for job in batch {
             // Each job still gets an answer: the failure of the batch.
@@ -368,11 +432,12 @@ fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>, batc
         return;
     }
     let completions: Vec<Completion> = {
-        let mut w = WriteTx::new(data, keys);
+        let mut w = WriteTx::new(&files.data, &files.keys, &files.dormant);
         batch.into_iter().map(|job| job(Some(&mut w))).collect()
     };
-    // Keys first: see the module comment for why this order is safe.
-    let committed = keys.execute_batch("COMMIT").and_then(|()| data.execute_batch("COMMIT"));
+    // Dormant store, keys, data: see the module comment for why this order
+    // is safe.
+    let committed = files.all().into_iter().try_for_each(|c| c.execute_batch("COMMIT"));
     match committed {
         Ok(()) => {
             // Count before answering, so a caller that reads the counters
@@ -383,8 +448,7 @@ fn run_batch(data: &mut Connection, keys: &mut Connection, batch: Vec<Job>, batc
         }
         Err(e) => {
             tracing::error!(error = %e, "group commit failed");
-            let _ = data.execute_batch("ROLLBACK");
-            let _ = keys.execute_batch("ROLLBACK");
+            rollback(files);
             let error = StoreError::from(e);
             completions.into_iter().for_each(|c| c(Some(&error)));
         }

@@ -17,7 +17,13 @@ impl Folder {
     }
 
     fn config(&self) -> SqliteConfig {
-        SqliteConfig { data_file: self.0.join("data.db"), key_file: self.0.join("keys.db"), readers: 2, max_batch: 256 }
+        SqliteConfig {
+            data_file: self.0.join("data.db"),
+            key_file: self.0.join("keys.db"),
+            dormant_file: self.0.join("dormant.db"),
+            readers: 2,
+            max_batch: 256,
+        }
     }
 }
 

@@ -8,10 +8,11 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::rows::*;
 use crate::{Result, StoreError};
 
-/// The write side: both files, inside the batch's transactions.
+/// The write side: all three files, inside the batch's transactions.
 pub struct WriteTx<'c> {
-    data: &'c Connection,
-    keys: &'c Connection,
+    pub(super) data: &'c Connection,
+    pub(super) keys: &'c Connection,
+    pub(super) dormant: &'c Connection,
 }
 
 impl std::fmt::Debug for WriteTx<'_> {
@@ -22,8 +23,8 @@ impl std::fmt::Debug for WriteTx<'_> {
 
 /// The read side: a snapshot of both files.
 pub struct ReadTx<'c> {
-    data: &'c Connection,
-    keys: &'c Connection,
+    pub(super) data: &'c Connection,
+    pub(super) keys: &'c Connection,
 }
 
 impl std::fmt::Debug for ReadTx<'_> {
@@ -129,8 +130,8 @@ impl<'c> ReadTx<'c> {
 }
 
 impl<'c> WriteTx<'c> {
-    pub(crate) fn new(data: &'c Connection, keys: &'c Connection) -> WriteTx<'c> {
-        WriteTx { data, keys }
+    pub(crate) fn new(data: &'c Connection, keys: &'c Connection, dormant: &'c Connection) -> WriteTx<'c> {
+        WriteTx { data, keys, dormant }
     }
 
     /// Runs one job inside a savepoint on both files: its changes are
@@ -150,9 +151,14 @@ impl<'c> WriteTx<'c> {
             let _ = end(self.data, false);
             return Err(e.into());
         }
+        if let Err(e) = run(self.dormant, "SAVEPOINT job") {
+            let _ = end(self.data, false);
+            let _ = end(self.keys, false);
+            return Err(e.into());
+        }
         let outcome = job(self);
         let ok = outcome.is_ok();
-        let ended = end(self.data, ok).and_then(|()| end(self.keys, ok));
+        let ended = end(self.data, ok).and_then(|()| end(self.keys, ok)).and_then(|()| end(self.dormant, ok));
         match (outcome, ended) {
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) => Err(e),
@@ -789,7 +795,7 @@ fn subject_row(r: &Row<'_>) -> rusqlite::Result<SubjectRow> {
     })
 }
 
-fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
+pub(super) fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
     Ok(ItemRow {
         subject_id: r.get(0)?,
         item: r.get(1)?,

@@ -1,0 +1,900 @@
+//! The lifecycle executors: the plans of `custos_core::lifecycle` carried
+//! out in store jobs, each with its audit entry in the same job.
+//!
+//! - dormancy: notices queued in the outbox, members moved to the dormant
+//!   store (items sealed again under a dormant key wrapped by a key of its
+//!   own), released on a counted event, destroyed when their time is up;
+//! - account deletion: the profile and dormant keys, items and blind
+//!   indexes destroyed at once; the row stays as a tombstone of ids while
+//!   records under a statutory hold remain;
+//! - statutory holds: records deleted on their expiry date, their hold keys
+//!   destroyed when the last record they could hold expires;
+//! - every destruction leaves a certificate in the audit log (operation
+//!   `destroy`: what, when, under which rule), and is followed by a scrub:
+//!   a WAL checkpoint that truncates the logs (`secure_delete` zeroes the
+//!   freed pages), so nothing of it stays in a file of the data folder.
+//!
+//! Runs are idempotent (each step records its state, so a second run at
+//! the same moment finds nothing to do) and hold a lease, so two runners
+//! (two nodes, or `custos jobs run` beside `custos serve`) never do the
+//! same work.
+
+use std::collections::BTreeMap;
+
+use custos_core::lifecycle::{self, Member, Status, Step};
+use custos_core::policy::Policy;
+use custos_core::policy::model::{Dormancy, RecordClass, RecordStart};
+use custos_store::{ItemRow, KeyRow, LifecycleRow, OutboxRow, StoreError, WriteTx};
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::crypto::{Aad, DORMANT_SCOPE};
+use crate::gate::DORMANT;
+use crate::ids::new_id;
+use crate::subjects::Caller;
+use crate::{Engine, EngineError, Result, stamp};
+
+/// Members handled per store job by a sweep.
+const PAGE: u32 = 500;
+/// Records deleted per store job.
+const RECORD_PAGE: u32 = 5_000;
+/// How long a runner holds the lifecycle lease without renewing it.
+const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
+const LEASE_NAME: &str = "lifecycle";
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct JobReport {
+    /// `false` when another runner holds the lease: nothing was done.
+    pub ran: bool,
+    pub notified: u64,
+    pub made_dormant: u64,
+    pub released_leftovers: u64,
+    pub destroyed_dormant: u64,
+    pub records_destroyed: u64,
+    pub keys_destroyed: u64,
+    pub notices_sent: u64,
+    pub notices_failed: u64,
+    /// Whether the storage engine's logs were scrubbed after destruction.
+    pub scrubbed: bool,
+}
+
+/// How notices leave: an SMTP relay, and the processor it is (when the
+/// relay is a processor of the policy, each message is logged as a
+/// transfer of the items it carries).
+#[derive(Clone, Debug)]
+pub struct MailConfig {
+    pub smtp: crate::mail::SmtpConfig,
+    pub processor: Option<String>,
+}
+
+/// Delivery attempts before a notice is given up as failed.
+const MAX_ATTEMPTS: i64 = 8;
+
+/// The answer to an account deletion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Erasure {
+    pub id: String,
+    pub destroyed_at: String,
+    /// Data keys destroyed (profile, dormant).
+    pub keys_destroyed: usize,
+    pub items_destroyed: usize,
+    /// Records kept under a statutory hold: class, law, count, and the date
+    /// the last of them expires.
+    pub kept: Vec<KeptRecords>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptRecords {
+    pub class: String,
+    pub law: String,
+    pub read_purpose: String,
+    pub count: usize,
+    pub until: Option<String>,
+}
+
+/// The scheduler's audit identity.
+fn system_entry(
+    at: &str,
+    operation: &str,
+    subject: Option<&str>,
+    items: String,
+    outcome: String,
+    version: &str,
+) -> custos_core::audit::Entry {
+    custos_core::audit::Entry {
+        at: at.to_owned(),
+        actor: "custos".into(),
+        role: "scheduler".into(),
+        operation: operation.to_owned(),
+        purpose: None,
+        subject: subject.map(str::to_owned),
+        items,
+        outcome,
+        policy_version: version.to_owned(),
+    }
+}
+
+fn parse_ts(s: &str) -> Option<Timestamp> {
+    s.parse().ok()
+}
+
+fn roles_of(row: &LifecycleRow) -> Vec<String> {
+    row.roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
+}
+
+/// The core's view of a stored member (`None` when a stored time is
+/// unreadable: such a row is skipped and logged, never guessed).
+fn member_of<'a>(row: &'a LifecycleRow, roles: &'a [String]) -> Option<Member<'a>> {
+    let status = match row.status.as_str() {
+        "active" => Status::Active,
+        DORMANT => Status::Dormant,
+        _ => return None,
+    };
+    Some(Member {
+        id: &row.id,
+        kind: &row.kind,
+        status,
+        last_activity: parse_ts(&row.last_activity_at)?,
+        notified_at: row.notified_at.as_deref().and_then(parse_ts),
+        dormant_at: row.dormant_at.as_deref().and_then(parse_ts),
+        roles,
+    })
+}
+
+fn db(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// The rule's name in a certificate.
+fn dormancy_rule(rule: &Dormancy) -> String {
+    format!("retention.dormancy ({} inactive, destroyed {} after)", rule.inactive_for, rule.destroy_after)
+}
+
+fn hold_rule(class: &RecordClass) -> String {
+    format!("record_classes.{} ({}, {} from {})", class.id, class.law, class.retain_for, class.from.as_str())
+}
+
+impl Engine {
+    /// Runs every lifecycle job once at `now`: dormancy notices, moves and
+    /// destruction, leftovers of interrupted releases, expired records and
+    /// their keys, then the scrub. `holder` names this runner for the lease.
+    pub async fn run_jobs(&self, now: Timestamp, holder: &str) -> Result<JobReport> {
+        let mut report = JobReport::default();
+        if !self.take_lease(holder, now).await? {
+            return Ok(report);
+        }
+        report.ran = true;
+        let outcome = self.run_jobs_leased(now, holder, &mut report).await;
+        let release = {
+            let holder = holder.to_owned();
+            self.write_job(move |tx| tx.release_lease(LEASE_NAME, &holder)).await
+        };
+        outcome?;
+        release?;
+        Ok(report)
+    }
+
+    async fn run_jobs_leased(&self, now: Timestamp, holder: &str, report: &mut JobReport) -> Result<()> {
+        let policy = self.policy();
+        if let Some(rule) = policy.retention.dormancy.clone() {
+            self.sweep_active(&rule, now, report).await?;
+            self.take_lease(holder, now).await?;
+            self.sweep_dormant(&rule, now, report).await?;
+        }
+        self.purge_leftovers(now, report).await?;
+        self.take_lease(holder, now).await?;
+        self.sweep_records(now, report).await?;
+        self.deliver_outbox(now, report).await?;
+        if report.destroyed_dormant + report.records_destroyed + report.keys_destroyed + report.made_dormant > 0 {
+            report.scrubbed = self.scrub().await.is_ok();
+        }
+        Ok(())
+    }
+
+    /// Takes or renews the lifecycle lease for `holder` (ten minutes from
+    /// `now`); `false` while another holder's lease runs. `run_jobs` does
+    /// this itself; exposed for operators' tooling and tests.
+    pub async fn take_lease(&self, holder: &str, now: Timestamp) -> Result<bool> {
+        let (holder, at) = (holder.to_owned(), stamp(now));
+        let until = stamp(now.checked_add(LEASE).unwrap_or(now));
+        let taken = self.write_job(move |tx| tx.acquire_lease(LEASE_NAME, &holder, &at, &until)).await?;
+        Ok(taken)
+    }
+
+    /// Checkpoints every file and truncates its log, so that destroyed keys
+    /// and ciphertext leave no copy behind in a `-wal` file. A reader can
+    /// keep a checkpoint from finishing; it is tried a few times.
+    pub async fn scrub(&self) -> Result<()> {
+        let mut last = None;
+        for _ in 0..5 {
+            let store = self.inner.store.clone();
+            match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => last = Some(EngineError::from(e)),
+                Err(e) => last = Some(EngineError::Unavailable(e.to_string())),
+            }
+            tokio::task::yield_now().await;
+        }
+        Err(last.unwrap_or_else(|| EngineError::Unavailable("scrub failed".into())))
+    }
+
+    /// Active members: notices due, and moves to the dormant store.
+    async fn sweep_active(&self, rule: &Dormancy, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        // Every member whose notice or dormancy may be due has been
+        // inactive at least this long; a day of slack for the time of day.
+        let lead = rule.notice_before.map(|n| lifecycle::add_span(lifecycle::sub_span(now, rule.inactive_for), n));
+        let until = lead.unwrap_or_else(|| lifecycle::sub_span(now, rule.inactive_for));
+        let until = stamp(until.checked_add(jiff::SignedDuration::from_hours(48)).unwrap_or(until));
+        let mut cursor = (String::new(), String::new());
+        loop {
+            let (rule_c, policy, keyring, at, until_c, after) =
+                (rule.clone(), self.policy(), self.inner.keyring.clone(), stamp(now), until.clone(), cursor.clone());
+            let (rows, notified, moved) = self
+                .write_job(move |tx| {
+                    let rows = tx.active_members_until(&until_c, (&after.0, &after.1), PAGE)?;
+                    let (mut notified, mut moved) = (0u64, 0u64);
+                    for row in &rows {
+                        let roles = roles_of(row);
+                        let Some(member) = member_of(row, &roles) else {
+                            tracing::error!(subject = %row.id, "a lifecycle time does not parse; skipped");
+                            continue;
+                        };
+                        match lifecycle::step(&rule_c, &member, now) {
+                            Some(Step::Notify { dormant_on }) => {
+                                queue_notice(tx, &policy, &row.id, dormant_on, &at)?;
+                                notified += 1;
+                            }
+                            Some(Step::MakeDormant) => {
+                                make_dormant(tx, &policy, &keyring, &rule_c, &row.id, &at)?;
+                                moved += 1;
+                            }
+                            _ => {}
+                        }
+                    }
+                    let last = rows.last().map(|r| (r.last_activity_at.clone(), r.id.clone()));
+                    Ok((last, notified, moved))
+                })
+                .await?;
+            report.notified += notified;
+            report.made_dormant += moved;
+            match rows {
+                Some(last) => cursor = last,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Dormant members whose destruction is due.
+    async fn sweep_dormant(&self, rule: &Dormancy, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let until = lifecycle::sub_span(now, rule.destroy_after);
+        let until = stamp(until.checked_add(jiff::SignedDuration::from_hours(48)).unwrap_or(until));
+        let mut cursor = (String::new(), String::new());
+        loop {
+            let (rule_c, policy, at, until_c, after) =
+                (rule.clone(), self.policy(), stamp(now), until.clone(), cursor.clone());
+            let (last, destroyed) = self
+                .write_job(move |tx| {
+                    let rows = tx.dormant_members_until(&until_c, (&after.0, &after.1), PAGE)?;
+                    let mut destroyed = 0u64;
+                    for row in &rows {
+                        let roles = roles_of(row);
+                        let Some(member) = member_of(row, &roles) else { continue };
+                        if let Some(Step::Destroy { since }) = lifecycle::step(&rule_c, &member, now) {
+                            let gone = tx.destroy_subject(&row.id, &at)?;
+                            tx.append_audit(&crate::audit::row(system_entry(
+                                &at,
+                                "destroy",
+                                Some(&row.id),
+                                String::new(),
+                                format!(
+                                    "destroyed: dormant member; keys {}; {} items; {} blind indexes; due {}; rule {}",
+                                    gone.keys.join(" "),
+                                    gone.items + gone.dormant_items,
+                                    gone.indexes,
+                                    stamp(since),
+                                    dormancy_rule(&rule_c)
+                                ),
+                                &policy.meta.version,
+                            )))?;
+                            destroyed += 1;
+                        }
+                    }
+                    Ok((rows.last().map(|r| (r.dormant_at.clone().unwrap_or_default(), r.id.clone())), destroyed))
+                })
+                .await?;
+            report.destroyed_dormant += destroyed;
+            match last {
+                Some(last) => cursor = last,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Dormant copies left by a release interrupted between its two jobs.
+    async fn purge_leftovers(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        loop {
+            let (at, version) = (stamp(now), self.policy().meta.version.clone());
+            let purged = self
+                .write_job(move |tx| {
+                    let ids = tx.orphaned_dormant(PAGE)?;
+                    for id in &ids {
+                        let keys = tx.purge_dormant(id)?;
+                        tx.append_audit(&crate::audit::row(system_entry(
+                            &at,
+                            "dormant_purge",
+                            Some(id),
+                            String::new(),
+                            format!("removed the dormant copy of a released member; keys {}", keys.join(" ")),
+                            &version,
+                        )))?;
+                    }
+                    Ok(ids.len() as u64)
+                })
+                .await?;
+            report.released_leftovers += purged;
+            if purged < u64::from(PAGE) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Records past their hold, and the hold keys whose last record expired.
+    async fn sweep_records(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let today = lifecycle::utc_date(now);
+        let policy = self.policy();
+        for class in &policy.record_classes {
+            let (cutoff, from_deletion) = match class.from {
+                RecordStart::AccountDeletion => (lifecycle::deletion_cutoff(class, today), true),
+                _ => (lifecycle::record_cutoff(class, today), false),
+            };
+            let Some(cutoff) = cutoff else { continue };
+            let cutoff = cutoff.to_string();
+            loop {
+                let (class_c, cutoff_c, at, version) =
+                    (class.clone(), cutoff.clone(), stamp(now), policy.meta.version.clone());
+                let (records, keys) = self
+                    .write_job(move |tx| {
+                        let gone = if from_deletion {
+                            tx.expire_records_of_deleted(class_c.id.as_str(), &cutoff_c, RECORD_PAGE)?
+                        } else {
+                            tx.expire_records(class_c.id.as_str(), &cutoff_c, RECORD_PAGE)?
+                        };
+                        let mut by_subject: BTreeMap<&str, usize> = BTreeMap::new();
+                        for (subject, _) in &gone {
+                            *by_subject.entry(subject).or_default() += 1;
+                        }
+                        let mut keys = 0u64;
+                        for (subject, count) in &by_subject {
+                            let mut outcome = format!(
+                                "destroyed: {count} records {} on or before {cutoff_c}; rule {}",
+                                if from_deletion { "of an account deleted" } else { "dated" },
+                                hold_rule(&class_c)
+                            );
+                            if from_deletion {
+                                let removed = tx.remove_key_of(subject, &format!("hold:{}", class_c.id))?;
+                                keys += removed.len() as u64;
+                                if !removed.is_empty() {
+                                    outcome.push_str(&format!("; keys {}", removed.join(" ")));
+                                }
+                            }
+                            tx.append_audit(&crate::audit::row(system_entry(
+                                &at,
+                                "destroy",
+                                Some(subject),
+                                class_c.id.to_string(),
+                                outcome,
+                                &version,
+                            )))?;
+                        }
+                        Ok((gone.len() as u64, keys))
+                    })
+                    .await?;
+                report.records_destroyed += records;
+                report.keys_destroyed += keys;
+                if records < u64::from(RECORD_PAGE) {
+                    break;
+                }
+            }
+            if from_deletion {
+                continue;
+            }
+            // Keys of whole months whose every record is expired.
+            let Some(bucket) = cutoff.parse::<jiff::civil::Date>().ok().and_then(lifecycle::last_expired_bucket) else {
+                continue;
+            };
+            let (low, high) = (format!("hold:{}:", class.id), format!("hold:{}:{bucket}", class.id));
+            loop {
+                let (class_c, at, version, low_c, high_c) =
+                    (class.clone(), stamp(now), policy.meta.version.clone(), low.clone(), high.clone());
+                let removed = self
+                    .write_job(move |tx| {
+                        let keys = tx.remove_keys_in_scopes(&low_c, &high_c, RECORD_PAGE)?;
+                        for key in &keys {
+                            tx.append_audit(&crate::audit::row(system_entry(
+                                &at,
+                                "destroy",
+                                Some(&key.subject_id),
+                                class_c.id.to_string(),
+                                format!("destroyed: key {} ({}); rule {}", key.id, key.scope, hold_rule(&class_c)),
+                                &version,
+                            )))?;
+                        }
+                        Ok(keys.len() as u64)
+                    })
+                    .await?;
+                report.keys_destroyed += removed;
+                if removed < u64::from(RECORD_PAGE) {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a member's account at once: profile and dormant keys, items
+    /// and blind indexes destroyed in one job with the certificate; held
+    /// records stay readable for their legal purpose until they expire.
+    pub async fn delete_subject(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<Erasure> {
+        use custos_core::authz::{Operation, Target};
+        self.permit(caller, Operation::DeleteSubject, Target::None, None, None, now).await?;
+        let policy = self.policy();
+        let (caller_c, id_c, at) = (caller.clone(), id.to_owned(), stamp(now));
+        let today = lifecycle::utc_date(now);
+        let erasure = self
+            .write_job(move |tx| {
+                let op = Operation::DeleteSubject;
+                let subject = match crate::gate::member(tx, &policy, &caller_c, op, &id_c, None, None, &at)? {
+                    Ok((subject, _)) => subject,
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                let gone = tx.destroy_subject(&subject.id, &at)?;
+                let mut kept = Vec::new();
+                for class in &policy.record_classes {
+                    let dates = tx.record_dates_of(&subject.id, class.id.as_str())?;
+                    if dates.is_empty() {
+                        continue;
+                    }
+                    let until = dates
+                        .iter()
+                        .filter_map(|d| d.parse::<jiff::civil::Date>().ok())
+                        .filter_map(|d| lifecycle::record_expires(class, d, Some(today)))
+                        .max();
+                    kept.push(KeptRecords {
+                        class: class.id.to_string(),
+                        law: class.law.to_string(),
+                        read_purpose: class.read_purpose.to_string(),
+                        count: dates.len(),
+                        until: until.map(|d| d.to_string()),
+                    });
+                }
+                let kept_words: Vec<String> = kept
+                    .iter()
+                    .map(|k| format!("{} {} until {}", k.count, k.class, k.until.as_deref().unwrap_or("?")))
+                    .collect();
+                crate::subjects::Audit {
+                    caller: &caller_c,
+                    operation: "destroy",
+                    purpose: None,
+                    subject: Some(&subject.id),
+                    items: &[],
+                    outcome: &format!(
+                        "destroyed: account deletion; keys {}; {} items; {} blind indexes; rule retention.rules \
+                         account_deletion; kept under holds: {}",
+                        gone.keys.join(" "),
+                        gone.items + gone.dormant_items,
+                        gone.indexes,
+                        if kept_words.is_empty() { "none".to_owned() } else { kept_words.join(", ") }
+                    ),
+                    at: &at,
+                    policy_version: &policy.meta.version,
+                }
+                .append(tx)?;
+                Ok(Ok(Erasure {
+                    id: subject.id,
+                    destroyed_at: at.clone(),
+                    keys_destroyed: gone.keys.len(),
+                    items_destroyed: gone.items + gone.dormant_items,
+                    kept,
+                }))
+            })
+            .await??;
+        // The scrub runs after the answer is durable; a busy reader can
+        // delay it to the next scheduled run, never undo the destruction.
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = engine.scrub().await {
+                tracing::warn!(error = %e, "scrub after an erasure deferred to the next job run");
+            }
+        });
+        Ok(erasure)
+    }
+
+    /// Releases a dormant member (a counted event such as a login): the
+    /// items come back under the profile key in one job, the dormant copy
+    /// goes in the next.
+    pub(crate) async fn release_dormant(&self, id: &str, event: &str, now: Timestamp) -> Result<()> {
+        let (id_c, at, keyring, version) =
+            (id.to_owned(), stamp(now), self.inner.keyring.clone(), self.policy().meta.version.clone());
+        let event = event.to_owned();
+        let released = self
+            .write_job(move |tx| {
+                let Some(subject) = tx.subject(&id_c)? else { return Ok(false) };
+                if subject.status != DORMANT {
+                    return Ok(false);
+                }
+                let rows = tx.dormant_items(&id_c)?;
+                let dormant_key = tx.key_for(&id_c, DORMANT_SCOPE)?;
+                let profile = tx.key(&subject.profile_key)?;
+                let (Some(dormant_key), Some(profile)) = (dormant_key, profile) else {
+                    if rows.is_empty() {
+                        // Nothing was kept (no items): only the status moves.
+                        tx.release_from_dormant(&id_c, &[], &at)?;
+                        return Ok(true);
+                    }
+                    return Err(StoreError::Database(format!("the keys of dormant subject {id_c} are missing")));
+                };
+                let items = reseal(&keyring, &id_c, &rows, &dormant_key, &profile)?;
+                tx.release_from_dormant(&id_c, &items, &at)?;
+                tx.append_audit(&crate::audit::row(system_entry(
+                    &at,
+                    "dormant_release",
+                    Some(&id_c),
+                    items.iter().map(|i| i.item.as_str()).collect::<Vec<_>>().join(","),
+                    format!("released by {event}"),
+                    &version,
+                )))?;
+                Ok(true)
+            })
+            .await?;
+        if released {
+            let id_c = id.to_owned();
+            self.write_job(move |tx| tx.purge_dormant(&id_c).map(|_| ())).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Seals `rows` (under `from`) again under `to`, for the same owner.
+fn reseal(
+    keyring: &crate::crypto::Keyring,
+    owner: &str,
+    rows: &[ItemRow],
+    from: &KeyRow,
+    to: &KeyRow,
+) -> Result<Vec<ItemRow>, StoreError> {
+    let from_key = keyring.unwrap_scoped(&from.scope, &from.id, &from.wrapped).map_err(db)?;
+    let to_key = keyring.unwrap_scoped(&to.scope, &to.id, &to.wrapped).map_err(db)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let plain = from_key
+            .open(&Aad { owner, field: &row.item, key_id: &from.id, key_version: row.key_version }, &row.value)
+            .map_err(db)?;
+        let value = to_key
+            .seal(&Aad { owner, field: &row.item, key_id: &to.id, key_version: to.version }, &plain)
+            .map_err(db)?;
+        out.push(ItemRow { value, key_version: to.version, ..row.clone() });
+    }
+    Ok(out)
+}
+
+/// Queues the dormancy notice and records it, with its audit entry.
+fn queue_notice(
+    tx: &mut WriteTx<'_>,
+    policy: &Policy,
+    id: &str,
+    dormant_on: Timestamp,
+    at: &str,
+) -> Result<(), StoreError> {
+    let body = serde_json::json!({
+        "dormant_on": stamp(dormant_on),
+        "policy_version": policy.meta.version,
+    });
+    tx.insert_outbox(&OutboxRow {
+        kind: "dormancy_notice".into(),
+        subject: Some(id.to_owned()),
+        body: body.to_string(),
+        created_at: at.to_owned(),
+    })?;
+    tx.set_notified(id, at)?;
+    tx.append_audit(&crate::audit::row(system_entry(
+        at,
+        "dormancy_notice",
+        Some(id),
+        String::new(),
+        format!("queued: dormant on {}", stamp(dormant_on)),
+        &policy.meta.version,
+    )))?;
+    Ok(())
+}
+
+/// Moves one member to the dormant store under a new dormant key.
+fn make_dormant(
+    tx: &mut WriteTx<'_>,
+    policy: &Policy,
+    keyring: &crate::crypto::Keyring,
+    rule: &Dormancy,
+    id: &str,
+    at: &str,
+) -> Result<(), StoreError> {
+    let Some(subject) = tx.subject(id)? else { return Ok(()) };
+    let rows = tx.items(id, &[])?;
+    let dormant_key = match tx.key_for(id, DORMANT_SCOPE)? {
+        // A key left by an interrupted move is reused.
+        Some(k) => k,
+        None => {
+            let key_id = new_id("key").map_err(db)?;
+            let (_, wrapped) = keyring.new_dormant_key(&key_id).map_err(db)?;
+            let row = KeyRow {
+                id: key_id,
+                subject_id: id.to_owned(),
+                scope: DORMANT_SCOPE.into(),
+                version: 1,
+                wrapped,
+                created_at: at.to_owned(),
+            };
+            tx.insert_key(&row)?;
+            row
+        }
+    };
+    let items = if rows.is_empty() {
+        Vec::new()
+    } else {
+        let profile = tx
+            .key(&subject.profile_key)?
+            .ok_or_else(|| StoreError::Database(format!("the profile key of subject {id} is missing")))?;
+        reseal(keyring, id, &rows, &profile, &dormant_key)?
+    };
+    tx.move_to_dormant(id, &items, at)?;
+    tx.append_audit(&crate::audit::row(system_entry(
+        at,
+        "dormant_move",
+        Some(id),
+        items.iter().map(|i| i.item.as_str()).collect::<Vec<_>>().join(","),
+        format!("moved to the dormant store under key {}; rule {}", dormant_key.id, dormancy_rule(rule)),
+        &policy.meta.version,
+    )))?;
+    Ok(())
+}
+
+impl Engine {
+    /// Delivers the notifications due to one member each (dormancy
+    /// notices) through the configured SMTP relay: the address is read
+    /// (audited, with the transfer to the relay's processor) in one job,
+    /// the message sent outside any job, its outcome recorded in another.
+    /// Failures are retried with a growing delay, up to eight attempts.
+    async fn deliver_outbox(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let Some(mail) = self.inner.mail.clone() else { return Ok(()) };
+        let sender = crate::mail::SmtpSender::new(mail.smtp.clone());
+        let at = stamp(now);
+        let due = {
+            let at = at.clone();
+            self.write_job(move |tx| tx.due_outbox(&at, 1_000)).await?
+        };
+        for entry in due {
+            let Some(subject) = entry.subject.clone() else { continue };
+            let address = self.notice_address(&subject, &entry.kind, mail.processor.as_deref(), now).await?;
+            let outcome = match address {
+                None => Err(crate::mail::MailError::Permanent("no e-mail address on file".into())),
+                Some(to) => {
+                    let message = notice_message(&self.policy(), &entry.kind, &entry.body, to);
+                    sender.send(&message).await
+                }
+            };
+            let (seq, attempts, at_c) = (entry.seq, entry.attempts + 1, at.clone());
+            match outcome {
+                Ok(()) => {
+                    self.write_job(move |tx| tx.outbox_delivered(seq, &at_c)).await?;
+                    report.notices_sent += 1;
+                }
+                Err(e) => {
+                    let (retry, reason) = match &e {
+                        crate::mail::MailError::Transient(r) => (attempts < MAX_ATTEMPTS, r.clone()),
+                        crate::mail::MailError::Permanent(r) => (false, r.clone()),
+                    };
+                    // 5 minutes, doubling: 5, 10, 20 … minutes.
+                    let next = retry.then(|| {
+                        let wait = jiff::SignedDuration::from_mins(5 * (1i64 << (attempts - 1).clamp(0, 10)));
+                        stamp(now.checked_add(wait).unwrap_or(now))
+                    });
+                    tracing::warn!(seq, attempts, retry, reason = %reason, "notice not delivered");
+                    let gave_up = next.is_none();
+                    self.write_job(move |tx| tx.outbox_attempt_failed(seq, &at_c, next.as_deref(), &reason)).await?;
+                    if gave_up {
+                        report.notices_failed += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The member's e-mail address for a notice, read in a job with its
+    /// audit entry (and the transfer to the relay, when it is a
+    /// processor). `None` when the member has none (or is gone).
+    async fn notice_address(
+        &self,
+        subject: &str,
+        kind: &str,
+        processor: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Option<String>> {
+        let policy = self.policy();
+        let emails: Vec<String> = policy
+            .items
+            .iter()
+            .filter(|i| i.kind == custos_core::policy::model::ItemType::Email)
+            .map(|i| i.id.to_string())
+            .collect();
+        let transfer = processor
+            .and_then(|p| policy.processors.iter().find(|x| x.id.as_str() == p))
+            .map(|p| format!("; transfer to processor {} ({})", p.id, p.name));
+        let (subject_c, kind_c, at, version) =
+            (subject.to_owned(), kind.to_owned(), stamp(now), policy.meta.version.clone());
+        let found = self
+            .write_job(move |tx| {
+                let Some(row) = tx.subject(&subject_c)? else { return Ok(None) };
+                let (rows, key) = if row.status == DORMANT {
+                    (tx.dormant_items(&subject_c)?, tx.key_for(&subject_c, DORMANT_SCOPE)?)
+                } else {
+                    (tx.items(&subject_c, &[])?, tx.key(&row.profile_key)?)
+                };
+                let Some(item) = rows.into_iter().find(|r| emails.contains(&r.item)) else { return Ok(None) };
+                let Some(key) = key else { return Ok(None) };
+                tx.append_audit(&crate::audit::row(system_entry(
+                    &at,
+                    "notify",
+                    Some(&subject_c),
+                    item.item.clone(),
+                    format!("read to deliver {kind_c} by e-mail{}", transfer.unwrap_or_default()),
+                    &version,
+                )))?;
+                Ok(Some((item, key)))
+            })
+            .await?;
+        let Some((item, key)) = found else { return Ok(None) };
+        let data_key = self.inner.keyring.unwrap_scoped(&key.scope, &key.id, &key.wrapped)?;
+        let plain = data_key.open(
+            &Aad { owner: subject, field: &item.item, key_id: &key.id, key_version: item.key_version },
+            &item.value,
+        )?;
+        Ok(String::from_utf8(plain.to_vec()).ok())
+    }
+}
+
+/// The text of a notice, from the policy's own words.
+fn notice_message(policy: &Policy, kind: &str, body: &str, to: String) -> crate::mail::Message {
+    let facts: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let date = facts.get("dormant_on").and_then(|v| v.as_str()).unwrap_or("soon");
+    let (subject, text) = match (kind, &policy.retention.dormancy) {
+        ("dormancy_notice", Some(rule)) => (
+            format!("{}: your account will become dormant", policy.meta.title),
+            format!(
+                "Your account has had no activity for almost {}. Unless you sign in before {date}, \
+                 it will be stored separately as a dormant account.\n\n{}\n",
+                rule.inactive_for, rule.description
+            ),
+        ),
+        _ => (format!("{}: notice", policy.meta.title), format!("{kind}\n")),
+    };
+    crate::mail::Message { to, subject, body: text }
+}
+
+/// One event of a forecast.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForecastEvent {
+    /// When it happens (RFC 3339; records expire at the start of their day).
+    pub at: String,
+    /// `notify`, `dormant`, `destroy` (a member) or `records_expire`.
+    pub action: String,
+    pub subject: Option<String>,
+    pub class: Option<String>,
+    /// Records expiring (1 for a member's step).
+    pub count: u64,
+}
+
+impl Engine {
+    /// What the policy will do to the current data from `now` until
+    /// `until`, if no member is active again: notices, moves to the dormant
+    /// store, destructions and expiring records. Reads ids and dates only,
+    /// changes nothing.
+    pub async fn simulate(&self, now: Timestamp, until: Timestamp) -> Result<Vec<ForecastEvent>> {
+        let policy = self.policy();
+        let mut events = Vec::new();
+        if let Some(rule) = policy.retention.dormancy.clone() {
+            let slack = jiff::SignedDuration::from_hours(48);
+            let lead =
+                rule.notice_before.map(|n| lifecycle::add_span(lifecycle::sub_span(until, rule.inactive_for), n));
+            let active_until = lead.unwrap_or_else(|| lifecycle::sub_span(until, rule.inactive_for));
+            let active_until = stamp(active_until.checked_add(slack).unwrap_or(active_until));
+            let dormant_until = lifecycle::sub_span(until, rule.destroy_after);
+            let dormant_until = stamp(dormant_until.checked_add(slack).unwrap_or(dormant_until));
+            for dormant in [false, true] {
+                let mut cursor = (String::new(), String::new());
+                loop {
+                    let (after, bound) =
+                        (cursor.clone(), if dormant { dormant_until.clone() } else { active_until.clone() });
+                    let rows = self
+                        .inner
+                        .store
+                        .read(move |r| {
+                            if dormant {
+                                r.dormant_members_until(&bound, (&after.0, &after.1), 5_000)
+                            } else {
+                                r.active_members_until(&bound, (&after.0, &after.1), 5_000)
+                            }
+                        })
+                        .await?;
+                    let Some(last) = rows.last() else { break };
+                    cursor = if dormant {
+                        (last.dormant_at.clone().unwrap_or_default(), last.id.clone())
+                    } else {
+                        (last.last_activity_at.clone(), last.id.clone())
+                    };
+                    for row in &rows {
+                        let roles = roles_of(row);
+                        let Some(member) = member_of(row, &roles) else { continue };
+                        for (at, step) in lifecycle::forecast(&rule, &member, now) {
+                            if at > until {
+                                break;
+                            }
+                            events.push(ForecastEvent {
+                                at: stamp(at),
+                                action: step.as_str().into(),
+                                subject: Some(row.id.clone()),
+                                class: None,
+                                count: 1,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let today = lifecycle::utc_date(now);
+        let last_day = lifecycle::utc_date(until);
+        let mut cursor = (String::new(), String::new());
+        loop {
+            let after = cursor.clone();
+            let groups = self.inner.store.read(move |r| r.record_dates((&after.0, &after.1), 10_000)).await?;
+            let Some(last) = groups.last() else { break };
+            cursor = (last.0.clone(), last.1.clone());
+            for (class, date, count) in groups {
+                let (Some(c), Ok(d)) = (policy.record_class_by_str(&class), date.parse::<jiff::civil::Date>()) else {
+                    continue;
+                };
+                if c.from == RecordStart::AccountDeletion {
+                    continue;
+                }
+                if let Some(expires) = lifecycle::record_expires(c, d, None)
+                    && expires <= last_day
+                {
+                    events.push(records_event(expires.max(today), &class, None, count));
+                }
+            }
+        }
+        for class in policy.record_classes.iter().filter(|c| c.from == RecordStart::AccountDeletion) {
+            let id = class.id.to_string();
+            let rows = self.inner.store.read(move |r| r.deleted_subjects_with_records(&id)).await?;
+            for (subject, deleted_at, count) in rows {
+                let deleted_on = deleted_at.as_deref().and_then(parse_ts).map(lifecycle::utc_date);
+                if let Some(expires) = deleted_on.and_then(|d| lifecycle::record_expires(class, d, Some(d)))
+                    && expires <= last_day
+                {
+                    events.push(records_event(expires.max(today), class.id.as_str(), Some(subject), count));
+                }
+            }
+        }
+        events.sort_by(|a, b| (&a.at, &a.action, &a.subject, &a.class).cmp(&(&b.at, &b.action, &b.subject, &b.class)));
+        Ok(events)
+    }
+}
+
+fn records_event(on: jiff::civil::Date, class: &str, subject: Option<String>, count: i64) -> ForecastEvent {
+    ForecastEvent {
+        at: format!("{on}T00:00:00Z"),
+        action: "records_expire".into(),
+        subject,
+        class: Some(class.to_owned()),
+        count: u64::try_from(count).unwrap_or(0),
+    }
+}
