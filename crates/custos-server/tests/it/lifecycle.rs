@@ -487,3 +487,50 @@ async fn after_destruction_no_byte_of_the_member_or_their_keys_is_on_disk() {
     let stays_secrets = secrets_of(&app, &stays);
     assert_eq!(found_on_disk(&data, &stays_secrets).len(), stays_secrets.len());
 }
+
+// --- the command line ---------------------------------------------------------
+
+fn custos(dir: &Scratch, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .args(args)
+        .env_clear()
+        .env("CUSTOS_ROOT_KEY_FILE", dir.0.join("root.key"))
+        .current_dir(&dir.0)
+        .output()
+        .expect("the custos binary runs");
+    let text = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap();
+    (out.status.success(), text(&out.stdout), text(&out.stderr))
+}
+
+#[tokio::test]
+async fn jobs_run_and_simulate_from_the_command_line() {
+    let app = TestApp::new("lifecycle-cli").await;
+    let member = operator(&app, "cli@example.com", "+82 10 5555 0901").await;
+    add_record(&app, &member, "service_visitation_records", "2024-05-15", "visit").await;
+    let TestApp { router, engine, clock, key: _, dir } = app;
+    drop((router, engine, clock));
+
+    let (ok, out, err) =
+        custos(&dir, &["simulate", "--data-dir", "data", "--now", "2024-06-01", "--until", "2025-12-31"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[1].starts_with("2024-08-15T00:00:00Z   records_expire"), "{out}");
+    assert!(lines[2].starts_with("2025-05-02T00:00:00Z   notify") && lines[2].contains(&member), "{out}");
+    assert!(lines[3].starts_with("2025-06-01T00:00:00Z   dormant"), "{out}");
+    assert_eq!(lines[4], "3 events until 2026-01-01T00:00:00Z; nothing was changed", "{out}");
+    let (ok, json, _) =
+        custos(&dir, &["simulate", "--data-dir", "data", "--now", "2024-06-01", "--until", "2025-12-31", "--json"]);
+    assert!(ok);
+    let first: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(first["action"], "records_expire");
+
+    let (ok, out, err) = custos(&dir, &["jobs", "run", "--data-dir", "data", "--now", "2025-05-02"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("dormancy notices queued: 1") && out.contains("records destroyed: 1"), "{out}");
+    let (ok, again, _) = custos(&dir, &["jobs", "run", "--data-dir", "data", "--now", "2025-05-02"]);
+    assert!(ok);
+    assert!(again.contains("dormancy notices queued: 0") && again.contains("records destroyed: 0"), "{again}");
+    let (ok, _, err) = custos(&dir, &["jobs", "run", "--data-dir", "data", "--now", "next tuesday"]);
+    assert!(!ok);
+    assert!(err.contains("--now: \"next tuesday\" is not a date (YYYY-MM-DD) or an RFC 3339 time"), "{err}");
+}
