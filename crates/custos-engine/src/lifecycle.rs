@@ -555,6 +555,16 @@ impl Engine {
     }
 }
 
+/// Whether a dormant member's destruction is due at `now` (the sweep may
+/// not have run yet).
+pub(crate) fn destruction_due(tx: &WriteTx<'_>, policy: &Policy, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+    let (Some(rule), Some(row)) = (&policy.retention.dormancy, tx.lifecycle_of(id)?) else { return Ok(false) };
+    let roles = roles_of(&row);
+    Ok(member_of(&row, &roles)
+        .and_then(|m| lifecycle::step(rule, &m, now))
+        .is_some_and(|s| matches!(s, Step::Destroy { .. })))
+}
+
 /// Seals `rows` (under `from`) again under `to`, for the same owner.
 fn reseal(
     keyring: &crate::crypto::Keyring,

@@ -493,6 +493,12 @@ impl Engine {
                 // A dormant member (read with the dormant-lookup privilege)
                 // is read from the dormant store, under the dormant key.
                 let (rows, key) = if subject.status == gate::DORMANT {
+                    // Past its destruction date a dormant member is not
+                    // read, even if the sweep has not run yet.
+                    if crate::lifecycle::destruction_due(tx, policy, &subject.id, now)? {
+                        audit(tx, Some(&subject.id), &[], "denied: destruction due")?;
+                        return Ok(Err(EngineError::NotFound));
+                    }
                     let rows = tx.dormant_items(&subject.id)?;
                     let rows = rows.into_iter().filter(|r| names.contains(&r.item.as_str())).collect();
                     (rows, tx.key_for(&subject.id, crate::crypto::DORMANT_SCOPE)?)

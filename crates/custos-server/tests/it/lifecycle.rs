@@ -534,3 +534,21 @@ async fn jobs_run_and_simulate_from_the_command_line() {
     assert!(!ok);
     assert!(err.contains("--now: \"next tuesday\" is not a date (YYYY-MM-DD) or an RFC 3339 time"), "{err}");
 }
+
+#[tokio::test]
+async fn a_dormant_member_is_not_read_past_their_destruction_date_even_before_the_sweep() {
+    let w = world("lifecycle-due").await;
+    let app = &w.app;
+    let head = app.enrol_staff("head@example.com", "head_admin", Some(&w.service)).await;
+    jobs(app, "2025-05-02T00:00:00Z").await;
+    assert_eq!(jobs(app, "2025-06-01T00:00:00Z").await.made_dormant, 2, "the fan and the unlinked operator");
+    // (A login moves the test clock on to a fresh TOTP step.)
+    app.clock.set(at("2028-05-31T23:58:00Z"));
+    let session = app.login(&head).await;
+    app.clock.set(at("2028-05-31T23:59:59Z"));
+    let (status, body) = read(app, &session, &w.fan).await;
+    assert_eq!(status, 200, "{body} {:?}", audit_outcomes(app, "read", &w.fan));
+    app.clock.set(at("2028-06-01T00:00:00Z"));
+    assert_eq!(read(app, &session, &w.fan).await.0, 404, "due for destruction: not read");
+    assert_eq!(audit_outcomes(app, "read", &w.fan).last().unwrap(), "denied: destruction due");
+}
