@@ -13,7 +13,7 @@
 //!   time, so dormancy never starts before the member could react;
 //! - a dormant member is destroyed at `dormant_at + destroy_after`;
 //! - a member of a kind the rule does not cover, or holding an exempt role,
-//!   is never made dormant (and never destroyed by this rule).
+//!   is never made dormant; one already dormant is destroyed on time.
 //!
 //! Statutory holds (`[[record_classes]]`): a record expires on its start
 //! date plus the class's span; it is destroyed on that date and is not
@@ -131,10 +131,10 @@ fn dormant_on(rule: &Dormancy, member: &Member<'_>, notice: Option<Timestamp>) -
 
 /// The step due for `member` at `now`, if any.
 pub fn step(rule: &Dormancy, member: &Member<'_>, now: Timestamp) -> Option<Step> {
-    if !covered(rule, member.kind, member.roles) {
-        return None;
-    }
     match member.status {
+        // An exemption keeps a member from becoming dormant; one who is
+        // dormant already (exempted later) is still destroyed on time.
+        Status::Active if !covered(rule, member.kind, member.roles) => None,
         Status::Active => {
             let notice = current_notice(member);
             if let Some(lead) = rule.notice_before
@@ -179,7 +179,7 @@ pub fn forecast(rule: &Dormancy, member: &Member<'_>, now: Timestamp) -> Vec<(Ti
 
 /// The earliest moment at or after `now` when a step is due.
 fn next_moment(rule: &Dormancy, member: &Member<'_>, now: Timestamp) -> Option<Timestamp> {
-    if !covered(rule, member.kind, member.roles) {
+    if member.status == Status::Active && !covered(rule, member.kind, member.roles) {
         return None;
     }
     let due = match member.status {

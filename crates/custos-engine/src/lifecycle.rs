@@ -42,6 +42,24 @@ const RECORD_PAGE: u32 = 5_000;
 const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
 const LEASE_NAME: &str = "lifecycle";
 
+/// The lease a run holds.
+struct Lease<'a> {
+    engine: &'a Engine,
+    holder: &'a str,
+    wall: &'a (dyn Fn() -> Timestamp + Send + Sync),
+}
+
+impl Lease<'_> {
+    /// Extends the lease; an error when another runner took it meanwhile.
+    async fn renew(&self) -> Result<()> {
+        if self.engine.take_lease(self.holder, (self.wall)()).await? {
+            Ok(())
+        } else {
+            Err(EngineError::Conflict("the lifecycle lease was taken by another runner; this run stopped".into()))
+        }
+    }
+}
+
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct JobReport {
@@ -158,14 +176,23 @@ fn hold_rule(class: &RecordClass) -> String {
 impl Engine {
     /// Runs every lifecycle job once at `now`: dormancy notices, moves and
     /// destruction, leftovers of interrupted releases, expired records and
-    /// their keys, then the scrub. `holder` names this runner for the lease.
-    pub async fn run_jobs(&self, now: Timestamp, holder: &str) -> Result<JobReport> {
+    /// their keys, e-mail, then the scrub. `holder` names this runner for
+    /// the lease; `wall` tells the real time, which the lease is measured
+    /// in (`now` may be a chosen moment): it is renewed between phases and
+    /// messages, and a run that finds it lost stops with an error.
+    pub async fn run_jobs(
+        &self,
+        now: Timestamp,
+        holder: &str,
+        wall: &(dyn Fn() -> Timestamp + Send + Sync),
+    ) -> Result<JobReport> {
         let mut report = JobReport::default();
-        if !self.take_lease(holder, now).await? {
+        if !self.take_lease(holder, wall()).await? {
             return Ok(report);
         }
         report.ran = true;
-        let outcome = self.run_jobs_leased(now, holder, &mut report).await;
+        let lease = Lease { engine: self, holder, wall };
+        let outcome = self.run_jobs_leased(now, &lease, &mut report).await;
         let release = {
             let holder = holder.to_owned();
             self.write_job(move |tx| tx.release_lease(LEASE_NAME, &holder)).await
@@ -175,29 +202,38 @@ impl Engine {
         Ok(report)
     }
 
-    async fn run_jobs_leased(&self, now: Timestamp, holder: &str, report: &mut JobReport) -> Result<()> {
+    async fn run_jobs_leased(&self, now: Timestamp, lease: &Lease<'_>, report: &mut JobReport) -> Result<()> {
         let policy = self.policy();
         if let Some(rule) = policy.retention.dormancy.clone() {
             self.sweep_active(&rule, now, report).await?;
-            self.take_lease(holder, now).await?;
+            lease.renew().await?;
             self.sweep_dormant(&rule, now, report).await?;
+            lease.renew().await?;
         }
         self.purge_leftovers(now, report).await?;
-        self.take_lease(holder, now).await?;
+        lease.renew().await?;
         self.sweep_records(now, report).await?;
-        self.deliver_outbox(now, report).await?;
-        if report.destroyed_dormant + report.records_destroyed + report.keys_destroyed + report.made_dormant > 0 {
+        lease.renew().await?;
+        self.deliver_outbox(now, lease, report).await?;
+        if report.destroyed_dormant
+            + report.records_destroyed
+            + report.keys_destroyed
+            + report.made_dormant
+            + report.released_leftovers
+            > 0
+        {
             report.scrubbed = self.scrub().await.is_ok();
         }
         Ok(())
     }
 
     /// Takes or renews the lifecycle lease for `holder` (ten minutes from
-    /// `now`); `false` while another holder's lease runs. `run_jobs` does
-    /// this itself; exposed for operators' tooling and tests.
-    pub async fn take_lease(&self, holder: &str, now: Timestamp) -> Result<bool> {
-        let (holder, at) = (holder.to_owned(), stamp(now));
-        let until = stamp(now.checked_add(LEASE).unwrap_or(now));
+    /// `wall`, the real time); `false` while another holder's lease runs.
+    /// `run_jobs` does this itself; exposed for operators' tooling and
+    /// tests.
+    pub async fn take_lease(&self, holder: &str, wall: Timestamp) -> Result<bool> {
+        let (holder, at) = (holder.to_owned(), stamp(wall));
+        let until = stamp(wall.checked_add(LEASE).unwrap_or(wall));
         let taken = self.write_job(move |tx| tx.acquire_lease(LEASE_NAME, &holder, &at, &until)).await?;
         Ok(taken)
     }
@@ -245,10 +281,12 @@ impl Engine {
                                 queue_notice(tx, &policy, &row.id, dormant_on, &at)?;
                                 notified += 1;
                             }
-                            Some(Step::MakeDormant) => {
-                                make_dormant(tx, &policy, &keyring, &rule_c, &row.id, &at)?;
-                                moved += 1;
-                            }
+                            Some(Step::MakeDormant) => match make_dormant(tx, &policy, &keyring, &rule_c, &row.id, &at) {
+                                Ok(()) => moved += 1,
+                                // One member's damaged data must not stop
+                                // the jobs of everyone else.
+                                Err(e) => tracing::error!(subject = %row.id, error = %e, "could not move to the dormant store; skipped"),
+                            },
                             _ => {}
                         }
                     }
@@ -311,14 +349,20 @@ impl Engine {
         }
     }
 
-    /// Dormant copies left by a release interrupted between its two jobs.
+    /// Dormant copies left by a release interrupted between its two jobs,
+    /// found by walking the whole dormant store.
     async fn purge_leftovers(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let mut cursor = String::new();
         loop {
-            let (at, version) = (stamp(now), self.policy().meta.version.clone());
-            let purged = self
+            let (at, version, after) = (stamp(now), self.policy().meta.version.clone(), cursor.clone());
+            let (last, purged) = self
                 .write_job(move |tx| {
-                    let ids = tx.orphaned_dormant(PAGE)?;
-                    for id in &ids {
+                    let page = tx.dormant_store_page(&after, PAGE)?;
+                    let mut purged = 0u64;
+                    for (id, dormant) in &page {
+                        if *dormant {
+                            continue;
+                        }
                         let keys = tx.purge_dormant(id)?;
                         tx.append_audit(&crate::audit::row(system_entry(
                             &at,
@@ -328,13 +372,15 @@ impl Engine {
                             format!("removed the dormant copy of a released member; keys {}", keys.join(" ")),
                             &version,
                         )))?;
+                        purged += 1;
                     }
-                    Ok(ids.len() as u64)
+                    Ok((page.last().map(|(id, _)| id.clone()), purged))
                 })
                 .await?;
             report.released_leftovers += purged;
-            if purged < u64::from(PAGE) {
-                return Ok(());
+            match last {
+                Some(last) => cursor = last,
+                None => return Ok(()),
             }
         }
     }
@@ -548,8 +594,20 @@ impl Engine {
             })
             .await?;
         if released {
-            let id_c = id.to_owned();
-            self.write_job(move |tx| tx.purge_dormant(&id_c).map(|_| ())).await?;
+            let (id_c, at, version) = (id.to_owned(), stamp(now), self.policy().meta.version.clone());
+            self.write_job(move |tx| {
+                let keys = tx.purge_dormant(&id_c)?;
+                tx.append_audit(&crate::audit::row(system_entry(
+                    &at,
+                    "dormant_purge",
+                    Some(&id_c),
+                    String::new(),
+                    format!("removed the dormant copy after the release; keys {}", keys.join(" ")),
+                    &version,
+                )))
+                .map(|_| ())
+            })
+            .await?;
         }
         Ok(())
     }
@@ -629,9 +687,12 @@ fn make_dormant(
 ) -> Result<(), StoreError> {
     let Some(subject) = tx.subject(id)? else { return Ok(()) };
     let rows = tx.items(id, &[])?;
-    let dormant_key = match tx.key_for(id, DORMANT_SCOPE)? {
+    // Everything that can fail is checked before anything is written, so a
+    // member whose data cannot be moved is skipped (and logged) without
+    // leaving half a move in the batch.
+    let (dormant_key, new_key) = match tx.key_for(id, DORMANT_SCOPE)? {
         // A key left by an interrupted move is reused.
-        Some(k) => k,
+        Some(k) => (k, false),
         None => {
             let key_id = new_id("key").map_err(db)?;
             let (_, wrapped) = keyring.new_dormant_key(&key_id).map_err(db)?;
@@ -643,8 +704,7 @@ fn make_dormant(
                 wrapped,
                 created_at: at.to_owned(),
             };
-            tx.insert_key(&row)?;
-            row
+            (row, true)
         }
     };
     let items = if rows.is_empty() {
@@ -655,6 +715,9 @@ fn make_dormant(
             .ok_or_else(|| StoreError::Database(format!("the profile key of subject {id} is missing")))?;
         reseal(keyring, id, &rows, &profile, &dormant_key)?
     };
+    if new_key {
+        tx.insert_key(&dormant_key)?;
+    }
     tx.move_to_dormant(id, &items, at)?;
     tx.append_audit(&crate::audit::row(system_entry(
         at,
@@ -673,7 +736,7 @@ impl Engine {
     /// (audited, with the transfer to the relay's processor) in one job,
     /// the message sent outside any job, its outcome recorded in another.
     /// Failures are retried with a growing delay, up to eight attempts.
-    async fn deliver_outbox(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+    async fn deliver_outbox(&self, now: Timestamp, lease: &Lease<'_>, report: &mut JobReport) -> Result<()> {
         let Some(mail) = self.inner.mail.clone() else { return Ok(()) };
         let sender = crate::mail::SmtpSender::new(mail.smtp.clone());
         let at = stamp(now);
@@ -682,6 +745,7 @@ impl Engine {
             self.write_job(move |tx| tx.due_outbox(&at, 1_000)).await?
         };
         for entry in due {
+            lease.renew().await?;
             let Some(subject) = entry.subject.clone() else { continue };
             let address = self.notice_address(&subject, &entry.kind, mail.processor.as_deref(), now).await?;
             let outcome = match address {

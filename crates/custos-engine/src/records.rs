@@ -268,6 +268,10 @@ impl Engine {
                 }
                 // A record is never read on or after the day its hold ends,
                 // whether or not the sweep has run yet.
+                let deleted_on = match deleted {
+                    true => tx.deleted_at(&subject.id)?.and_then(|d| d.parse::<jiff::Timestamp>().ok()).map(crate::utc_date),
+                    false => None,
+                };
                 let rows: Vec<RecordRow> = tx
                     .records(&subject.id, &names, after, limit)?
                     .into_iter()
@@ -275,7 +279,7 @@ impl Engine {
                         let class = policy_c.record_class_by_str(&r.class);
                         let date = r.record_date.parse::<jiff::civil::Date>().ok();
                         match (class, date) {
-                            (Some(c), Some(d)) => !lifecycle::record_expired(c, d, None, today),
+                            (Some(c), Some(d)) => !lifecycle::record_expired(c, d, deleted_on, today),
                             _ => true,
                         }
                     })

@@ -343,6 +343,26 @@ impl Engine {
                 let error = EngineError::Conflict(format!("the {} role already has its holder here", row.role));
                 return refuse(tx, "denied: conflict (single role held)", error);
             }
+            if let Some(subject) = &linked {
+                // The person's own member account, named by the platform
+                // (its key): of the platform or of the same service, active,
+                // and linked to no other staff account.
+                if caller.staff.is_some() || caller.service.is_some() {
+                    let error = EngineError::Forbidden("only a platform key links a staff account to a member".into());
+                    return refuse(tx, "denied: forbidden (subject link)", error);
+                }
+                let reachable = tx.subject(subject)?.is_some_and(|s| {
+                    s.status == "active" && (s.service_id.is_none() || s.service_id == row.service_id)
+                });
+                if !reachable {
+                    return refuse(tx, "denied: not_found (subject)", EngineError::NotFound);
+                }
+                if tx.staff_linked_to(subject)? {
+                    let error =
+                        EngineError::Conflict("this member account is linked to a staff account already".into());
+                    return refuse(tx, "denied: conflict (subject linked)", error);
+                }
+            }
             tx.insert_key(&KeyRow {
                 id: key_id.clone(),
                 subject_id: row.id.clone(),
@@ -351,21 +371,14 @@ impl Engine {
                 wrapped,
                 created_at: at.clone(),
             })?;
-            if let Some(subject) = &linked {
-                // The person's own member account: of the platform, or of
-                // the same service; never another service's member.
-                let reachable = tx.subject(subject)?.is_some_and(|s| {
-                    s.status != gate::DELETED && (s.service_id.is_none() || s.service_id == row.service_id)
-                });
-                if !reachable {
-                    return refuse(tx, "denied: not_found (subject)", EngineError::NotFound);
-                }
-            }
             tx.insert_staff(&row)?;
             if let Some(subject) = &linked {
                 tx.link_staff_subject(&row.id, subject)?;
             }
-            let outcome = format!("invited as {}", row.role);
+            let outcome = match &linked {
+                Some(subject) => format!("invited as {}; member account {subject}", row.role),
+                None => format!("invited as {}", row.role),
+            };
             audit_staff(tx, &caller, Operation::InviteStaff.as_str(), Some(&row.id), &outcome, &at, &version)?;
             Ok(Ok(()))
         })

@@ -777,6 +777,24 @@ impl Engine {
                 Ok((subject, _)) => subject,
                 Err(refused) => return Ok(Err(refused)),
             };
+            // A dormant member's items are in the dormant store: a correction
+            // waits until a login brings them back.
+            if subject.status == gate::DORMANT {
+                Audit {
+                    caller: &caller,
+                    operation: "correct",
+                    purpose: None,
+                    subject: Some(&subject.id),
+                    items: &[],
+                    outcome: "denied: dormant",
+                    at: &at,
+                    policy_version: &policy.meta.version,
+                }
+                .append(tx)?;
+                return Ok(Err(EngineError::Conflict(
+                    "the member is dormant: their details come back when they log in, and can be corrected then".into(),
+                )));
+            }
             // A value another subject holds is refused before anything is
             // written, and the refusal is audited like any other.
             for (item, digest) in &indexes {

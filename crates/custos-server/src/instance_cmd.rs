@@ -169,7 +169,8 @@ async fn run_jobs_periodically(engine: Engine, clock: Arc<dyn Clock>, seconds: u
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(seconds));
     loop {
         ticks.tick().await;
-        match engine.run_jobs(clock.now(), &holder).await {
+        let wall = || clock.now();
+        match engine.run_jobs(clock.now(), &holder, &wall).await {
             Ok(r) if r.ran => tracing::info!(
                 notified = r.notified,
                 dormant = r.made_dormant,

@@ -24,13 +24,21 @@ fn parse_moment(s: &str, flag: &str) -> Result<Timestamp, String> {
 }
 
 pub(crate) fn run(instance: &InstanceArgs, now: Option<&str>) -> ExitCode {
+    let wall = SystemClock.now();
     let now = match now.map(|n| parse_moment(n, "--now")).transpose() {
-        Ok(n) => n.unwrap_or_else(|| SystemClock.now()),
+        Ok(n) => n.unwrap_or(wall),
         Err(e) => return fail(&e),
     };
+    // Destruction cannot be undone: never act as of a moment still to come.
+    if now > wall {
+        return fail(&format!(
+            "--now {now} is in the future: the jobs destroy data; use `custos simulate` to look ahead"
+        ));
+    }
     with_engine(instance, |engine| async move {
         let holder = format!("cli:{}", std::process::id());
-        match engine.run_jobs(now, &holder).await {
+        let wall = || SystemClock.now();
+        match engine.run_jobs(now, &holder, &wall).await {
             Ok(report) if !report.ran => {
                 fail("another runner holds the lifecycle lease (a running `custos serve`?): nothing done")
             }

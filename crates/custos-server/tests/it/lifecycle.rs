@@ -27,7 +27,7 @@ fn at(s: &str) -> jiff::Timestamp {
 /// Runs the jobs at `when` (the clock moves there too).
 async fn jobs(app: &TestApp, when: &str) -> JobReport {
     app.clock.set(at(when));
-    app.engine.run_jobs(at(when), "tests").await.unwrap()
+    app.engine.run_jobs(at(when), "tests", &|| at(when)).await.unwrap()
 }
 
 async fn operator(app: &TestApp, email: &str, phone: &str) -> String {
@@ -281,12 +281,12 @@ async fn the_lease_keeps_a_second_runner_out_until_it_expires() {
     operator(&app, "leased@example.com", "+82 10 5555 0501").await;
     let now = at("2025-05-02T00:00:00Z");
     assert!(app.engine.take_lease("node-a", now).await.unwrap());
-    let refused = app.engine.run_jobs(now, "node-b").await.unwrap();
+    let refused = app.engine.run_jobs(now, "node-b", &|| now).await.unwrap();
     assert_eq!(refused, JobReport::default(), "nothing done while node-a holds the lease");
     assert_eq!(counts(&app).await.plus(&[]), counts(&app).await);
     // Ten minutes later node-a's lease has run out (it died, say).
     let later = now.checked_add(jiff::SignedDuration::from_secs(601)).unwrap();
-    let report = app.engine.run_jobs(later, "node-b").await.unwrap();
+    let report = app.engine.run_jobs(later, "node-b", &|| later).await.unwrap();
     assert!(report.ran);
     assert_eq!(report.notified, 1);
     // node-b released it on finishing: node-a may take it again.
@@ -551,4 +551,27 @@ async fn a_dormant_member_is_not_read_past_their_destruction_date_even_before_th
     app.clock.set(at("2028-06-01T00:00:00Z"));
     assert_eq!(read(app, &session, &w.fan).await.0, 404, "due for destruction: not read");
     assert_eq!(audit_outcomes(app, "read", &w.fan).last().unwrap(), "denied: destruction due");
+}
+
+#[tokio::test]
+async fn a_dormant_member_is_not_corrected_and_only_the_platform_links_a_member_account() {
+    let w = world("lifecycle-guards").await;
+    let app = &w.app;
+    let head = app.enrol_staff("head@example.com", "head_admin", Some(&w.service)).await;
+    jobs(app, "2025-05-02T00:00:00Z").await;
+    jobs(app, "2025-06-01T00:00:00Z").await;
+    // Even the head admin (who sees dormant members) cannot correct one.
+    let session = app.login(&head).await;
+    let body = json!({"items": {"email": "new@example.com"}, "source": "direct_entry"});
+    let answer = call(app, "PATCH", &format!("/v1/subjects/{}", w.fan), Some(&session), Some(&body)).await;
+    assert_eq!(answer.status, 409, "{}", answer.text);
+    assert_eq!(audit_outcomes(app, "correct", &w.fan).last().unwrap(), "denied: dormant");
+    // A service's key may not link a staff account to a member account.
+    let service_key = app.key_for(Some(&w.service), &["member_management"]).await;
+    let link = json!({"email": "x@example.com", "role": "operator", "service": w.service, "subject": w.fan});
+    let answer = call(app, "POST", "/v1/staff/invitations", Some(&service_key), Some(&link)).await;
+    assert!(matches!(answer.status.as_u16(), 403 | 404), "{}", answer.text);
+    // The platform's key may, but not to a dormant account.
+    let answer = call(app, "POST", "/v1/staff/invitations", Some(&app.key), Some(&link)).await;
+    assert_eq!(answer.status, 404, "{}", answer.text);
 }

@@ -10,7 +10,7 @@ use crate::rows::*;
 use crate::{Result, StoreError};
 
 const LIFECYCLE_COLUMNS: &str = "s.id, s.service_id, s.kind, s.status, s.last_activity_at, s.notified_at, s.dormant_at,
-     coalesce((SELECT group_concat(role) FROM staff WHERE subject_id = s.id AND status <> 'disabled'), '')";
+     coalesce((SELECT group_concat(role) FROM staff WHERE subject_id = s.id AND status = 'active'), '')";
 
 fn lifecycle_row(r: &Row<'_>) -> rusqlite::Result<LifecycleRow> {
     Ok(LifecycleRow {
@@ -212,19 +212,19 @@ impl WriteTx<'_> {
     }
 
     /// Dormant copies left behind by a crash between a release's two jobs:
-    /// subjects with rows in the dormant store whose status is not dormant.
-    pub fn orphaned_dormant(&self, limit: u32) -> Result<Vec<String>> {
-        let mut stmt = self
-            .dormant
-            .prepare_cached("SELECT DISTINCT subject_id FROM dormant_items ORDER BY subject_id LIMIT ?1")?;
-        let ids: Vec<String> = stmt.query_map(params![limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+    /// subjects with rows in the dormant store (after the cursor `after`,
+    /// `limit` of them) and whether each is still dormant.
+    pub fn dormant_store_page(&self, after: &str, limit: u32) -> Result<Vec<(String, bool)>> {
+        let mut stmt = self.dormant.prepare_cached(
+            "SELECT DISTINCT subject_id FROM dormant_items WHERE subject_id > ?1 ORDER BY subject_id LIMIT ?2",
+        )?;
+        let ids: Vec<String> = stmt.query_map(params![after, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         let mut status = self.data.prepare_cached("SELECT status FROM subjects WHERE id = ?1")?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let s: Option<String> = status.query_row(params![id], |r| r.get(0)).optional()?;
-            if s.as_deref() != Some("dormant") {
-                out.push(id);
-            }
+            let dormant = s.as_deref() == Some("dormant");
+            out.push((id, dormant));
         }
         Ok(out)
     }
@@ -312,6 +312,26 @@ impl WriteTx<'_> {
     /// account's deletion).
     pub fn remove_key_of(&mut self, subject_id: &str, scope: &str) -> Result<Vec<String>> {
         self.remove_keys(subject_id, &[scope])
+    }
+
+    /// When an account was deleted (`None`: it was not).
+    pub fn deleted_at(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .data
+            .prepare_cached("SELECT deleted_at FROM subjects WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?
+            .flatten())
+    }
+
+    /// Whether a staff account is linked to this member account already.
+    pub fn staff_linked_to(&self, subject_id: &str) -> Result<bool> {
+        Ok(self
+            .data
+            .prepare_cached("SELECT 1 FROM staff WHERE subject_id = ?1 AND status <> 'disabled' LIMIT 1")?
+            .query_row(params![subject_id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Links a staff account to the member account of the same person.
