@@ -38,6 +38,10 @@ use crate::{Engine, EngineError, Result, stamp};
 const PAGE: u32 = 500;
 /// Records deleted per store job.
 const RECORD_PAGE: u32 = 5_000;
+/// How much earlier than the computed bound a sweep looks: calendar spans
+/// taken back and forth (month ends, business days) differ by a few days.
+/// The plan in core decides exactly; this only widens the candidates.
+const SWEEP_SLACK: jiff::SignedDuration = jiff::SignedDuration::from_hours(24 * 7);
 /// How long a runner holds the lifecycle lease without renewing it.
 const LEASE: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
 const LEASE_NAME: &str = "lifecycle";
@@ -261,7 +265,7 @@ impl Engine {
         // inactive at least this long; a day of slack for the time of day.
         let lead = rule.notice_before.map(|n| lifecycle::add_span(lifecycle::sub_span(now, rule.inactive_for), n));
         let until = lead.unwrap_or_else(|| lifecycle::sub_span(now, rule.inactive_for));
-        let until = stamp(until.checked_add(jiff::SignedDuration::from_hours(48)).unwrap_or(until));
+        let until = stamp(until.checked_add(SWEEP_SLACK).unwrap_or(until));
         let mut cursor = (String::new(), String::new());
         loop {
             let (rule_c, policy, keyring, at, until_c, after) =
@@ -306,7 +310,7 @@ impl Engine {
     /// Dormant members whose destruction is due.
     async fn sweep_dormant(&self, rule: &Dormancy, now: Timestamp, report: &mut JobReport) -> Result<()> {
         let until = lifecycle::sub_span(now, rule.destroy_after);
-        let until = stamp(until.checked_add(jiff::SignedDuration::from_hours(48)).unwrap_or(until));
+        let until = stamp(until.checked_add(SWEEP_SLACK).unwrap_or(until));
         let mut cursor = (String::new(), String::new());
         loop {
             let (rule_c, policy, at, until_c, after) =
@@ -747,10 +751,14 @@ impl Engine {
         for entry in due {
             lease.renew().await?;
             let Some(subject) = entry.subject.clone() else { continue };
-            let address = self.notice_address(&subject, &entry.kind, mail.processor.as_deref(), now).await?;
+            let address =
+                self.notice_address(&subject, &entry.kind, &entry.created_at, mail.processor.as_deref(), now).await?;
             let outcome = match address {
-                None => Err(crate::mail::MailError::Permanent("no e-mail address on file".into())),
-                Some(to) => {
+                Recipient::Stale => Err(crate::mail::MailError::Permanent(
+                    "no longer due: the member was active since, or is dormant already".into(),
+                )),
+                Recipient::Missing => Err(crate::mail::MailError::Permanent("no e-mail address on file".into())),
+                Recipient::Address(to) => {
                     let message = notice_message(&self.policy(), &entry.kind, &entry.body, to);
                     sender.send(&message).await
                 }
@@ -790,9 +798,10 @@ impl Engine {
         &self,
         subject: &str,
         kind: &str,
+        queued_at: &str,
         processor: Option<&str>,
         now: Timestamp,
-    ) -> Result<Option<String>> {
+    ) -> Result<Recipient> {
         let policy = self.policy();
         let emails: Vec<String> = policy
             .items
@@ -805,9 +814,18 @@ impl Engine {
             .map(|p| format!("; transfer to processor {} ({})", p.id, p.name));
         let (subject_c, kind_c, at, version) =
             (subject.to_owned(), kind.to_owned(), stamp(now), policy.meta.version.clone());
+        let queued = parse_ts(queued_at);
         let found = self
             .write_job(move |tx| {
                 let Some(row) = tx.subject(&subject_c)? else { return Ok(None) };
+                // A dormancy notice is for an active member who has not
+                // been active since it was queued; otherwise it is moot.
+                if kind_c == "dormancy_notice" {
+                    let last = parse_ts(&row.last_activity_at);
+                    if row.status != "active" || matches!((last, queued), (Some(l), Some(q)) if l > q) {
+                        return Ok(Some(None));
+                    }
+                }
                 let (rows, key) = if row.status == DORMANT {
                     (tx.dormant_items(&subject_c)?, tx.key_for(&subject_c, DORMANT_SCOPE)?)
                 } else {
@@ -823,17 +841,30 @@ impl Engine {
                     format!("read to deliver {kind_c} by e-mail{}", transfer.unwrap_or_default()),
                     &version,
                 )))?;
-                Ok(Some((item, key)))
+                Ok(Some(Some((item, key))))
             })
             .await?;
-        let Some((item, key)) = found else { return Ok(None) };
+        let (item, key) = match found {
+            None => return Ok(Recipient::Missing),
+            Some(None) => return Ok(Recipient::Stale),
+            Some(Some(found)) => found,
+        };
         let data_key = self.inner.keyring.unwrap_scoped(&key.scope, &key.id, &key.wrapped)?;
         let plain = data_key.open(
             &Aad { owner: subject, field: &item.item, key_id: &key.id, key_version: item.key_version },
             &item.value,
         )?;
-        Ok(String::from_utf8(plain.to_vec()).ok())
+        Ok(String::from_utf8(plain.to_vec()).map(Recipient::Address).unwrap_or(Recipient::Missing))
     }
+}
+
+/// Where a notice goes.
+enum Recipient {
+    Address(String),
+    /// The member has no e-mail address (or is gone).
+    Missing,
+    /// The notice is moot (the member was active since it was queued).
+    Stale,
 }
 
 /// The text of a notice, from the policy's own words.
@@ -876,7 +907,7 @@ impl Engine {
         let policy = self.policy();
         let mut events = Vec::new();
         if let Some(rule) = policy.retention.dormancy.clone() {
-            let slack = jiff::SignedDuration::from_hours(48);
+            let slack = SWEEP_SLACK;
             let lead =
                 rule.notice_before.map(|n| lifecycle::add_span(lifecycle::sub_span(until, rule.inactive_for), n));
             let active_until = lead.unwrap_or_else(|| lifecycle::sub_span(until, rule.inactive_for));

@@ -353,9 +353,11 @@ async fn the_dormancy_notice_is_mailed_with_retries_and_logged_as_a_transfer() {
     let app = app_with_mail("lifecycle-mail", &sink).await;
     let first = operator(&app, "first@example.com", "+82 10 5555 0701").await;
     let second = operator(&app, "second@example.com", "+82 10 5555 0702").await;
-    activity(&app, &second, "login").await;
+    let third = operator(&app, "third@example.com", "+82 10 5555 0703").await;
     app.clock.set(at("2024-06-02T00:00:00Z"));
     activity(&app, &second, "login").await;
+    app.clock.set(at("2024-06-04T00:00:00Z"));
+    activity(&app, &third, "login").await;
 
     let report = jobs(&app, "2025-05-02T00:00:00Z").await;
     assert_eq!((report.notified, report.notices_sent), (1, 1));
@@ -381,6 +383,15 @@ async fn the_dormancy_notice_is_mailed_with_retries_and_logged_as_a_transfer() {
     // Delivered notices are not sent again.
     assert_eq!(jobs(&app, "2025-05-04T00:00:00Z").await.notices_sent, 0);
     assert_eq!(sink.messages().len(), 2);
+    // A notice whose member logs in before it could go out is dropped.
+    sink.fail_next_rcpt(451);
+    let report = jobs(&app, "2025-05-05T00:00:00Z").await;
+    assert_eq!((report.notified, report.notices_sent), (1, 0));
+    app.clock.set(at("2025-05-05T00:01:00Z"));
+    activity(&app, &third, "login").await;
+    let report = jobs(&app, "2025-05-05T00:05:00Z").await;
+    assert_eq!((report.notices_sent, report.notices_failed), (0, 1));
+    assert_eq!(sink.messages().len(), 2, "nothing sent to a member who came back");
 }
 
 // --- the disk after destruction -----------------------------------------------
