@@ -742,6 +742,7 @@ impl Engine {
     /// Failures are retried with a growing delay, up to eight attempts.
     async fn deliver_outbox(&self, now: Timestamp, lease: &Lease<'_>, report: &mut JobReport) -> Result<()> {
         let Some(mail) = self.inner.mail.clone() else { return Ok(()) };
+        self.fan_out_broadcasts(now).await?;
         let sender = crate::mail::SmtpSender::new(mail.smtp.clone());
         let at = stamp(now);
         let due = {
@@ -785,6 +786,41 @@ impl Engine {
                     if gave_up {
                         report.notices_failed += 1;
                     }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Notices to every member (amendments) become one entry per active
+    /// member with an e-mail address; the notice itself is then marked
+    /// delivered (to the outbox). Safe to interrupt and run again.
+    async fn fan_out_broadcasts(&self, now: Timestamp) -> Result<()> {
+        let policy = self.policy();
+        let emails: Vec<String> = policy
+            .items
+            .iter()
+            .filter(|i| i.kind == custos_core::policy::model::ItemType::Email)
+            .map(|i| i.id.to_string())
+            .collect();
+        let broadcasts = self.write_job(|tx| tx.pending_broadcasts()).await?;
+        for (seq, _, _) in broadcasts {
+            let mut cursor = String::new();
+            loop {
+                let (emails, at, after) = (emails.clone(), stamp(now), cursor.clone());
+                let last = self
+                    .write_job(move |tx| {
+                        let names: Vec<&str> = emails.iter().map(String::as_str).collect();
+                        let (last, _) = tx.fan_out(seq, &names, &after, 1_000, &at)?;
+                        if last.is_none() {
+                            tx.outbox_delivered(seq, &at)?;
+                        }
+                        Ok(last)
+                    })
+                    .await?;
+                match last {
+                    Some(last) => cursor = last,
+                    None => break,
                 }
             }
         }
@@ -880,6 +916,17 @@ fn notice_message(policy: &Policy, kind: &str, body: &str, to: String) -> crate:
                 rule.inactive_for, rule.description
             ),
         ),
+        ("amendment_notice", _) => {
+            let version = facts.get("version").and_then(|v| v.as_str()).unwrap_or("a new version");
+            let effective = facts.get("effective_date").and_then(|v| v.as_str()).unwrap_or("soon");
+            (
+                format!("{}: the privacy policy changes on {effective}", policy.meta.title),
+                format!(
+                    "Version {version} of the privacy policy takes effect on {effective}. \
+                     The changes are posted on the notice board.\n"
+                ),
+            )
+        }
         _ => (format!("{}: notice", policy.meta.title), format!("{kind}\n")),
     };
     crate::mail::Message { to, subject, body: text }

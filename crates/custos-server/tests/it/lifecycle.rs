@@ -586,3 +586,31 @@ async fn a_dormant_member_is_not_corrected_and_only_the_platform_links_a_member_
     let answer = call(app, "POST", "/v1/staff/invitations", Some(&app.key), Some(&link)).await;
     assert_eq!(answer.status, 404, "{}", answer.text);
 }
+
+#[tokio::test]
+async fn an_amendment_notice_is_mailed_to_every_active_member_with_an_address() {
+    let sink = SmtpSink::start();
+    let app = app_with_mail("lifecycle-amendment-mail", &sink).await;
+    let a = operator(&app, "a@example.com", "+82 10 5555 0711").await;
+    let b = operator(&app, "b@example.com", "+82 10 5555 0712").await;
+    let service = call(&app, "POST", "/v1/services", Some(&app.key), Some(&json!({"operator": a}))).await;
+    let service = service.expect(201)["id"].as_str().unwrap().to_owned();
+    // A fan without an address gets no mail.
+    sign_up(&app, &app.key, &crate::kit::member_signup(&service)).await;
+    let text = BUNDLED_POLICY
+        .replace("version = \"2023-02-21\"", "version = \"2024-07-01\"")
+        .replace("notice_date = 2023-02-21", "notice_date = 2024-06-01")
+        .replace("effective_date = 2023-02-28", "effective_date = 2024-07-01")
+        .replace("title = \"b.stage Privacy Policy\"", "title = \"b.stage Privacy Policy (reworded)\"");
+    let published = call(&app, "POST", "/v1/policy/amendments", Some(&app.key), Some(&json!({"text": text}))).await;
+    published.expect(201);
+    let report = jobs(&app, "2024-06-01T00:10:00Z").await;
+    assert_eq!(report.notices_sent, 2);
+    let mut got: Vec<String> = sink.wait_for(2, Duration::from_secs(10)).iter().map(|m| m.to[0].clone()).collect();
+    got.sort();
+    assert_eq!(got, vec!["a@example.com", "b@example.com"]);
+    assert!(sink.messages()[0].data.contains("changes on 2024-07-01"), "{}", sink.messages()[0].data);
+    // Fanned out once: a second run sends nothing more.
+    assert_eq!(jobs(&app, "2024-06-01T00:20:00Z").await.notices_sent, 0);
+    assert_eq!(audit_outcomes(&app, "notify", &b).len(), 1);
+}

@@ -31,3 +31,8 @@ ALTER TABLE outbox ADD COLUMN next_attempt_at TEXT;
 ALTER TABLE outbox ADD COLUMN last_error TEXT;
 ALTER TABLE outbox ADD COLUMN failed_at TEXT;
 CREATE INDEX outbox_pending ON outbox (seq) WHERE delivered_at IS NULL AND failed_at IS NULL;
+-- A notice to every member (an amendment) is fanned out into one entry per
+-- member with an e-mail address, each pointing at it (`parent`); the index
+-- makes a fan-out interrupted half way safe to run again.
+ALTER TABLE outbox ADD COLUMN parent INTEGER;
+CREATE UNIQUE INDEX outbox_fanout ON outbox (parent, subject) WHERE parent IS NOT NULL;

@@ -389,6 +389,51 @@ impl WriteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// Notices to every member not fanned out yet: (seq, kind, body).
+    pub fn pending_broadcasts(&self) -> Result<Vec<(i64, String, String)>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT seq, kind, body FROM outbox WHERE subject IS NULL AND delivered_at IS NULL AND failed_at IS NULL
+             ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Fans a notice out to up to `limit` active members holding one of
+    /// `items` (an e-mail address), after the id `after`; returns the last
+    /// member id seen (`None` when done) and how many entries were added.
+    pub fn fan_out(
+        &mut self,
+        parent: i64,
+        items: &[&str],
+        after: &str,
+        limit: u32,
+        at: &str,
+    ) -> Result<(Option<String>, usize)> {
+        let (kind, body): (String, String) =
+            self.data.query_row("SELECT kind, body FROM outbox WHERE seq = ?1", params![parent], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        let ids: Vec<String> = {
+            let mut stmt = self
+                .data
+                .prepare_cached("SELECT id FROM subjects WHERE status = 'active' AND id > ?1 ORDER BY id LIMIT ?2")?;
+            stmt.query_map(params![after, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        };
+        let mut has = self.data.prepare_cached("SELECT item FROM items WHERE subject_id = ?1")?;
+        let mut insert = self.data.prepare_cached(
+            "INSERT OR IGNORE INTO outbox (kind, subject, body, created_at, parent) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut added = 0;
+        for id in &ids {
+            let held: Vec<String> = has.query_map(params![id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            if held.iter().any(|i| items.contains(&i.as_str())) {
+                added += insert.execute(params![kind, id, body, at, parent])?;
+            }
+        }
+        Ok((ids.last().cloned(), added))
+    }
+
     pub fn outbox_delivered(&mut self, seq: i64, at: &str) -> Result<bool> {
         Ok(self
             .data
