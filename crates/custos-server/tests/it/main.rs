@@ -14,6 +14,7 @@ mod http_staff;
 mod http_subjects;
 mod kit;
 mod lifecycle;
+mod lifecycle_props;
 mod openapi;
 mod policy_cli;
 mod smtp_sink;
