@@ -2,7 +2,9 @@
 //! serve` itself on 127.0.0.1 (a free port, a scratch data folder), drives
 //! it over real HTTP with concurrent clients, measures a raw SQLite baseline
 //! in the same run, stops everything it started, and prints (or writes into
-//! a Markdown file) a table of medians over several runs.
+//! a Markdown file) a table of medians over several runs. The lifecycle
+//! sweeps (`lifecycle.rs`) run `custos jobs run` on data folders filled by
+//! `custos admin seed-synthetic`, once per invocation.
 //!
 //! It builds nothing: it runs the `custos` binary next to its own executable
 //! (`target/release/custos`), so build that first:
@@ -11,6 +13,7 @@
 mod audit;
 mod baseline;
 mod clock;
+mod lifecycle;
 mod load;
 mod report;
 mod server;
@@ -35,7 +38,8 @@ use crate::server::{Scratch, Server};
 const NO_PASSWORD_POLICY: &str = include_str!("../policies/bstage-no-password.toml");
 
 const USAGE: &str = "usage: custos-bench [--clients N] [--seconds S] [--signups N] [--password-signups N] \
-[--runs N] [--load-threads N] [--audit-entries N (0: skip)] [--out FILE] [--date TEXT] [--custos PATH]";
+[--runs N] [--load-threads N] [--audit-entries N (0: skip)] [--lifecycle-members N (0: skip)] \
+[--lifecycle-records N (0: skip)] [--only lifecycle] [--out FILE] [--date TEXT] [--custos PATH]";
 
 /// The command line; every figure has a default that finishes in a few minutes.
 #[derive(Debug, Clone)]
@@ -55,6 +59,13 @@ pub(crate) struct Args {
     pub(crate) load_threads: usize,
     /// Audit entries to fill a server with, export and verify; 0 skips it.
     pub(crate) audit_entries: u64,
+    /// Members the dormancy sweep moves; 0 skips it.
+    pub(crate) lifecycle_members: u64,
+    /// Records the retention sweep destroys (rounded up to whole members of
+    /// ten records); 0 skips it.
+    pub(crate) lifecycle_records: u64,
+    /// Only the lifecycle sweeps: no HTTP runs, no audit verification.
+    pub(crate) lifecycle_only: bool,
     pub(crate) out: Option<PathBuf>,
     pub(crate) date: Option<String>,
     pub(crate) custos: Option<PathBuf>,
@@ -71,6 +82,9 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
         runs: 3,
         load_threads: 1,
         audit_entries: 1_000_000,
+        lifecycle_members: 20_000,
+        lifecycle_records: 200_000,
+        lifecycle_only: false,
         out: None,
         date: None,
         custos: None,
@@ -96,6 +110,12 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
             "--audit-entries" => {
                 args.audit_entries = value.parse().map_err(|_| format!("{flag}: {value:?} is not a whole number"))?
             }
+            "--lifecycle-members" | "--lifecycle-records" => {
+                let n = value.parse().map_err(|_| format!("{flag}: {value:?} is not a whole number"))?;
+                if flag == "--lifecycle-members" { args.lifecycle_members = n } else { args.lifecycle_records = n }
+            }
+            "--only" if value == "lifecycle" => args.lifecycle_only = true,
+            "--only" => return Err(format!("--only: {value:?} is not `lifecycle`\n{USAGE}")),
             "--out" => args.out = Some(PathBuf::from(value)),
             "--date" => args.date = Some(value),
             "--custos" => args.custos = Some(PathBuf::from(value)),
@@ -173,20 +193,31 @@ fn bench(args: &Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
     let machine = report::Machine::probe(&std::env::temp_dir());
-    let mut runs = Vec::with_capacity(args.runs);
-    for n in 1..=args.runs {
-        say(&format!("run {n} of {}", args.runs));
-        runs.push(run_once(args, &custos, &policy, &runtime)?);
+    if !args.lifecycle_only {
+        let mut runs = Vec::with_capacity(args.runs);
+        for n in 1..=args.runs {
+            say(&format!("run {n} of {}", args.runs));
+            runs.push(run_once(args, &custos, &policy, &runtime)?);
+        }
+        let audit = match args.audit_entries {
+            0 => None,
+            _ => Some(audit::run(args, &custos, &policy, &runtime)?),
+        };
+        let block = report::render(&machine, &date, args, &runs, audit.as_ref());
+        let _ = std::io::stdout().lock().write_all(block.as_bytes());
+        if let Some(out) = &args.out {
+            report::write_into(out, &block)?;
+            say(&format!("wrote {}", out.display()));
+        }
     }
-    let audit = match args.audit_entries {
-        0 => None,
-        _ => Some(audit::run(args, &custos, &policy, &runtime)?),
-    };
-    let block = report::render(&machine, &date, args, &runs, audit.as_ref());
-    let _ = std::io::stdout().lock().write_all(block.as_bytes());
-    if let Some(out) = &args.out {
-        report::write_into(out, &block)?;
-        say(&format!("wrote {}", out.display()));
+    if args.lifecycle_members + args.lifecycle_records > 0 {
+        let sweeps = lifecycle::run(args, &custos)?;
+        let block = report::render_lifecycle(&machine, &date, args, &sweeps);
+        let _ = std::io::stdout().lock().write_all(block.as_bytes());
+        if let Some(out) = &args.out {
+            report::write_lifecycle_into(out, &block)?;
+            say(&format!("wrote the lifecycle sweeps into {}", out.display()));
+        }
     }
     Ok(())
 }
@@ -461,5 +492,14 @@ mod tests {
         let a = parse_args(vec!["--audit-entries".into(), "0".into()]).unwrap();
         assert_eq!(a.audit_entries, 0);
         assert!(parse_args(vec!["--audit-entries".into(), "-1".into()]).is_err());
+        assert_eq!((a.lifecycle_members, a.lifecycle_records, a.lifecycle_only), (20_000, 200_000, false));
+        let a = parse_args(
+            ["--lifecycle-members", "1000000", "--lifecycle-records", "0", "--only", "lifecycle"]
+                .map(String::from)
+                .to_vec(),
+        )
+        .unwrap();
+        assert_eq!((a.lifecycle_members, a.lifecycle_records, a.lifecycle_only), (1_000_000, 0, true));
+        assert!(parse_args(vec!["--only".into(), "http".into()]).is_err());
     }
 }

@@ -39,6 +39,12 @@ const MEMBERS_PER_JOB: u64 = 1_000;
 /// Rows of records per store job, at most (fewer members per job when each
 /// has many records).
 const RECORDS_PER_JOB: u64 = 20_000;
+/// Jobs between two checkpoints of the seeding's own (see
+/// [`Engine::fold_log`]).
+const CHECKPOINT_EVERY: u64 = 5;
+/// Attempts at storing one job before seeding gives up: enough to wait out
+/// a checkpoint of a large write-ahead log (seconds, on a loaded disk).
+const WRITE_ATTEMPTS: u64 = 30;
 /// Synthetic phone numbers are `+82 10-NNNN-NNNN` with the first group
 /// from 2000: room for this many members in one data folder.
 const MAX_NUMBERS: u64 = 80_000_000;
@@ -227,9 +233,7 @@ impl Engine {
         // The writer thread stores one job while the next is sealed here.
         while let Some(batch) = pending.take() {
             let (members, records, keys) = (batch.members, batch.records.len() as u64, batch.keys.len() as u64);
-            // Straight to the store, not `write_job`: the deadline there
-            // makes a request fail closed, and this is no request.
-            let write = self.inner.store.write(move |tx| store_batch(tx, batch));
+            let write = self.store_with_retries(Arc::new(batch));
             let prepare = async {
                 if next < end {
                     let count = per_job.min(end - next);
@@ -246,10 +250,53 @@ impl Engine {
             report.records += records;
             report.keys += keys;
             report.jobs += 1;
+            if report.jobs.is_multiple_of(CHECKPOINT_EVERY) {
+                self.fold_log().await;
+            }
             progress(report.members);
             pending = prepared.transpose()?;
         }
         Ok(report)
+    }
+
+    /// Copies the write-ahead logs back into the files and truncates them,
+    /// between two jobs. Seeding writes without a pause, so the store's
+    /// background checkpoints never find the moment to restart the log:
+    /// without this, it grew past 12 GB while 1,000,000 members were
+    /// seeded, and every later read and write slowed down with it. A
+    /// checkpoint that cannot finish now is left to the next one.
+    async fn fold_log(&self) {
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || store.checkpoint()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!(error = %e, "seeding checkpoint deferred"),
+            Err(e) => tracing::debug!(error = %e, "seeding checkpoint deferred"),
+        }
+    }
+
+    /// Stores one batch. Straight to the store, not `write_job`: the
+    /// deadline there makes a request fail closed, and this is no request.
+    /// A job the store could not run (the write lock held past its busy
+    /// timeout, e.g. by a long checkpoint on a loaded machine) is tried
+    /// again a few times, once it is clear that nothing of it was written.
+    async fn store_with_retries(&self, batch: Arc<Batch>) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            let job = batch.clone();
+            let failed = match self.inner.store.write(move |tx| store_batch(tx, &job)).await {
+                Ok(()) => return Ok(()),
+                Err(e @ StoreError::Database(_)) if attempt < WRITE_ATTEMPTS => e,
+                Err(e) => return Err(e.into()),
+            };
+            // Written after all (the commit was reported lost, not undone)?
+            let first = batch.subjects.first().map(|s| s.id.clone()).unwrap_or_default();
+            if self.inner.store.read(move |r| r.subject(&first)).await?.is_some() {
+                return Ok(());
+            }
+            tracing::warn!(attempt, error = %failed, "a synthetic seeding job failed; trying it again");
+            tokio::time::sleep(std::time::Duration::from_millis((250 * attempt).min(5_000))).await;
+            attempt += 1;
+        }
     }
 
     /// Checks the spec against the policy and resolves what to make.
@@ -490,7 +537,7 @@ impl Engine {
 }
 
 /// One job: keys, subjects, items, indexes, records and the audit entry.
-fn store_batch(tx: &mut WriteTx<'_>, batch: Batch) -> Result<(), StoreError> {
+fn store_batch(tx: &mut WriteTx<'_>, batch: &Batch) -> Result<(), StoreError> {
     for key in &batch.keys {
         tx.insert_key(key)?;
     }
