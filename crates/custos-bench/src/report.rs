@@ -719,8 +719,8 @@ pub(crate) fn render_lifecycle(machine: &Machine, date: &str, args: &Args, sweep
             m.failures.iter().map(|e| format!("`{}`", e.replace('`', "'").replace('\n', " "))).collect();
         let _ = writeln!(
             s,
-            "The {name}: {} of its `custos jobs run`s failed, each run again at once (the jobs resume where they \
-             stopped): {}.\n",
+            "The {name}: {} of its `custos jobs run`s failed, each run again at the same `--now` (the jobs resume \
+             where they stopped): {}.\n",
             m.failures.len(),
             listed.join("; ")
         );
