@@ -200,18 +200,22 @@ impl Engine {
                         Ok(found) => found,
                         Err(refused) => return Ok(Err(refused)),
                     };
-                if allowed.masked {
+                // A refusal once the member is known: audited in this job.
+                let refuse = |tx: &mut custos_store::WriteTx<'_>, subject: &str, outcome: &str| {
                     Audit {
                         caller: &caller_c,
                         operation: op.as_str(),
                         purpose: Some(&purpose_c),
-                        subject: Some(&subject.id),
+                        subject: Some(subject),
                         items: &[],
-                        outcome: "denied: dormant",
+                        outcome,
                         at: &at,
                         policy_version: &version,
                     }
-                    .append(tx)?;
+                    .append(tx)
+                };
+                if allowed.masked {
+                    refuse(tx, &subject.id, "denied: dormant")?;
                     return Ok(Err(EngineError::Forbidden(
                         "the member is dormant: only holders of the dormant-lookup privilege see their records".into(),
                     )));
@@ -219,17 +223,7 @@ impl Engine {
                 if let Some(mode) = needs_consent
                     && !crate::subjects::has_consent(tx, &history, &subject.id, &purpose_c, mode)?
                 {
-                    Audit {
-                        caller: &caller_c,
-                        operation: Operation::ListRecords.as_str(),
-                        purpose: Some(&purpose_c),
-                        subject: Some(&subject.id),
-                        items: &[],
-                        outcome: "denied: no consent",
-                        at: &at,
-                        policy_version: &version,
-                    }
-                    .append(tx)?;
+                    refuse(tx, &subject.id, "denied: no consent")?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
                 // Of a deleted account, only the hold's legal purpose reads.
@@ -242,17 +236,7 @@ impl Engine {
                     })
                     .collect();
                 if names.is_empty() {
-                    Audit {
-                        caller: &caller_c,
-                        operation: op.as_str(),
-                        purpose: Some(&purpose_c),
-                        subject: Some(&subject.id),
-                        items: &[],
-                        outcome: "denied: account deleted",
-                        at: &at,
-                        policy_version: &version,
-                    }
-                    .append(tx)?;
+                    refuse(tx, &subject.id, "denied: account deleted")?;
                     return Ok(Err(EngineError::Forbidden(
                         "the account was deleted: its records are read only for the legal purpose that keeps them"
                             .into(),
