@@ -66,6 +66,11 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 /// it is answered 503.
 pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_millis(1500);
 
+/// How long a store job of the scheduled jobs (dormancy, retention, outbox)
+/// waits to commit. A job that misses it may still commit later; every job
+/// is safe to run again, and the next run resumes where this one stopped.
+pub const JOB_WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the engine needs to start.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -189,11 +194,30 @@ impl Engine {
         T: Send + 'static,
         F: FnOnce(&mut custos_store::WriteTx<'_>) -> Result<T, custos_store::StoreError> + Send + 'static,
     {
+        self.write_within(WRITE_DEADLINE, job).await
+    }
+
+    /// [`Engine::write_job`] for the scheduled jobs, which answer no request
+    /// and so may wait longer ([`JOB_WRITE_DEADLINE`]) behind a burst of
+    /// writes; each of their store jobs is kept small all the same.
+    async fn background_job<T, F>(&self, job: F) -> Result<T, custos_store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut custos_store::WriteTx<'_>) -> Result<T, custos_store::StoreError> + Send + 'static,
+    {
+        self.write_within(JOB_WRITE_DEADLINE, job).await
+    }
+
+    async fn write_within<T, F>(&self, deadline: std::time::Duration, job: F) -> Result<T, custos_store::StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut custos_store::WriteTx<'_>) -> Result<T, custos_store::StoreError> + Send + 'static,
+    {
         use custos_store::StoreError;
         use std::sync::atomic::Ordering;
-        let outcome = match tokio::time::timeout(WRITE_DEADLINE, self.inner.store.write(job)).await {
+        let outcome = match tokio::time::timeout(deadline, self.inner.store.write(job)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(StoreError::Database(format!("the write did not commit within {WRITE_DEADLINE:?}"))),
+            Err(_) => Err(StoreError::Database(format!("the write did not commit within {deadline:?}"))),
         };
         match &outcome {
             Ok(_) => self.inner.audit_failing.store(false, Ordering::Relaxed),

@@ -202,7 +202,7 @@ impl Engine {
         let outcome = self.run_jobs_leased(now, &lease, &mut report).await;
         let release = {
             let holder = holder.to_owned();
-            self.write_job(move |tx| tx.release_lease(LEASE_NAME, &holder)).await
+            self.background_job(move |tx| tx.release_lease(LEASE_NAME, &holder)).await
         };
         outcome?;
         release?;
@@ -241,7 +241,7 @@ impl Engine {
     pub async fn take_lease(&self, holder: &str, wall: Timestamp) -> Result<bool> {
         let (holder, at) = (holder.to_owned(), stamp(wall));
         let until = stamp(wall.checked_add(LEASE).unwrap_or(wall));
-        let taken = self.write_job(move |tx| tx.acquire_lease(LEASE_NAME, &holder, &at, &until)).await?;
+        let taken = self.background_job(move |tx| tx.acquire_lease(LEASE_NAME, &holder, &at, &until)).await?;
         Ok(taken)
     }
 
@@ -274,7 +274,7 @@ impl Engine {
             let (rule_c, policy, keyring, at, until_c, after) =
                 (rule.clone(), self.policy(), self.inner.keyring.clone(), stamp(now), until.clone(), cursor.clone());
             let (rows, notified, moved) = self
-                .write_job(move |tx| {
+                .background_job(move |tx| {
                     let rows = tx.active_members_until(&until_c, (&after.0, &after.1), PAGE)?;
                     let (mut notified, mut moved) = (0u64, 0u64);
                     for row in &rows {
@@ -319,7 +319,7 @@ impl Engine {
             let (rule_c, policy, at, until_c, after) =
                 (rule.clone(), self.policy(), stamp(now), until.clone(), cursor.clone());
             let (last, destroyed) = self
-                .write_job(move |tx| {
+                .background_job(move |tx| {
                     let rows = tx.dormant_members_until(&until_c, (&after.0, &after.1), PAGE)?;
                     let mut destroyed = 0u64;
                     for row in &rows {
@@ -363,7 +363,7 @@ impl Engine {
         loop {
             let (at, version, after) = (stamp(now), self.policy().meta.version.clone(), cursor.clone());
             let (last, purged) = self
-                .write_job(move |tx| {
+                .background_job(move |tx| {
                     let page = tx.dormant_store_page(&after, PAGE)?;
                     let mut purged = 0u64;
                     for (id, dormant) in &page {
@@ -407,7 +407,7 @@ impl Engine {
                 let (class_c, cutoff_c, at, version) =
                     (class.clone(), cutoff.clone(), stamp(now), policy.meta.version.clone());
                 let (records, keys) = self
-                    .write_job(move |tx| {
+                    .background_job(move |tx| {
                         let gone = if from_deletion {
                             tx.expire_records_of_deleted(class_c.id.as_str(), &cutoff_c, RECORD_PAGE)?
                         } else {
@@ -461,7 +461,7 @@ impl Engine {
                 let (class_c, at, version, low_c, high_c) =
                     (class.clone(), stamp(now), policy.meta.version.clone(), low.clone(), high.clone());
                 let removed = self
-                    .write_job(move |tx| {
+                    .background_job(move |tx| {
                         let keys = tx.remove_keys_in_scopes(&low_c, &high_c, RECORD_PAGE)?;
                         for key in &keys {
                             tx.append_audit(&crate::audit::row(system_entry(
@@ -750,7 +750,7 @@ impl Engine {
         let at = stamp(now);
         let due = {
             let at = at.clone();
-            self.write_job(move |tx| tx.due_outbox(&at, 1_000)).await?
+            self.background_job(move |tx| tx.due_outbox(&at, 1_000)).await?
         };
         for entry in due {
             lease.renew().await?;
@@ -770,7 +770,7 @@ impl Engine {
             let (seq, attempts, at_c) = (entry.seq, entry.attempts + 1, at.clone());
             match outcome {
                 Ok(()) => {
-                    self.write_job(move |tx| tx.outbox_delivered(seq, &at_c)).await?;
+                    self.background_job(move |tx| tx.outbox_delivered(seq, &at_c)).await?;
                     report.notices_sent += 1;
                 }
                 Err(e) => {
@@ -785,7 +785,8 @@ impl Engine {
                     });
                     tracing::warn!(seq, attempts, retry, reason = %reason, "notice not delivered");
                     let gave_up = next.is_none();
-                    self.write_job(move |tx| tx.outbox_attempt_failed(seq, &at_c, next.as_deref(), &reason)).await?;
+                    self.background_job(move |tx| tx.outbox_attempt_failed(seq, &at_c, next.as_deref(), &reason))
+                        .await?;
                     if gave_up {
                         report.notices_failed += 1;
                     }
@@ -806,13 +807,13 @@ impl Engine {
             .filter(|i| i.kind == custos_core::policy::model::ItemType::Email)
             .map(|i| i.id.to_string())
             .collect();
-        let broadcasts = self.write_job(|tx| tx.pending_broadcasts()).await?;
+        let broadcasts = self.background_job(|tx| tx.pending_broadcasts()).await?;
         for (seq, _, _) in broadcasts {
             let mut cursor = String::new();
             loop {
                 let (emails, at, after) = (emails.clone(), stamp(now), cursor.clone());
                 let last = self
-                    .write_job(move |tx| {
+                    .background_job(move |tx| {
                         let names: Vec<&str> = emails.iter().map(String::as_str).collect();
                         let (last, _) = tx.fan_out(seq, &names, &after, 1_000, &at)?;
                         if last.is_none() {
@@ -855,7 +856,7 @@ impl Engine {
             (subject.to_owned(), kind.to_owned(), stamp(now), policy.meta.version.clone());
         let queued = parse_ts(queued_at);
         let found = self
-            .write_job(move |tx| {
+            .background_job(move |tx| {
                 let Some(row) = tx.subject(&subject_c)? else { return Ok(None) };
                 // A dormancy notice is for an active member who has not
                 // been active since it was queued; otherwise it is moot.

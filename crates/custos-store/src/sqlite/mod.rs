@@ -18,7 +18,7 @@ mod lifecycle;
 mod tx;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -54,6 +54,9 @@ type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 enum Message {
     Job(Job),
     Checkpoint(mpsc::Sender<Result<()>>),
+    /// From the checkpoint thread: every frame of the logs is copied back;
+    /// restart them from their beginning (see [`start_checkpointer`]).
+    Restart,
 }
 
 pub(crate) struct Sqlite {
@@ -73,6 +76,13 @@ impl std::fmt::Debug for Sqlite {
     }
 }
 
+/// How long a connection waits for a lock held by another.
+const WRITER_BUSY: std::time::Duration = std::time::Duration::from_millis(1000);
+
+/// The writer's page cache for the data file, in KiB (a quarter of it for
+/// the key and dormant files).
+const WRITER_CACHE_KIB: u32 = 65_536;
+
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -80,19 +90,31 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)?;
+    // The query planner stability guarantee: a plan does not depend on
+    // the values bound. Without it SQLite re-prepared a statement on every
+    // new binding of a column that a partial index's condition names (and
+    // under STAT4, which the bundled build enables), a tenth of the
+    // dormancy sweep's time.
+    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    // Savepoint journals (every store job runs in one) in memory, not in
+    // a temporary file written page by page.
+    conn.execute_batch("PRAGMA temp_store = MEMORY")?;
     // Shorter than the engine's write deadline, so a locked file turns into
     // an error the request can report, not a hang.
-    conn.busy_timeout(std::time::Duration::from_millis(1000))?;
+    conn.busy_timeout(WRITER_BUSY)?;
     if read_only {
         return Ok(conn);
     }
     owner_only(path)?;
     // WAL for concurrent readers; FULL so that a commit survives power loss;
     // secure_delete so that freed pages are zeroed, not left behind.
+    // journal_size_limit: a log that grew during a burst is cut back to
+    // 64 MiB when it restarts, not kept at its largest.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = FULL;
-         PRAGMA secure_delete = ON;",
+         PRAGMA secure_delete = ON;
+         PRAGMA journal_size_limit = 67108864;",
     )?;
     Ok(conn)
 }
@@ -204,16 +226,24 @@ impl Sqlite {
         data.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         keys.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
         dormant.execute_batch("PRAGMA wal_autocheckpoint = 0")?;
-        let checkpointer = start_checkpointer(config)?;
-
+        // The writer's page cache: SQLite's default (2 MiB) made every
+        // insert with a random id read its B-tree pages from disk once the
+        // data outgrew it (seeding 1,000,000 members slowed down steadily).
+        // Filled only as pages are used; within the memory target.
+        data.execute_batch(&format!("PRAGMA cache_size = -{}", WRITER_CACHE_KIB))?;
+        keys.execute_batch(&format!("PRAGMA cache_size = -{}", WRITER_CACHE_KIB / 4))?;
+        dormant.execute_batch(&format!("PRAGMA cache_size = -{}", WRITER_CACHE_KIB / 4))?;
         let (sender, receiver) = mpsc::channel::<Message>();
+        let restart_pending = Arc::new(AtomicBool::new(false));
+        let checkpointer = start_checkpointer(config, sender.clone(), restart_pending.clone())?;
+
         let batches = Arc::new(AtomicU64::new(0));
         let jobs = Arc::new(AtomicU64::new(0));
         let max_batch = config.max_batch.max(1);
         let (b, j) = (batches.clone(), jobs.clone());
         let writer = thread::Builder::new()
             .name("custos-writer".into())
-            .spawn(move || writer_loop(Files { data, keys, dormant }, receiver, max_batch, &b, &j))
+            .spawn(move || writer_loop(Files { data, keys, dormant }, receiver, max_batch, &b, &j, &restart_pending))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
 
         Ok(Sqlite {
@@ -234,6 +264,7 @@ impl Sqlite {
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let erased: Job = Box::new(move |w: Option<&mut WriteTx<'_>>| -> Completion {
+            let begun = w.is_some();
             let outcome = match w {
                 Some(w) => w.in_savepoint(job),
                 None => Err(StoreError::Database("the transaction could not begin".into())),
@@ -241,6 +272,9 @@ impl Sqlite {
             Box::new(move |batch_error: Option<&StoreError>| {
                 let result = match (outcome, batch_error) {
                     (Ok(_), Some(e)) => Err(StoreError::Database(format!("commit failed: {e}"))),
+                    (Err(_), Some(e)) if !begun => {
+                        Err(StoreError::Database(format!("the transaction could not begin: {e}")))
+                    }
                     (outcome, _) => outcome,
                 };
                 // The caller may have gone away (timeout, client closed);
@@ -344,20 +378,29 @@ fn writer_loop(
     max_batch: usize,
     batches: &AtomicU64,
     jobs: &AtomicU64,
+    restart_pending: &AtomicBool,
 ) {
     while let Ok(first) = receiver.recv() {
         let mut batch = Vec::with_capacity(max_batch);
         let mut checkpoints = Vec::new();
+        let mut restart = false;
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Job(job) => batch.push(job),
                 Message::Checkpoint(reply) => checkpoints.push(reply),
+                Message::Restart => restart = true,
             }
             next = if batch.len() < max_batch { receiver.try_recv().ok() } else { None };
         }
         if !batch.is_empty() {
             run_batch(&mut files, batch, batches, jobs);
+        }
+        if restart {
+            for conn in files.all() {
+                restart_log(conn);
+            }
+            restart_pending.store(false, Ordering::Release);
         }
         for reply in checkpoints {
             let result = files.all().into_iter().try_for_each(checkpoint);
@@ -371,12 +414,25 @@ fn writer_loop(
 }
 
 /// Every half second, copies committed WAL frames into the database files
-/// without waiting for readers or the writer (`PASSIVE`); every five
-/// seconds it also truncates the logs (`TRUNCATE`, which briefly holds the
-/// write lock, but finds little left to copy). Passive checkpoints alone
-/// never let the log restart under a steady stream of writes: it grew to
-/// hundreds of megabytes in the benchmark.
-fn start_checkpointer(config: &SqliteConfig) -> Result<(mpsc::Sender<()>, thread::JoinHandle<()>)> {
+/// without waiting for readers or the writer (`PASSIVE`). That alone never
+/// lets a log start again from its beginning under a steady stream of
+/// writes (the writer only restarts a log it finds wholly copied when its
+/// transaction begins, and it begins the next one as soon as the last one
+/// commits): the logs grew by gigabytes in the benchmarks. So when a log
+/// has grown past [`RESTART_FRAMES`] and a passive pass copied all of it,
+/// the thread asks the writer to restart the logs between two batches
+/// ([`restart_log`]).
+///
+/// Never from this thread with the write lock: a `TRUNCATE` here had to
+/// cut a log of a gigabyte back to nothing under the lock, which took a
+/// second and more, and every write waiting behind it failed its busy
+/// timeout ("database is locked"; the 1,000,000-member dormancy benchmark
+/// and the retention sweeps).
+fn start_checkpointer(
+    config: &SqliteConfig,
+    writer: mpsc::Sender<Message>,
+    restart_pending: Arc<AtomicBool>,
+) -> Result<(mpsc::Sender<()>, thread::JoinHandle<()>)> {
     let data = open_connection(&config.data_file, false)?;
     let keys = open_connection(&config.key_file, false)?;
     let dormant = open_connection(&config.dormant_file, false)?;
@@ -387,23 +443,62 @@ fn start_checkpointer(config: &SqliteConfig) -> Result<(mpsc::Sender<()>, thread
     let handle = thread::Builder::new()
         .name("custos-checkpoint".into())
         .spawn(move || {
-            let mut tick = 0u32;
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(std::time::Duration::from_millis(500))
             {
-                tick = tick.wrapping_add(1);
-                let mode = if tick.is_multiple_of(10) { "TRUNCATE" } else { "PASSIVE" };
+                let mut copied_large_log = false;
                 for conn in [&data, &keys, &dormant] {
-                    // A busy writer or reader makes a checkpoint give up
-                    // early; the next tick tries again.
-                    if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-                        tracing::debug!(error = %e, mode, "checkpoint deferred");
-                    }
+                    copied_large_log |= passive_checkpoint(conn);
+                }
+                if copied_large_log
+                    && !restart_pending.swap(true, Ordering::AcqRel)
+                    && writer.send(Message::Restart).is_err()
+                {
+                    return;
                 }
             }
         })
         .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
     Ok((stop, handle))
 }
+
+/// A log this long (pages of 4 KiB: 16 MiB), once copied back, is restarted.
+const RESTART_FRAMES: i64 = 4096;
+
+/// One passive pass over one file; true when it copied every frame of a
+/// log longer than [`RESTART_FRAMES`].
+fn passive_checkpoint(conn: &Connection) -> bool {
+    // (busy, frames in the log, frames copied back); -1 when not in WAL.
+    let outcome = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    });
+    match outcome {
+        Ok((0, log, copied)) => log >= RESTART_FRAMES && copied == log,
+        Ok(_) => false,
+        // A busy writer or reader makes a checkpoint give up early; the
+        // next tick tries again.
+        Err(e) => {
+            tracing::debug!(error = %e, "checkpoint deferred");
+            false
+        }
+    }
+}
+
+/// On the writer thread, between batches: copies the few frames committed
+/// since the last passive pass and restarts the log from its beginning, so
+/// the next commit writes at its start and cuts the file back to
+/// `journal_size_limit`. Waits a moment at most for readers of the old log
+/// (a reader holding its snapshot makes it give up; the next request
+/// tries again) so that writes queued meanwhile are not held up.
+fn restart_log(conn: &Connection) {
+    let _ = conn.busy_timeout(RESTART_BUSY);
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "log restart deferred");
+    }
+    let _ = conn.busy_timeout(WRITER_BUSY);
+}
+
+/// How long a log restart waits for readers.
+const RESTART_BUSY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Copies the whole WAL back and truncates it; an error when a reader kept
 /// it from finishing (frames would stay behind in the `-wal` file).
@@ -423,6 +518,7 @@ fn run_batch(files: &mut Files, batch: Vec<Job>, batches: &AtomicU64, jobs: &Ato
     };
     let begun = files.all().into_iter().try_for_each(|c| c.execute_batch("BEGIN IMMEDIATE"));
     if let Err(e) = begun {
+        tracing::warn!(error = %e, "a write transaction could not begin");
         rollback(files);
         let error = StoreError::from(e);
         for job in batch {

@@ -180,3 +180,56 @@ fn an_older_file_is_upgraded_in_place() {
     // Running again applies nothing twice.
     super::migrate(&mut conn, &path, &[v1, v2]).unwrap();
 }
+
+/// The log restart: a passive pass from a second connection copies a large
+/// log back and says so; a restart from the writer then lets the next
+/// commit write at the log's start and cut the file back to
+/// `journal_size_limit`, while a reader holding an old snapshot makes the
+/// restart give up instead of waiting (writes queue behind it).
+#[test]
+fn a_copied_log_is_restarted_by_the_writer_and_cut_back() {
+    let folder = Folder::new("restart");
+    let path = folder.0.join("log.db");
+    let writer = super::open_connection(&path, false).unwrap();
+    writer.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 1048576;").unwrap();
+    writer.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)").unwrap();
+    let checkpointer = super::open_connection(&path, false).unwrap();
+    checkpointer.execute_batch("PRAGMA wal_autocheckpoint = 0").unwrap();
+    let wal = folder.0.join("log.db-wal");
+    let wal_len = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+
+    // Small log: copied, but not worth a restart.
+    writer.execute("INSERT INTO t (v) VALUES (zeroblob(100))", []).unwrap();
+    assert!(!super::passive_checkpoint(&checkpointer));
+
+    // More than RESTART_FRAMES pages of 4 KiB.
+    let pages = super::RESTART_FRAMES as usize + 100;
+    for _ in 0..pages / 100 + 1 {
+        writer.execute_batch("BEGIN").unwrap();
+        for _ in 0..100 {
+            writer.execute("INSERT INTO t (v) VALUES (zeroblob(4000))", []).unwrap();
+        }
+        writer.execute_batch("COMMIT").unwrap();
+    }
+    let grown = wal_len();
+    assert!(grown > 16 << 20, "the log grew to {grown} bytes");
+
+    // A reader on the old log keeps the restart from finishing, at once.
+    let reader = super::open_connection(&path, true).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+    assert!(super::passive_checkpoint(&checkpointer), "a copied large log asks for a restart");
+    super::restart_log(&writer);
+    writer.execute("INSERT INTO t (v) VALUES (zeroblob(100))", []).unwrap();
+    assert!(wal_len() >= grown, "with the reader there, the log goes on");
+    reader.execute_batch("COMMIT").unwrap();
+
+    // Without it: restarted, and the next commit cuts the file back.
+    assert!(super::passive_checkpoint(&checkpointer));
+    super::restart_log(&writer);
+    writer.execute("INSERT INTO t (v) VALUES (zeroblob(100))", []).unwrap();
+    let after = wal_len();
+    assert!(after <= 1 << 20, "the log should be cut back to the limit, not {after} bytes");
+    let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows as usize, (pages / 100 + 1) * 100 + 3);
+}
