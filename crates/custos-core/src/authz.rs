@@ -64,6 +64,12 @@ pub enum Operation {
     ChangeSettings,
     /// Publish a new version of the policy, announced ahead of its date.
     PublishAmendment,
+    /// File a rights request for a member (the platform's backend relaying
+    /// it, or staff logging one received by e-mail, fax, phone or letter).
+    FileRequest,
+    /// Work the rights-request queue: read requests, verify an agent's
+    /// letter, assign, extend, deny, fulfil. Staff only.
+    HandleRequest,
 }
 
 impl Operation {
@@ -88,6 +94,8 @@ impl Operation {
         Operation::TransferRole,
         Operation::ChangeSettings,
         Operation::PublishAmendment,
+        Operation::FileRequest,
+        Operation::HandleRequest,
     ];
 
     /// The name written to the audit log.
@@ -113,6 +121,8 @@ impl Operation {
             Operation::TransferRole => "role_transfer",
             Operation::ChangeSettings => "settings_change",
             Operation::PublishAmendment => "policy_amend",
+            Operation::FileRequest => "request_file",
+            Operation::HandleRequest => "request_handle",
         }
     }
 
@@ -134,6 +144,7 @@ impl Operation {
             Operation::InviteStaff | Operation::DisableStaff | Operation::GrantPrivilege => RoleOp::ManageStaff,
             Operation::ChangeSettings => RoleOp::Settings,
             Operation::PublishAmendment => RoleOp::AmendPolicy,
+            Operation::FileRequest | Operation::HandleRequest => RoleOp::HandleRequests,
             // Only the holder of a single role hands it over; checked apart.
             Operation::TransferRole => RoleOp::ManageStaff,
             // Services, members and records are created by the platform's
@@ -278,8 +289,10 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
                     | Operation::ChangeSettings
                     | Operation::PublishAmendment
             );
-            // A single-holder role is handed over by its holder only.
-            if (platform_only && service.is_some()) || op == Operation::TransferRole {
+            // A single-holder role is handed over by its holder only; the
+            // queue is worked by staff, whose steps are each on record.
+            if (platform_only && service.is_some()) || matches!(op, Operation::TransferRole | Operation::HandleRequest)
+            {
                 return Err(Denied::Forbidden);
             }
             (service, purposes.iter().map(String::as_str).collect())
@@ -348,7 +361,8 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
                     | Operation::RecordActivity
                     | Operation::AddRecord
                     | Operation::RecordConsent
-                    | Operation::DeleteSubject => !is_key,
+                    | Operation::DeleteSubject
+                    | Operation::FileRequest => !is_key,
                     _ => true,
                 };
             // Of a deleted account only held records remain.

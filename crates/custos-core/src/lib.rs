@@ -16,3 +16,4 @@ pub mod merkle;
 pub mod net;
 pub mod policy;
 pub mod receipt;
+pub mod rights;

@@ -191,6 +191,31 @@ impl Engine {
         req: NewConsent,
         now: jiff::Timestamp,
     ) -> Result<ConsentRecorded> {
+        self.consent_entry(caller, subject, req, None, now).await
+    }
+
+    /// A withdrawal recorded for the member by staff who fulfil their
+    /// objection `request`: allowed by the request (`handle_requests`), not
+    /// by the staff member's own purposes.
+    pub(crate) async fn withdraw_for_request(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        req: NewConsent,
+        request: &str,
+        now: jiff::Timestamp,
+    ) -> Result<ConsentRecorded> {
+        self.consent_entry(caller, subject, NewConsent { granted: false, ..req }, Some(request), now).await
+    }
+
+    async fn consent_entry(
+        &self,
+        caller: &Caller,
+        subject: &str,
+        req: NewConsent,
+        request: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<ConsentRecorded> {
         let policy = self.policy();
         let policy = &*policy;
         let mut errors = Vec::new();
@@ -248,7 +273,9 @@ impl Engine {
         }
         // Only for a purpose the caller works for (the decision checks it):
         // a key for member management records no marketing consent.
-        self.permit(caller, Operation::RecordConsent, Target::None, Some(&req.purpose), None, now).await?;
+        if request.is_none() {
+            self.permit(caller, Operation::RecordConsent, Target::None, Some(&req.purpose), None, now).await?;
+        }
         if let Some(shown) = &req.policy_version
             && *shown != policy.meta.version
         {
@@ -262,16 +289,20 @@ impl Engine {
             .then(|| serde_json::json!({"ip": req.ip, "user_agent": req.user_agent}).to_string().into_bytes());
         let id = new_id("cns")?;
         let (at, caller, subject_id) = (stamp(now), caller.clone(), subject.to_owned());
+        let request = request.map(str::to_owned);
         let (policy_arc, keyring, history) = (self.policy(), self.inner.keyring.clone(), self.policy_history());
         let rows = self
             .write_job(move |tx| {
                 let policy = &*policy_arc;
                 let op = Operation::RecordConsent;
-                let (subject, _) =
-                    match gate::member(tx, policy, &caller, op, &subject_id, Some(&req.purpose), None, &at)? {
-                        Ok(found) => found,
-                        Err(refused) => return Ok(Err(refused)),
-                    };
+                let (ask, purpose) = match &request {
+                    Some(_) => (Operation::HandleRequest, None),
+                    None => (op, Some(req.purpose.as_str())),
+                };
+                let (subject, _) = match gate::member(tx, policy, &caller, ask, &subject_id, purpose, None, &at)? {
+                    Ok(found) => found,
+                    Err(refused) => return Ok(Err(refused)),
+                };
                 // The evidence is sealed under the subject's own key, bound
                 // to this entry: destroying the key destroys it.
                 let (sealed, key_id) = match &evidence {
@@ -312,9 +343,10 @@ impl Engine {
                     subject: Some(&subject.id),
                     items: &[],
                     outcome: &format!(
-                        "{} ({id}); now {}",
+                        "{} ({id}); now {}{}",
                         if req.granted { "granted" } else { "withdrawn" },
-                        state.as_str()
+                        state.as_str(),
+                        request.as_deref().map(|r| format!("; objection request {r}")).unwrap_or_default()
                     ),
                     at: &at,
                     policy_version: &policy.meta.version,

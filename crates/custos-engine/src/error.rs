@@ -20,6 +20,10 @@ pub enum EngineError {
     /// An opt-in purpose without the subject's current consent.
     #[error("the purpose {0:?} needs the subject's consent, and there is none")]
     ConsentRequired(String),
+    /// The member asked for processing for this purpose to stop (a
+    /// restriction request), and it has not been lifted.
+    #[error("processing for the purpose {0:?} is restricted at the member's request")]
+    Restricted(String),
     /// The operation is not open to this caller (e.g. a service key
     /// creating platform subjects).
     #[error("{0}")]

@@ -491,12 +491,25 @@ impl Engine {
     pub async fn delete_subject(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<Erasure> {
         use custos_core::authz::{Operation, Target};
         self.permit(caller, Operation::DeleteSubject, Target::None, None, None, now).await?;
+        self.erase(caller, id, Operation::DeleteSubject, "account deletion", now).await
+    }
+
+    /// The erasure itself, asked as `op` (a deletion by the platform, or
+    /// the fulfilment of a deletion request by staff who work the queue);
+    /// `why` goes into the certificate.
+    pub(crate) async fn erase(
+        &self,
+        caller: &Caller,
+        id: &str,
+        op: custos_core::authz::Operation,
+        why: &str,
+        now: Timestamp,
+    ) -> Result<Erasure> {
         let policy = self.policy();
-        let (caller_c, id_c, at) = (caller.clone(), id.to_owned(), stamp(now));
+        let (caller_c, id_c, at, why) = (caller.clone(), id.to_owned(), stamp(now), why.to_owned());
         let today = lifecycle::utc_date(now);
         let erasure = self
             .write_job(move |tx| {
-                let op = Operation::DeleteSubject;
                 let subject = match crate::gate::member(tx, &policy, &caller_c, op, &id_c, None, None, &at)? {
                     Ok((subject, _)) => subject,
                     Err(refused) => return Ok(Err(refused)),
@@ -532,7 +545,7 @@ impl Engine {
                     subject: Some(&subject.id),
                     items: &[],
                     outcome: &format!(
-                        "destroyed: account deletion; keys {}; {} items; {} blind indexes; rule retention.rules \
+                        "destroyed: {why}; keys {}; {} items; {} blind indexes; rule retention.rules \
                          account_deletion; kept under holds: {}",
                         gone.keys.join(" "),
                         gone.items + gone.dormant_items,
@@ -754,46 +767,78 @@ impl Engine {
         };
         for entry in due {
             lease.renew().await?;
-            let Some(subject) = entry.subject.clone() else { continue };
-            let address =
-                self.notice_address(&subject, &entry.kind, &entry.created_at, mail.processor.as_deref(), now).await?;
-            let outcome = match address {
-                Recipient::Stale => Err(crate::mail::MailError::Permanent(
-                    "no longer due: the member was active since, or is dormant already".into(),
-                )),
-                Recipient::Missing => Err(crate::mail::MailError::Permanent("no e-mail address on file".into())),
-                Recipient::Address(to) => {
-                    let message = notice_message(&self.policy(), &entry.kind, &entry.body, to);
-                    sender.send(&message).await
-                }
-            };
-            let (seq, attempts, at_c) = (entry.seq, entry.attempts + 1, at.clone());
-            match outcome {
-                Ok(()) => {
-                    self.background_job(move |tx| tx.outbox_delivered(seq, &at_c)).await?;
-                    report.notices_sent += 1;
-                }
-                Err(e) => {
-                    let (retry, reason) = match &e {
-                        crate::mail::MailError::Transient(r) => (attempts < MAX_ATTEMPTS, r.clone()),
-                        crate::mail::MailError::Permanent(r) => (false, r.clone()),
-                    };
-                    // 5 minutes, doubling: 5, 10, 20 … minutes.
-                    let next = retry.then(|| {
-                        let wait = jiff::SignedDuration::from_mins(5 * (1i64 << (attempts - 1).clamp(0, 10)));
-                        stamp(now.checked_add(wait).unwrap_or(now))
-                    });
-                    tracing::warn!(seq, attempts, retry, reason = %reason, "notice not delivered");
-                    let gave_up = next.is_none();
-                    self.background_job(move |tx| tx.outbox_attempt_failed(seq, &at_c, next.as_deref(), &reason))
-                        .await?;
-                    if gave_up {
-                        report.notices_failed += 1;
-                    }
-                }
+            match self.deliver_entry(&sender, &mail, entry, now).await? {
+                Delivery::Sent => report.notices_sent += 1,
+                Delivery::GaveUp => report.notices_failed += 1,
+                Delivery::Later | Delivery::Skipped => {}
             }
         }
         Ok(())
+    }
+
+    /// Delivers the notices of `kind` queued for `subject` now, outside the
+    /// scheduled runs (a one-time code cannot wait for them). What fails is
+    /// left to the scheduled runs' retries. No lease: at worst a notice is
+    /// sent twice, as the outbox's delivery is at least once anyway.
+    pub(crate) async fn deliver_now(&self, subject: &str, kind: &str, now: Timestamp) -> Result<()> {
+        let Some(mail) = self.inner.mail.clone() else { return Ok(()) };
+        let sender = crate::mail::SmtpSender::new(mail.smtp.clone());
+        let (subject_c, kind_c, at) = (subject.to_owned(), kind.to_owned(), stamp(now));
+        let due = self.background_job(move |tx| tx.due_outbox_of(&subject_c, &kind_c, &at)).await?;
+        for entry in due {
+            self.deliver_entry(&sender, &mail, entry, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one outbox entry and records how it went.
+    async fn deliver_entry(
+        &self,
+        sender: &crate::mail::SmtpSender,
+        mail: &MailConfig,
+        entry: custos_store::OutboxEntry,
+        now: Timestamp,
+    ) -> Result<Delivery> {
+        let at = stamp(now);
+        let Some(subject) = entry.subject.clone() else { return Ok(Delivery::Skipped) };
+        let address =
+            self.notice_address(&subject, &entry.kind, &entry.created_at, mail.processor.as_deref(), now).await?;
+        let outcome = match address {
+            Recipient::Stale => Err(crate::mail::MailError::Permanent(
+                "no longer due: the member was active since, or is dormant already".into(),
+            )),
+            Recipient::Missing => Err(crate::mail::MailError::Permanent("no e-mail address on file".into())),
+            Recipient::Address(to) => {
+                let body = match entry.kind.as_str() {
+                    "request_code" => self.request_code_body(&entry.body).await?,
+                    _ => entry.body.clone(),
+                };
+                let message = notice_message(&self.policy(), &entry.kind, &body, to);
+                sender.send(&message).await
+            }
+        };
+        let (seq, attempts, at_c) = (entry.seq, entry.attempts + 1, at.clone());
+        match outcome {
+            Ok(()) => {
+                self.background_job(move |tx| tx.outbox_delivered(seq, &at_c)).await?;
+                Ok(Delivery::Sent)
+            }
+            Err(e) => {
+                let (retry, reason) = match &e {
+                    crate::mail::MailError::Transient(r) => (attempts < MAX_ATTEMPTS, r.clone()),
+                    crate::mail::MailError::Permanent(r) => (false, r.clone()),
+                };
+                // 5 minutes, doubling: 5, 10, 20 … minutes.
+                let next = retry.then(|| {
+                    let wait = jiff::SignedDuration::from_mins(5 * (1i64 << (attempts - 1).clamp(0, 10)));
+                    stamp(now.checked_add(wait).unwrap_or(now))
+                });
+                tracing::warn!(seq, attempts, retry, reason = %reason, "notice not delivered");
+                let gave_up = next.is_none();
+                self.background_job(move |tx| tx.outbox_attempt_failed(seq, &at_c, next.as_deref(), &reason)).await?;
+                Ok(if gave_up { Delivery::GaveUp } else { Delivery::Later })
+            }
+        }
     }
 
     /// Notices to every member (amendments) become one entry per active
@@ -898,6 +943,17 @@ impl Engine {
     }
 }
 
+/// How one delivery went.
+enum Delivery {
+    Sent,
+    /// Failed; tried again later.
+    Later,
+    /// Failed for good.
+    GaveUp,
+    /// Not a notice to one member.
+    Skipped,
+}
+
 /// Where a notice goes.
 enum Recipient {
     Address(String),
@@ -931,6 +987,46 @@ fn notice_message(policy: &Policy, kind: &str, body: &str, to: String) -> crate:
                 ),
             )
         }
+        ("request_code", _) => {
+            let code = facts.get("code").and_then(|v| v.as_str()).unwrap_or("");
+            (
+                format!("{}: your verification code", policy.meta.title),
+                format!(
+                    "A request about your personal information was filed. To confirm that you made it, \
+                     enter this code where you filed it: {code}\n\nThe code expires in {} minutes. \
+                     If you did not file a request, ignore this message.\n",
+                    crate::requests::CODE_MINUTES
+                ),
+            )
+        }
+        ("request_agent", _) => (
+            format!("{}: an agent filed a request for you", policy.meta.title),
+            format!(
+                "An agent holding your letter of attorney filed a {} request about your personal information \
+                 (request {}), and we verified the letter. Contact us if you did not authorise it.\n",
+                facts.get("kind").and_then(|v| v.as_str()).unwrap_or("rights"),
+                facts.get("request").and_then(|v| v.as_str()).unwrap_or("")
+            ),
+        ),
+        ("request_extended", _) => (
+            format!("{}: more time for your request", policy.meta.title),
+            format!(
+                "We need more time to answer your {} request (request {}); we will answer by {}. \
+                 The reason is available from us on request.\n",
+                facts.get("kind").and_then(|v| v.as_str()).unwrap_or("rights"),
+                facts.get("request").and_then(|v| v.as_str()).unwrap_or(""),
+                facts.get("until").and_then(|v| v.as_str()).unwrap_or("")
+            ),
+        ),
+        ("request_closed", _) => (
+            format!("{}: your request was answered", policy.meta.title),
+            format!(
+                "Your {} request (request {}) was {}. Ask us for the answer through the channel you used.\n",
+                facts.get("kind").and_then(|v| v.as_str()).unwrap_or("rights"),
+                facts.get("request").and_then(|v| v.as_str()).unwrap_or(""),
+                facts.get("status").and_then(|v| v.as_str()).unwrap_or("closed")
+            ),
+        ),
         _ => (format!("{}: notice", policy.meta.title), format!("{kind}\n")),
     };
     crate::mail::Message { to, subject, body: text }

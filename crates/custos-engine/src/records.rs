@@ -26,7 +26,7 @@ fn owner(subject: &str, record: &str) -> String {
 
 impl Engine {
     /// Decrypts one record; the error says why it cannot be read.
-    fn open_record(&self, keys: &[KeyRow], row: &RecordRow) -> Result<String, String> {
+    pub(crate) fn open_record(&self, keys: &[KeyRow], row: &RecordRow) -> Result<String, String> {
         let key =
             keys.iter().find(|k| k.id == row.key_id).ok_or_else(|| format!("the key of record {} is gone", row.id))?;
         let data_key =
@@ -225,6 +225,10 @@ impl Engine {
                 {
                     refuse(tx, &subject.id, "denied: no consent")?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
+                }
+                if crate::requests::is_restricted(tx, &policy_c, &subject.id, &purpose_c)? {
+                    refuse(tx, &subject.id, "denied: restricted at the member's request")?;
+                    return Ok(Err(EngineError::Restricted(purpose_c.clone())));
                 }
                 // Of a deleted account, only the hold's legal purpose reads.
                 let deleted = subject.status == gate::DELETED;

@@ -489,6 +489,10 @@ impl Engine {
                     audit(tx, Some(&subject.id), &[], "denied: no consent")?;
                     return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
                 }
+                if crate::requests::is_restricted(tx, policy, &subject.id, &purpose_c)? {
+                    audit(tx, Some(&subject.id), &[], "denied: restricted at the member's request")?;
+                    return Ok(Err(EngineError::Restricted(purpose_c.clone())));
+                }
                 let names: Vec<&str> = items.iter().map(String::as_str).collect();
                 // A dormant member (read with the dormant-lookup privilege)
                 // is read from the dormant store, under the dormant key.
@@ -666,6 +670,23 @@ impl Engine {
                 }
                 .append(tx)?;
                 return Ok(Err(EngineError::ConsentRequired(purpose.clone())));
+            }
+            if let Some(subject) = &found
+                && crate::requests::is_restricted(tx, &policy, &subject.id, &purpose)?
+            {
+                let items = [item.clone()];
+                Audit {
+                    caller: &caller,
+                    operation: "lookup",
+                    purpose: Some(&purpose),
+                    subject: Some(&subject.id),
+                    items: &items,
+                    outcome: "denied: restricted at the member's request",
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                return Ok(Err(EngineError::Restricted(purpose.clone())));
             }
             let items = [item.clone()];
             Audit {

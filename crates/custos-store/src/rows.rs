@@ -302,3 +302,57 @@ pub struct RemovedKey {
     pub subject_id: String,
     pub scope: String,
 }
+
+/// A rights request, complaint or inquiry. `details`, `letter`, `outcome`
+/// and `extension_reason` are ciphertext under the request's key `key_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    pub id: String,
+    pub service_id: Option<String>,
+    pub subject_id: Option<String>,
+    pub kind: String,
+    pub channel: String,
+    pub jurisdiction: String,
+    /// `member` or `agent`.
+    pub requester: String,
+    pub status: String,
+    pub received_at: String,
+    pub acknowledge_by: Option<String>,
+    pub answer_by: Option<String>,
+    pub extended_by: Option<String>,
+    pub acknowledged_at: Option<String>,
+    pub verified_by: Option<String>,
+    pub verified_at: Option<String>,
+    pub assigned_to: Option<String>,
+    pub closed_at: Option<String>,
+    pub key_id: String,
+    pub details: Vec<u8>,
+    pub letter_sha256: Option<String>,
+    pub letter: Option<Vec<u8>>,
+    pub outcome: Option<Vec<u8>>,
+    pub extension_reason: Option<Vec<u8>>,
+    pub created_by: String,
+}
+
+/// One step of a request's timeline (no personal data in `note`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestStepRow {
+    pub request_id: String,
+    pub at: String,
+    pub actor: String,
+    pub step: String,
+    pub status: String,
+    pub note: String,
+}
+
+/// Which requests a queue listing shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<String>,
+    /// Only this service's (`Some(None)`: only the platform's; `None`: all).
+    pub service: Option<Option<String>>,
+    pub subject_id: Option<String>,
+    /// Open requests whose answer deadline is before this date.
+    pub due_before: Option<String>,
+}

@@ -116,6 +116,7 @@ keywords!(
     Operation {
         ReadMembers = "read_members", EditMembers = "edit_members", ManageStaff = "manage_staff",
         Settings = "settings", Audit = "audit", ReadDormant = "read_dormant", AmendPolicy = "amend_policy",
+        HandleRequests = "handle_requests",
     }
 );
 keywords!(ItemType {

@@ -86,6 +86,12 @@ impl From<EngineError> for ApiError {
             EngineError::ConsentRequired(_) => {
                 ApiError::new(S::FORBIDDEN, "consent_required", "the purpose needs the subject's consent", detail)
             }
+            EngineError::Restricted(_) => ApiError::new(
+                S::FORBIDDEN,
+                "processing_restricted",
+                "the member restricted processing for this purpose",
+                detail,
+            ),
             EngineError::Forbidden(_) => {
                 ApiError::new(S::FORBIDDEN, "forbidden", "not allowed for this caller", detail)
             }

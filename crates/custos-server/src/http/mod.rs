@@ -11,10 +11,12 @@ mod audit;
 mod consents;
 mod cookies;
 mod error;
+mod export_page;
 mod extract;
 pub mod openapi;
 mod ops;
 mod records;
+mod requests;
 mod services;
 mod staff;
 mod subjects;
@@ -82,6 +84,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(consents::router())
         .merge(cookies::router())
         .merge(amendments::router())
+        .merge(requests::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

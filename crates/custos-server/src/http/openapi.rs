@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{amendments, audit, consents, cookies, error, ops, records, services, staff, subjects};
+use super::{amendments, audit, consents, cookies, error, ops, records, requests, services, staff, subjects};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,8 @@ use super::{amendments, audit, consents, cookies, error, ops, records, services,
         consents::record, consents::ledger,
         cookies::record, cookies::state, cookies::link, cookies::member, cookies::gpc_json, cookies::script,
         amendments::publish, amendments::notices,
+        requests::file, requests::list, requests::detail, requests::code, requests::verify, requests::assign,
+        requests::extend, requests::deny, requests::fulfil, requests::lift, requests::outcome,
         audit::latest, audit::issue, audit::inclusion, audit::consistency,
         staff::invite, staff::enrol, staff::login, staff::logout, staff::me, staff::change_password,
         staff::disable, staff::grant, staff::withdraw, staff::transfer, staff::allowed_ips,
@@ -33,6 +35,7 @@ use super::{amendments, audit, consents, cookies, error, ops, records, services,
         (name = "cookies", description = "cookie consent per category of the policy, for visitors and members; Global Privacy Control; the embeddable script"),
         (name = "audit", description = "the verifiable audit log: signed checkpoints and RFC 9162 proofs"),
         (name = "policy", description = "policy amendments: published ahead of their date with the notice the policy promises, and the public notice board"),
+        (name = "requests", description = "members' rights requests: filed, verified (one-time code, the platform's session, or staff checking an agent's letter of attorney), worked against the jurisdiction's deadline, answered"),
         (name = "staff", description = "staff accounts: invitations, password and TOTP login, sessions, roles and privileges"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )

@@ -256,6 +256,11 @@ const REFUSED_DUPLICATE_PASSWORD: &str = "CanaryPassword7f3a91c2RefusedDuplicate
 const REFUSED_INVALID_NAME: &str = "CanaryName7f3a91c2RefusedInvalid";
 const REFUSED_INVALID_EMAIL: &str = "canary-7f3a91c2-refused-invalid@example.com";
 const UNKNOWN_EMAIL: &str = "canary-7f3a91c2-nobody@example.com";
+const REQUEST_AGENT_NAME: &str = "CanaryAgent7f3a91c2Name";
+const REQUEST_AGENT_CONTACT: &str = "canary-7f3a91c2-agent@example.net";
+const REQUEST_LETTER: &str = "CanaryLetter7f3a91c2 I authorise my agent";
+const REQUEST_NOTE: &str = "CanaryNote7f3a91c2 please hurry";
+const REQUEST_CORRECTION: &str = "CanaryCorrection7f3a91c2";
 
 fn all_canaries() -> Vec<String> {
     let mut canaries: Vec<String> = [
@@ -293,6 +298,11 @@ fn all_canaries() -> Vec<String> {
         REFUSED_INVALID_NAME,
         REFUSED_INVALID_EMAIL,
         UNKNOWN_EMAIL,
+        REQUEST_AGENT_NAME,
+        REQUEST_AGENT_CONTACT,
+        REQUEST_LETTER,
+        REQUEST_NOTE,
+        REQUEST_CORRECTION,
     ]
     .map(str::to_owned)
     .to_vec();
@@ -443,6 +453,20 @@ async fn populate(app: &TestApp) -> World {
     add_record(app, &alpha, "payment_supply_records", ALPHA_PAYMENT).await;
     add_record(app, &alpha, "tax_ledgers", ALPHA_TAX).await;
     add_record(app, &member, "service_visitation_records", MEMBER_VISIT).await;
+
+    // Rights requests: an agent's (with a letter of attorney and a note)
+    // and a correction; what they carry is sealed.
+    let letter = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, REQUEST_LETTER.as_bytes());
+    for body in [
+        json!({"kind": "access", "channel": "writing", "subject": charlie, "verification": "staff", "note": REQUEST_NOTE,
+               "agent": {"name": REQUEST_AGENT_NAME, "contact": REQUEST_AGENT_CONTACT, "letter": letter,
+                         "letter_type": "text/plain"}}),
+        json!({"kind": "correction", "channel": "email", "subject": charlie, "verification": "staff",
+               "corrections": {"name": REQUEST_CORRECTION}}),
+    ] {
+        let (status, body) = app.send("POST", "/v1/requests", Some(&app.key), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
 
     // Bravo corrects name and e-mail, then logs in a day later.
     let (status, body) = app

@@ -28,9 +28,9 @@ use custos_server::config::BUNDLED_POLICY;
 use serde_json::{Value, json};
 
 use self::Who::*;
-use crate::kit::{
-    Answer, FINDABLE_MEMBERS, app_with_policy, call, member_signup, new_service, operator_signup, sign_up,
-};
+use crate::kit::{Answer, FINDABLE_MEMBERS, call, member_signup, new_service, operator_signup, sign_up};
+use crate::lifecycle::app_with_mail_policy;
+use crate::smtp_sink::SmtpSink;
 use crate::support::{STAFF_PASSWORD, StaffMember, TestApp};
 
 /// The kinds of caller a row may allow.
@@ -85,6 +85,11 @@ const AMEND: &[Who] = &[PlatformKey, PrivacyOfficer];
 /// `edit_members`, for a purpose the caller works for: marketing is not
 /// one of the privacy officer's purposes.
 const CONSENT: &[Who] = &[PlatformKey, ServiceKey, HeadAdmin, Admin, Operator];
+/// Filing a rights request: the platform's backend (its keys) relays the
+/// member's, staff with `handle_requests` log one received otherwise.
+const FILE: &[Who] = &[PlatformKey, ServiceKey, PrivacyOfficer];
+/// `handle_requests`: working the queue is staff's, never a key's.
+const QUEUE: &[Who] = &[PrivacyOfficer];
 
 /// What a row's request is about, in service A, in service B, or missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +117,19 @@ enum Object {
     /// A platform subject: the operator who creates a service. No "other
     /// service" cell.
     OperatorSubject,
+    /// A rights request about the service's member, made once.
+    Request,
+    /// A request answered (denied) once, so it has an answer to read.
+    Answered,
+    /// A request filed afresh for every cell, waiting for verification.
+    Received,
+    /// A request filed afresh for every cell, verified.
+    Verified,
+    /// A verified request filed afresh under a jurisdiction that allows an
+    /// extension.
+    Extendable,
+    /// A restriction request filed and fulfilled afresh for every cell.
+    Restricted,
 }
 
 impl Object {
@@ -143,6 +161,8 @@ enum Prep {
     Login,
     /// A fresh invitation token.
     Invitation,
+    /// A request filed with a one-time code, and the code from the e-mail.
+    Code,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +300,37 @@ const ROWS: &[Row] = &[
             .replace("effective_date = 2023-02-28", "effective_date = 2030-01-01");
         ("/v1/policy/amendments".into(), Some(json!({ "text": text })))
     }),
+    guarded("POST", "/v1/requests", Object::Member, FILE, |ids| {
+        let body = json!({"kind": "access", "channel": "web_page", "subject": ids.id, "verification": "staff"});
+        ("/v1/requests".into(), Some(body))
+    }),
+    guarded("GET", "/v1/requests", Object::Nothing, QUEUE, |_| get("/v1/requests".into())),
+    guarded("GET", "/v1/requests/{id}", Object::Request, QUEUE, |ids| get(format!("/v1/requests/{}", ids.id))),
+    public("POST", "/v1/requests/{id}/code", Prep::Code, |ids| {
+        let id = ids.prepared["id"].as_str().unwrap_or_default();
+        (format!("/v1/requests/{id}/code"), Some(json!({"code": ids.prepared["code"]})))
+    }),
+    guarded("POST", "/v1/requests/{id}/verify", Object::Received, QUEUE, |ids| {
+        (format!("/v1/requests/{}/verify", ids.id), Some(json!({})))
+    }),
+    guarded("POST", "/v1/requests/{id}/assign", Object::Verified, QUEUE, |ids| {
+        (format!("/v1/requests/{}/assign", ids.id), Some(json!({})))
+    }),
+    guarded("POST", "/v1/requests/{id}/extend", Object::Extendable, QUEUE, |ids| {
+        (format!("/v1/requests/{}/extend", ids.id), Some(json!({"reason": "records in several services"})))
+    }),
+    guarded("POST", "/v1/requests/{id}/deny", Object::Received, QUEUE, |ids| {
+        (format!("/v1/requests/{}/deny", ids.id), Some(json!({"reason": "not verifiable"})))
+    }),
+    guarded("POST", "/v1/requests/{id}/fulfil", Object::Verified, QUEUE, |ids| {
+        (format!("/v1/requests/{}/fulfil", ids.id), None)
+    }),
+    guarded("POST", "/v1/requests/{id}/lift", Object::Restricted, QUEUE, |ids| {
+        (format!("/v1/requests/{}/lift", ids.id), None)
+    }),
+    guarded("GET", "/v1/requests/{id}/outcome", Object::Answered, QUEUE, |ids| {
+        get(format!("/v1/requests/{}/outcome", ids.id))
+    }),
     guarded("GET", "/v1/audit/checkpoint", Object::Nothing, AUDIT, |_| get("/v1/audit/checkpoint".into())),
     guarded("POST", "/v1/audit/checkpoint", Object::Nothing, ISSUE, |_| ("/v1/audit/checkpoint".into(), None)),
     guarded("GET", "/v1/audit/proof/inclusion", Object::Nothing, AUDIT, |_| {
@@ -408,10 +459,17 @@ struct Side {
     email: String,
     admin: String,
     transferee: String,
+    /// A request about `member`, and one answered.
+    request: String,
+    answered: String,
 }
 
 struct World {
     app: TestApp,
+    /// Receives the one-time codes.
+    sink: SmtpSink,
+    /// The privacy officer's session, to prepare requests.
+    officer: String,
     a: Side,
     b: Side,
     /// A platform subject that may create services.
@@ -435,7 +493,16 @@ async fn side(app: &TestApp, n: u16) -> Side {
     });
     let findable = sign_up(app, &app.key, &fan).await;
     let (admin, _) = app.invite(&format!("grantee{n}@example.com"), "admin", Some(&service)).await;
-    Side { service, member, findable, email, admin, transferee: String::new() }
+    Side {
+        service,
+        member,
+        findable,
+        email,
+        admin,
+        transferee: String::new(),
+        request: String::new(),
+        answered: String::new(),
+    }
 }
 
 async fn me(app: &TestApp, token: &str) -> u16 {
@@ -445,7 +512,8 @@ async fn me(app: &TestApp, token: &str) -> u16 {
 /// The instance, its two services and every caller. Argon2 runs once per
 /// enrolment and login, so each caller is enrolled once.
 async fn world() -> World {
-    let app = app_with_policy("authz-matrix", &format!("{BUNDLED_POLICY}\n{FINDABLE_MEMBERS}")).await;
+    let sink = SmtpSink::start();
+    let app = app_with_mail_policy("authz-matrix", &sink, &format!("{BUNDLED_POLICY}\n{FINDABLE_MEMBERS}")).await;
     let mut a = side(&app, 1).await;
     let mut b = side(&app, 2).await;
     let operator = sign_up(&app, &app.key, &operator_signup("operator9@example.com", "+82 10 5555 0009")).await;
@@ -545,11 +613,36 @@ async fn world() -> World {
     });
     // A checkpoint to read.
     call(&app, "POST", "/v1/audit/checkpoint", Some(&app.key), None).await.expect(200);
+    let officer = callers.iter().find(|c| c.who == Some(PrivacyOfficer)).and_then(|c| c.token.clone()).unwrap();
+    for side in [&mut a, &mut b] {
+        side.request = file_request(&app, &side.member, "access", "staff", None).await;
+        side.answered = file_request(&app, &side.member, "access", "staff", None).await;
+        let denied = json!({"reason": "not verifiable"});
+        call(&app, "POST", &format!("/v1/requests/{}/deny", side.answered), Some(&officer), Some(&denied))
+            .await
+            .expect(200);
+    }
 
     let mut secrets: Vec<String> = callers.iter().flat_map(|c| [c.token.clone(), c.spare.clone()]).flatten().collect();
     secrets.extend(staff.iter().map(|s| s.3.email.clone()));
     secrets.extend([a.email.clone(), b.email.clone(), "203.0.113.7".into(), "Pixel 8".into()]);
-    World { app, a, b, operator, callers, public_login: public_login.unwrap(), secrets }
+    World { app, sink, officer, a, b, operator, callers, public_login: public_login.unwrap(), secrets }
+}
+
+/// Files a request for `member` with the platform's key; returns its id.
+async fn file_request(
+    app: &TestApp,
+    member: &str,
+    kind: &str,
+    verification: &str,
+    jurisdiction: Option<&str>,
+) -> String {
+    let mut body = json!({"kind": kind, "channel": "web_page", "subject": member, "verification": verification});
+    if let Some(j) = jurisdiction {
+        body["jurisdiction"] = json!(j);
+    }
+    let answer = call(app, "POST", "/v1/requests", Some(&app.key), Some(&body)).await;
+    answer.expect(201)["request"]["id"].as_str().unwrap().to_owned()
 }
 
 /// Whether `caller` should be allowed `obj` on a row allowing `allowed`.
@@ -610,6 +703,27 @@ async fn ids(world: &World, object: Object, obj: Obj, n: usize) -> Ids {
             Some(s) => sign_up(&world.app, &world.app.key, &member_signup(&s.service)).await,
             None => format!("sub_{NO_HEX}"),
         },
+        Object::Request => or_missing("req", |s| &s.request),
+        Object::Answered => or_missing("req", |s| &s.answered),
+        Object::Received | Object::Verified | Object::Extendable | Object::Restricted => match side {
+            None => format!("req_{NO_HEX}"),
+            Some(s) => {
+                let app = &world.app;
+                match object {
+                    Object::Received => file_request(app, &s.member, "access", "staff", None).await,
+                    Object::Verified => file_request(app, &s.member, "access", "platform_session", None).await,
+                    Object::Extendable => {
+                        file_request(app, &s.member, "export", "platform_session", Some("eea_uk_ch")).await
+                    }
+                    _ => {
+                        let id = file_request(app, &s.member, "restriction", "platform_session", None).await;
+                        let path = format!("/v1/requests/{id}/fulfil");
+                        call(app, "POST", &path, Some(&world.officer), None).await.expect(200);
+                        id
+                    }
+                }
+            }
+        },
         Object::FreshStaff => match side {
             Some(s) => world.app.invite(&format!("victim{n}@example.com"), "operator", Some(&s.service)).await.0,
             None => format!("stf_{NO_HEX}"),
@@ -664,6 +778,15 @@ async fn every_route_every_caller_own_other_and_missing_objects() {
                     Prep::Invitation => {
                         let (_, token) = app.invite(&format!("public{n}@example.com"), "support_agent", None).await;
                         json!({"token": token, "password": STAFF_PASSWORD})
+                    }
+                    Prep::Code => {
+                        let sent = world.sink.messages().len();
+                        let id = file_request(app, &world.a.findable, "access", "code", None).await;
+                        let got = world.sink.wait_for(sent + 1, std::time::Duration::from_secs(10));
+                        let text = &got.last().unwrap().data;
+                        let marker = "enter this code where you filed it: ";
+                        let at = text.find(marker).unwrap() + marker.len();
+                        json!({"id": id, "code": &text[at..at + 8]})
                     }
                 };
                 let (uri, body) = (row.build)(&Ids { prepared, ..Ids::default() });

@@ -12,7 +12,7 @@ use crate::kit::*;
 use crate::support::TestApp;
 
 /// Every route of the API: (method, path as documented, a concrete path).
-const ROUTES: [(&str, &str, &str); 39] = [
+const ROUTES: [(&str, &str, &str); 50] = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
     ("GET", "/metrics", "/metrics"),
@@ -52,14 +52,28 @@ const ROUTES: [(&str, &str, &str); 39] = [
     ("DELETE", "/v1/staff/{id}/privileges/{privilege}", "/v1/staff/stf_x/privileges/dormant_lookup"),
     ("POST", "/v1/staff/{id}/transfer-role", "/v1/staff/stf_x/transfer-role"),
     ("PUT", "/v1/services/{id}/allowed-ips", "/v1/services/svc_x/allowed-ips"),
+    ("POST", "/v1/requests", "/v1/requests"),
+    ("GET", "/v1/requests", "/v1/requests"),
+    ("GET", "/v1/requests/{id}", "/v1/requests/req_x"),
+    ("POST", "/v1/requests/{id}/code", "/v1/requests/req_x/code"),
+    ("POST", "/v1/requests/{id}/verify", "/v1/requests/req_x/verify"),
+    ("POST", "/v1/requests/{id}/assign", "/v1/requests/req_x/assign"),
+    ("POST", "/v1/requests/{id}/extend", "/v1/requests/req_x/extend"),
+    ("POST", "/v1/requests/{id}/deny", "/v1/requests/req_x/deny"),
+    ("POST", "/v1/requests/{id}/fulfil", "/v1/requests/req_x/fulfil"),
+    ("POST", "/v1/requests/{id}/lift", "/v1/requests/req_x/lift"),
+    ("GET", "/v1/requests/{id}/outcome", "/v1/requests/req_x/outcome"),
 ];
 
 /// Routes that take no credential: staff enrol and log in with what they know.
-const PUBLIC: [&str; 4] = ["/v1/staff/enrol", "/v1/sessions", "/v1/notices", "/v1/cookie-consent"];
+const PUBLIC: [&str; 5] =
+    ["/v1/staff/enrol", "/v1/sessions", "/v1/notices", "/v1/cookie-consent", "/v1/requests/{id}/code"];
 
 /// Routes that take no body although their method could carry one.
-const NO_BODY: [&str; 4] = [
+const NO_BODY: [&str; 6] = [
     "/v1/audit/checkpoint",
+    "/v1/requests/{id}/fulfil",
+    "/v1/requests/{id}/lift",
     "/v1/staff/{id}/disable",
     "/v1/staff/{id}/transfer-role",
     "/v1/staff/{id}/privileges/{privilege}",
@@ -176,6 +190,7 @@ async fn every_json_endpoint_refuses_other_media_types_and_oversize_bodies() {
     let subject = sign_up(&app, &app.key, &operator_signup("boss@example.com", "+82 10 5555 0001")).await;
     let auth = format!("Bearer {}", app.key);
     let huge = json!({"padding": "p".repeat(256 * 1024)}).to_string().into_bytes();
+    let filing_huge = json!({"padding": "p".repeat(8 * 1024 * 1024)}).to_string().into_bytes();
     let before = counts(&app).await;
     // Every POST, PUT and PATCH takes a JSON body, but those in NO_BODY.
     let with_body =
@@ -186,9 +201,10 @@ async fn every_json_endpoint_refuses_other_media_types_and_oversize_bodies() {
             raw(&app, method, &path, &[("authorization", &auth), ("content-type", "text/plain")], b"{}".to_vec()).await;
         assert_eq!(answer.status, 415, "{method} {path}: {}", answer.text);
         answer.problem(415, "unsupported_media_type");
+        // Filing takes a letter of attorney: its limit is higher.
+        let body = if path == "/v1/requests" { filing_huge.clone() } else { huge.clone() };
         let answer =
-            raw(&app, method, &path, &[("authorization", &auth), ("content-type", "application/json")], huge.clone())
-                .await;
+            raw(&app, method, &path, &[("authorization", &auth), ("content-type", "application/json")], body).await;
         assert_eq!(answer.status, 413, "{method} {path}: {}", answer.text);
         answer.problem(413, "too_large").never_mentions(&["pppppppp"]);
     }

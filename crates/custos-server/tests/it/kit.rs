@@ -157,7 +157,7 @@ pub(crate) async fn metric(app: &TestApp, series: &str) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Counts(BTreeMap<&'static str, u64>);
 
-const DATA_TABLES: [&str; 14] = [
+const DATA_TABLES: [&str; 18] = [
     "services",
     "subjects",
     "items",
@@ -172,6 +172,10 @@ const DATA_TABLES: [&str; 14] = [
     "amendments",
     "outbox",
     "policy_versions",
+    "requests",
+    "request_codes",
+    "request_steps",
+    "restrictions",
 ];
 
 pub(crate) async fn counts(app: &TestApp) -> Counts {

@@ -322,7 +322,12 @@ async fn simulate_shows_the_timeline_and_changes_nothing() {
 
 // --- e-mail ------------------------------------------------------------------
 
-async fn app_with_mail(name: &str, sink: &SmtpSink) -> TestApp {
+pub(crate) async fn app_with_mail(name: &str, sink: &SmtpSink) -> TestApp {
+    app_with_mail_policy(name, sink, BUNDLED_POLICY).await
+}
+
+/// [`app_with_mail`] on the policy `text`.
+pub(crate) async fn app_with_mail_policy(name: &str, sink: &SmtpSink, text: &str) -> TestApp {
     let dir = Scratch::new(name);
     let mut config = engine_config(&dir);
     config.mail = Some(MailConfig {
@@ -338,7 +343,7 @@ async fn app_with_mail(name: &str, sink: &SmtpSink) -> TestApp {
         },
         processor: Some("aws".into()),
     });
-    let policy = custos_engine::policy::parse(BUNDLED_POLICY).unwrap();
+    let policy = custos_engine::policy::parse(text).unwrap();
     let (engine, _) = Engine::open(&config, policy).await.unwrap();
     let clock = Arc::new(ManualClock::new(start_time()));
     let router = app(AppState::new(engine.clone(), clock.clone()), 256 * 1024);

@@ -17,5 +17,6 @@ mod lifecycle;
 mod lifecycle_props;
 mod openapi;
 mod policy_cli;
+mod requests;
 mod smtp_sink;
 mod support;

@@ -392,6 +392,27 @@ impl WriteTx<'_> {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
+    /// The undelivered notices of `kind` for one subject that are due.
+    pub fn due_outbox_of(&self, subject: &str, kind: &str, now: &str) -> Result<Vec<OutboxEntry>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT seq, kind, subject, body, created_at, attempts FROM outbox
+             WHERE delivered_at IS NULL AND failed_at IS NULL AND subject = ?1 AND kind = ?2
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
+             ORDER BY seq",
+        )?;
+        let rows = stmt.query_map(params![subject, kind, now], |r| {
+            Ok(OutboxEntry {
+                seq: r.get(0)?,
+                kind: r.get(1)?,
+                subject: r.get(2)?,
+                body: r.get(3)?,
+                created_at: r.get(4)?,
+                attempts: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Notices to every member not fanned out yet: (seq, kind, body).
     pub fn pending_broadcasts(&self) -> Result<Vec<(i64, String, String)>> {
         let mut stmt = self.data.prepare_cached(

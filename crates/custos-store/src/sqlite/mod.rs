@@ -15,6 +15,7 @@
 //! after.
 
 mod lifecycle;
+mod requests;
 mod tx;
 
 use std::path::Path;
@@ -37,6 +38,7 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0005_amendments.sql"),
     include_str!("../../migrations/sqlite/data_0006_cookie_consents.sql"),
     DATA_MIGRATIONS_LIFECYCLE,
+    include_str!("../../migrations/sqlite/data_0008_requests.sql"),
 ];
 const DATA_MIGRATIONS_LIFECYCLE: &str = include_str!("../../migrations/sqlite/data_0007_lifecycle.sql");
 const KEY_MIGRATIONS: &[&str] = &[

@@ -676,6 +676,7 @@ fn operation_words(o: Operation) -> &'static str {
         Operation::Audit => "read the audit log",
         Operation::ReadDormant => "see dormant members' details",
         Operation::AmendPolicy => "publish amendments of this policy",
+        Operation::HandleRequests => "work members' rights requests, complaints and inquiries",
     }
 }
 
