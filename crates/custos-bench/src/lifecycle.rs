@@ -461,25 +461,25 @@ fn ticks_per_second() -> f64 {
 }
 
 /// The store's durability and deletion settings, for `schema`.
-fn settings(conn: &Connection, schema: &str) -> Result<(), String> {
+pub(crate) fn settings(conn: &Connection, schema: &str) -> Result<(), String> {
     conn.execute_batch(&format!(
         "PRAGMA {schema}.journal_mode = WAL; PRAGMA {schema}.synchronous = FULL; PRAGMA {schema}.secure_delete = ON;"
     ))
     .map_err(|e| format!("cannot set the pragmas of {schema}: {e}"))
 }
 
-fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
+pub(crate) fn exec(conn: &Connection, sql: &str) -> Result<(), String> {
     conn.execute_batch(sql).map_err(|e| format!("{sql} failed: {e}"))
 }
 
 /// `len` well-mixed bytes standing in for ciphertext.
-fn sealed(seed: u64, len: usize) -> Vec<u8> {
+pub(crate) fn sealed(seed: u64, len: usize) -> Vec<u8> {
     (0..len).map(|i| mix(seed.wrapping_mul(131).wrapping_add(i as u64)) as u8).collect()
 }
 
 /// Inserts `rows` rows made by `insert(n)` in transactions of 10,000, then
 /// truncates the log (as the seeder's final checkpoint): not timed.
-fn fill(conn: &Connection, rows: u64, insert: impl Fn(u64) -> Result<(), String>) -> Result<(), String> {
+pub(crate) fn fill(conn: &Connection, rows: u64, insert: impl Fn(u64) -> Result<(), String>) -> Result<(), String> {
     let mut n = 0;
     while n < rows {
         exec(conn, "BEGIN")?;

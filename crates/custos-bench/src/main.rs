@@ -13,6 +13,7 @@
 mod audit;
 mod baseline;
 mod clock;
+mod export;
 mod lifecycle;
 mod load;
 mod report;
@@ -39,7 +40,8 @@ const NO_PASSWORD_POLICY: &str = include_str!("../policies/bstage-no-password.to
 
 const USAGE: &str = "usage: custos-bench [--clients N] [--seconds S] [--signups N] [--password-signups N] \
 [--runs N] [--load-threads N] [--audit-entries N (0: skip)] [--lifecycle-members N (0: skip)] \
-[--lifecycle-records N (0: skip)] [--only lifecycle] [--out FILE] [--date TEXT] [--custos PATH]";
+[--lifecycle-records N (0: skip)] [--export-records N (0: skip)] [--export-runs N] [--only lifecycle|export] \
+[--out FILE] [--date TEXT] [--custos PATH]";
 
 /// The command line; every figure has a default that finishes in a few minutes.
 #[derive(Debug, Clone)]
@@ -66,6 +68,12 @@ pub(crate) struct Args {
     pub(crate) lifecycle_records: u64,
     /// Only the lifecycle sweeps: no HTTP runs, no audit verification.
     pub(crate) lifecycle_only: bool,
+    /// Records of the member whose access export is timed; 0 skips it.
+    pub(crate) export_records: u64,
+    /// Exports timed.
+    pub(crate) export_runs: usize,
+    /// Only the export.
+    pub(crate) export_only: bool,
     pub(crate) out: Option<PathBuf>,
     pub(crate) date: Option<String>,
     pub(crate) custos: Option<PathBuf>,
@@ -85,6 +93,9 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
         lifecycle_members: 20_000,
         lifecycle_records: 200_000,
         lifecycle_only: false,
+        export_records: 10_000,
+        export_runs: 20,
+        export_only: false,
         out: None,
         date: None,
         custos: None,
@@ -114,8 +125,13 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
                 let n = value.parse().map_err(|_| format!("{flag}: {value:?} is not a whole number"))?;
                 if flag == "--lifecycle-members" { args.lifecycle_members = n } else { args.lifecycle_records = n }
             }
+            "--export-records" => {
+                args.export_records = value.parse().map_err(|_| format!("{flag}: {value:?} is not a whole number"))?
+            }
+            "--export-runs" => args.export_runs = number()? as usize,
             "--only" if value == "lifecycle" => args.lifecycle_only = true,
-            "--only" => return Err(format!("--only: {value:?} is not `lifecycle`\n{USAGE}")),
+            "--only" if value == "export" => args.export_only = true,
+            "--only" => return Err(format!("--only: {value:?} is not `lifecycle` or `export`\n{USAGE}")),
             "--out" => args.out = Some(PathBuf::from(value)),
             "--date" => args.date = Some(value),
             "--custos" => args.custos = Some(PathBuf::from(value)),
@@ -193,7 +209,7 @@ fn bench(args: &Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
     let machine = report::Machine::probe(&std::env::temp_dir());
-    if !args.lifecycle_only {
+    if !args.lifecycle_only && !args.export_only {
         let mut runs = Vec::with_capacity(args.runs);
         for n in 1..=args.runs {
             say(&format!("run {n} of {}", args.runs));
@@ -210,7 +226,16 @@ fn bench(args: &Args) -> Result<(), String> {
             say(&format!("wrote {}", out.display()));
         }
     }
-    if args.lifecycle_members + args.lifecycle_records > 0 {
+    if args.export_records > 0 && !args.lifecycle_only {
+        let measured = export::run(&custos, args.export_records, args.export_runs)?;
+        let block = report::render_export(&machine, &date, args, &measured);
+        let _ = std::io::stdout().lock().write_all(block.as_bytes());
+        if let Some(out) = &args.out {
+            report::write_section_into(out, "export", "Access export", &block)?;
+            say(&format!("wrote the access export into {}", out.display()));
+        }
+    }
+    if args.lifecycle_members + args.lifecycle_records > 0 && !args.export_only {
         let sweeps = lifecycle::run(args, &custos)?;
         let block = report::render_lifecycle(&machine, &date, args, &sweeps);
         let _ = std::io::stdout().lock().write_all(block.as_bytes());

@@ -126,7 +126,33 @@ impl Server {
     /// Creates an instance in a new scratch folder and starts serving it.
     /// `policy`: a policy file, or `None` for the bundled b.stage policy.
     pub(crate) fn start(custos: &Path, name: &str, policy: Option<&Path>) -> Result<Server, String> {
+        Server::start_seeded(custos, name, policy, &[])
+    }
+
+    /// [`Server::start`], after `custos <seed…>` ran on the new instance
+    /// (nothing when `seed` is empty).
+    pub(crate) fn start_seeded(
+        custos: &Path,
+        name: &str,
+        policy: Option<&Path>,
+        seed: &[&str],
+    ) -> Result<Server, String> {
         let scratch = Scratch::new(name)?;
+        if !seed.is_empty() {
+            let seeded = instance_command(custos, &scratch)
+                .args(seed)
+                .args(instance_args(&scratch, policy))
+                .output()
+                .map_err(|e| format!("cannot run {} {}: {e}", custos.display(), seed.join(" ")))?;
+            if !seeded.status.success() {
+                return Err(format!(
+                    "custos {} failed ({}): {}",
+                    seed.join(" "),
+                    seeded.status,
+                    String::from_utf8_lossy(&seeded.stderr).trim()
+                ));
+            }
+        }
         let created = instance_command(custos, &scratch)
             .args(["admin", "create-key", "--label", "custos-bench"])
             .args(instance_args(&scratch, policy))
@@ -184,6 +210,11 @@ impl Server {
         };
         server.wait_ready()?;
         Ok(server)
+    }
+
+    /// The instance's data file.
+    pub(crate) fn data_file(&self) -> Option<PathBuf> {
+        self.scratch.as_ref().map(|s| s.0.join("data").join("custos.db"))
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -315,6 +346,39 @@ pub(crate) fn http_get_as(addr: SocketAddr, path: &str, token: Option<&str>) -> 
     stream.read_to_string(&mut text).map_err(|e| format!("cannot read the answer to GET {path}: {e}"))?;
     let status =
         text.split(' ').nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| format!("GET {path}: no status line"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A one-off request with `Connection: close` and a JSON body if given;
+/// the answer is read to the end (the server sends a length, never chunks,
+/// for these answers).
+pub(crate) fn http_send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60))).map_err(|e| format!("cannot set a timeout: {e}"))?;
+    let body = body.unwrap_or("");
+    let content = if body.is_empty() { String::new() } else { "Content-Type: application/json\r\n".to_owned() };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{content}Content-Length: {}\r\n\
+         Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| format!("cannot send {method} {path}: {e}"))?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).map_err(|e| format!("cannot read the answer to {method} {path}: {e}"))?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{method} {path}: no status line"))?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
     Ok((status, body))
 }

@@ -85,6 +85,13 @@ impl Kind {
         !matches!(self, Kind::Complaint | Kind::Inquiry)
     }
 
+    /// Whether answering needs no one's judgment (the package of what is
+    /// held): the platform's backend that filed such a request for its
+    /// signed-in member may fulfil it and fetch the answer itself.
+    pub fn self_service(self) -> bool {
+        matches!(self, Kind::Access | Kind::Export | Kind::Know)
+    }
+
     /// The rights of the policy that grant this kind; empty when no right
     /// is needed (withdrawing consent, complaining and asking are always
     /// possible, and a policy that sells nothing still records an opt-out).

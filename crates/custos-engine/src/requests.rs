@@ -729,8 +729,38 @@ impl Engine {
             + Send
             + 'static,
     {
-        self.permit(caller, Operation::HandleRequest, Target::Scope(caller.service.as_deref()), None, None, now)
-            .await?;
+        self.handle_job_for(caller, id, now, false, f).await
+    }
+
+    /// [`Engine::handle_job`]; with `self_service`, an API key may also act
+    /// on a request it filed itself when the kind needs no judgment
+    /// ([`Kind::self_service`]), within its scope (`request_file`).
+    async fn handle_job_for<T, F>(
+        &self,
+        caller: &Caller,
+        id: &str,
+        now: Timestamp,
+        self_service: bool,
+        f: F,
+    ) -> Result<(RequestRow, T)>
+    where
+        T: Send + 'static,
+        F: FnOnce(
+                &Engine,
+                &mut WriteTx<'_>,
+                &mut RequestRow,
+                &Caller,
+                &str,
+                &Policy,
+            ) -> Result<Result<T, EngineError>, StoreError>
+            + Send
+            + 'static,
+    {
+        let filer = self_service && caller.staff.is_none();
+        let op = if filer { Operation::FileRequest } else { Operation::HandleRequest };
+        if !filer {
+            self.permit(caller, op, Target::Scope(caller.service.as_deref()), None, None, now).await?;
+        }
         let (engine, caller_c, id_c, at, policy) =
             (self.clone(), caller.clone(), id.to_owned(), stamp(now), self.policy());
         self.write_job(move |tx| {
@@ -739,10 +769,19 @@ impl Engine {
                 Some(row) => Target::Scope(row.service_id.as_deref()),
                 None => Target::Missing,
             };
-            if let Err(denied) = gate::ask(&policy, &caller_c, Operation::HandleRequest, target, None, None) {
+            let mut decision = gate::ask(&policy, &caller_c, op, target, None, None).map(|_| ());
+            // A key acts only on the self-service requests it filed.
+            if filer
+                && decision.is_ok()
+                && let Some(row) = &found
+                && (row.created_by != caller_c.actor() || !Kind::parse(&row.kind).is_some_and(Kind::self_service))
+            {
+                decision = Err(custos_core::authz::Denied::Forbidden);
+            }
+            if let Err(denied) = decision {
                 Audit {
                     caller: &caller_c,
-                    operation: Operation::HandleRequest.as_str(),
+                    operation: op.as_str(),
                     purpose: None,
                     subject: found.as_ref().and_then(|r| r.subject_id.as_deref()),
                     items: &[],
@@ -761,6 +800,7 @@ impl Engine {
 
     /// Takes one step of the state machine on a request; `also` runs in the
     /// same job once the step is allowed (it may change the row further).
+    #[allow(clippy::too_many_arguments)] // reason: every step names all of these
     async fn step<A>(
         &self,
         caller: &Caller,
@@ -768,6 +808,7 @@ impl Engine {
         step: Step,
         note: String,
         now: Timestamp,
+        self_service: bool,
         also: A,
     ) -> Result<RequestView>
     where
@@ -777,7 +818,7 @@ impl Engine {
     {
         let today = crate::utc_date(now);
         let (row, ()) = self
-            .handle_job(caller, id, now, move |engine, tx, row, caller, at, policy| {
+            .handle_job_for(caller, id, now, self_service, move |engine, tx, row, caller, at, policy| {
                 let from = Status::parse(&row.status).unwrap_or(Status::Received);
                 let to = match rights::next(from, step) {
                     Ok(to) => to,
@@ -803,7 +844,7 @@ impl Engine {
     /// signed letter, a call back). The member is told when an agent acts
     /// for them.
     pub async fn verify_request(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<RequestView> {
-        self.step(caller, id, Step::Verify, "requester verified by staff".into(), now, move |_, tx, row, at| {
+        self.step(caller, id, Step::Verify, "requester verified by staff".into(), now, false, move |_, tx, row, at| {
             row.verified_by = Some("staff".into());
             row.verified_at = Some(at.to_owned());
             if row.requester == "agent"
@@ -832,7 +873,7 @@ impl Engine {
     ) -> Result<RequestView> {
         let to = to.unwrap_or_else(|| caller.key_id.clone());
         let note = format!("assigned to {to}");
-        self.step(caller, id, Step::Assign, note, now, move |_, tx, row, _| {
+        self.step(caller, id, Step::Assign, note, now, false, move |_, tx, row, _| {
             let Some(staff) = tx.staff(&to)? else {
                 return Ok(Err(invalid("to", ErrorCode::NotAllowed, "no such staff member")));
             };
@@ -905,7 +946,7 @@ impl Engine {
         if reason.trim().is_empty() {
             return Err(invalid("reason", ErrorCode::MissingRequired, "a denial needs its reason"));
         }
-        self.step(caller, id, Step::Deny, "denied".into(), now, move |engine, tx, row, at| {
+        self.step(caller, id, Step::Deny, "denied".into(), now, false, move |engine, tx, row, at| {
             let outcome = serde_json::json!({ "denied": true, "reason": reason });
             row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.to_string().as_bytes())?);
             tx.remove_request_code(&row.id)?;
@@ -926,10 +967,12 @@ impl Engine {
     /// the engine's own operation, audited as such, with the caller as the
     /// actor), seals the answer into the request and closes it. The acts
     /// are safe to repeat, so a fulfilment interrupted between the act and
-    /// the closing step is simply fulfilled again.
+    /// the closing step is simply fulfilled again. Staff who work the queue
+    /// fulfil any kind; the API key that filed an access, export or
+    /// right-to-know request may fulfil that one itself.
     pub async fn fulfil_request(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<RequestView> {
         let (row, details) = self
-            .handle_job(caller, id, now, |engine, tx, row, _, _, _| {
+            .handle_job_for(caller, id, now, true, |engine, tx, row, _, _, _| {
                 let from = Status::parse(&row.status).unwrap_or(Status::Received);
                 if let Err(e) = rights::next(from, Step::Fulfil) {
                     return Ok(Err(EngineError::Conflict(e.to_string())));
@@ -1016,7 +1059,7 @@ impl Engine {
         };
         let applied_corrections = kind == Kind::Correction;
         let deleted = kind == Kind::Deletion;
-        self.step(caller, id, Step::Fulfil, format!("{kind} done"), now, move |engine, tx, row, at| {
+        self.step(caller, id, Step::Fulfil, format!("{kind} done"), now, true, move |engine, tx, row, at| {
             for purpose in &restrict {
                 tx.insert_restriction(&subject, purpose, &row.id, at)?;
             }
@@ -1075,7 +1118,7 @@ impl Engine {
             (caller.clone(), subject.to_owned(), why.to_owned(), stamp(now), self.policy());
         let gathered = self
             .write_job(move |tx| {
-                let op = Operation::HandleRequest;
+                let op = if caller_c.staff.is_some() { Operation::HandleRequest } else { Operation::FileRequest };
                 let row = match gate::member(tx, &policy, &caller_c, op, &subject_c, None, None, &at)? {
                     Ok((row, _)) => row,
                     Err(refused) => return Ok(Err(refused)),
@@ -1087,10 +1130,11 @@ impl Engine {
     }
 
     /// The answer of a closed request (the package, what was done, or the
-    /// reason for a denial), decrypted; an audited read.
+    /// reason for a denial), decrypted; an audited read. For staff who work
+    /// the queue, and for the key that filed a self-service request.
     pub async fn request_outcome(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<serde_json::Value> {
         let (_, value) = self
-            .handle_job(caller, id, now, |engine, tx, row, caller, at, policy| {
+            .handle_job_for(caller, id, now, true, |engine, tx, row, caller, at, policy| {
                 let Some(sealed) = row.outcome.clone() else {
                     return Ok(Err(EngineError::Conflict("the request has no answer yet".into())));
                 };

@@ -90,6 +90,9 @@ const CONSENT: &[Who] = &[PlatformKey, ServiceKey, HeadAdmin, Admin, Operator];
 const FILE: &[Who] = &[PlatformKey, ServiceKey, PrivacyOfficer];
 /// `handle_requests`: working the queue is staff's, never a key's.
 const QUEUE: &[Who] = &[PrivacyOfficer];
+/// An access request needs no judgment: the key that filed it (here the
+/// platform's) may also fulfil it and read the answer.
+const SELF_SERVICE: &[Who] = &[PlatformKey, PrivacyOfficer];
 
 /// What a row's request is about, in service A, in service B, or missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,13 +325,13 @@ const ROWS: &[Row] = &[
     guarded("POST", "/v1/requests/{id}/deny", Object::Received, QUEUE, |ids| {
         (format!("/v1/requests/{}/deny", ids.id), Some(json!({"reason": "not verifiable"})))
     }),
-    guarded("POST", "/v1/requests/{id}/fulfil", Object::Verified, QUEUE, |ids| {
+    guarded("POST", "/v1/requests/{id}/fulfil", Object::Verified, SELF_SERVICE, |ids| {
         (format!("/v1/requests/{}/fulfil", ids.id), None)
     }),
     guarded("POST", "/v1/requests/{id}/lift", Object::Restricted, QUEUE, |ids| {
         (format!("/v1/requests/{}/lift", ids.id), None)
     }),
-    guarded("GET", "/v1/requests/{id}/outcome", Object::Answered, QUEUE, |ids| {
+    guarded("GET", "/v1/requests/{id}/outcome", Object::Answered, SELF_SERVICE, |ids| {
         get(format!("/v1/requests/{}/outcome", ids.id))
     }),
     guarded("GET", "/v1/audit/checkpoint", Object::Nothing, AUDIT, |_| get("/v1/audit/checkpoint".into())),

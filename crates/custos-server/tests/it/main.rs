@@ -18,5 +18,6 @@ mod lifecycle_props;
 mod openapi;
 mod policy_cli;
 mod requests;
+mod requests_props;
 mod smtp_sink;
 mod support;

@@ -495,7 +495,14 @@ async fn refusals_change_nothing_and_only_the_queue_s_staff_work_it() {
     // The platform's key files but does not work the queue; nor does a
     // service's head admin.
     call(app, "GET", "/v1/requests", Some(&app.key), None).await.problem(403, "forbidden");
-    call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&app.key), None).await.problem(403, "forbidden");
+    let deletion = file(
+        &d,
+        &app.key,
+        json!({"kind": "deletion", "channel": "web_page", "subject": d.member, "verification": "staff"}),
+    )
+    .await;
+    let deletion = deletion.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "POST", &format!("/v1/requests/{deletion}/fulfil"), Some(&app.key), None).await.problem(403, "forbidden");
     let support = app.enrol_staff("support@example.com", "support_agent", None).await;
     let support = app.login(&support).await;
     call(app, "GET", &format!("/v1/requests/{id}"), Some(&support), None).await.problem(403, "forbidden");
@@ -511,4 +518,95 @@ async fn refusals_change_nothing_and_only_the_queue_s_staff_work_it() {
     step(&d, &id, "deny", Some(json!({"reason": "identity could not be verified"}))).await.expect(200);
     assert_eq!(outcome(&d, &id).await, json!({"denied": true, "reason": "identity could not be verified"}));
     step(&d, &id, "verify", Some(json!({}))).await.problem(409, "conflict");
+}
+
+#[tokio::test]
+async fn the_platform_fetches_the_export_it_filed_for_its_signed_in_member() {
+    let d = desk("requests-self-service").await;
+    let app = &d.app;
+    let body =
+        json!({"kind": "export", "channel": "web_page", "subject": d.member, "verification": "platform_session"});
+    let id = file(&d, &app.key, body).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    // Another key (even the platform's other one) neither answers nor reads it.
+    let purposes = ["member_management"];
+    let other = app.key_for(None, &purposes).await;
+    call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&other), None).await.problem(403, "forbidden");
+    let done = call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&app.key), None).await;
+    assert_eq!(done.expect(200)["status"], json!("fulfilled"));
+    call(app, "GET", &format!("/v1/requests/{id}/outcome"), Some(&other), None).await.problem(403, "forbidden");
+    let answer = call(app, "GET", &format!("/v1/requests/{id}/outcome"), Some(&app.key), None).await;
+    let items = answer.expect(200)["package"]["items"].as_array().unwrap().clone();
+    assert!(items.iter().any(|i| i["value"] == "member@example.com"));
+    // Not a kind that needs judgment: a key files a deletion, staff answer it.
+    let body =
+        json!({"kind": "deletion", "channel": "web_page", "subject": d.member, "verification": "platform_session"});
+    let deletion = file(&d, &app.key, body).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "POST", &format!("/v1/requests/{deletion}/fulfil"), Some(&app.key), None).await.problem(403, "forbidden");
+    let ops = audit_operations(app, &d.member);
+    assert!(ops.iter().any(|o| o == "export"), "{ops:?}");
+}
+
+/// Every kind through every channel, by the member and by an agent: filed,
+/// verified, fulfilled, answered — and the answer says what was done.
+#[tokio::test]
+async fn every_kind_through_every_channel_by_member_and_agent() {
+    let d = desk("requests-every-kind").await;
+    let app = &d.app;
+    let service = crate::kit::new_service(app, 41).await;
+    let channels = ["web_page", "email", "fax", "telephone", "writing", "other_means"];
+    let kinds = [
+        ("access", "package"),
+        ("export", "package"),
+        ("correction", "corrected"),
+        ("deletion", "kept"),
+        ("restriction", "restricted"),
+        ("object_marketing", "withdrawn"),
+        ("opt_out_sale", "opted_out"),
+        ("know", "know"),
+    ];
+    let letter = base64::engine::general_purpose::STANDARD.encode(b"letter of attorney");
+    let mut n = 0;
+    for (kind, answer_key) in kinds {
+        for agent in [false, true] {
+            let channel = channels[n % channels.len()];
+            n += 1;
+            let member = sign_up(app, &app.key, &crate::kit::member_signup(&service)).await;
+            let mut body = json!({"kind": kind, "channel": channel, "subject": member,
+                                  "verification": if agent { "staff" } else { "platform_session" }});
+            if kind == "know" || kind == "opt_out_sale" {
+                body["jurisdiction"] = json!("us_ca");
+            }
+            if kind == "correction" {
+                body["corrections"] = json!({"device_info": "Pixel 9, Android 15"});
+            }
+            if agent {
+                body["agent"] = json!({"name": "Lee Agent", "contact": "+82 2 555 0100", "letter": letter, "letter_type": "text/plain"});
+            }
+            let case = format!("{kind} via {channel} by {}", if agent { "an agent" } else { "the member" });
+            let filed = file(&d, &d.officer, body.clone()).await;
+            // Staff may not vouch for the platform's session: the member's
+            // own requests come from the platform's key.
+            let filed = if agent { filed } else { file(&d, &app.key, body).await };
+            let request = filed.expect(201)["request"].clone();
+            assert_eq!(request["channel"], json!(channel), "{case}");
+            assert_eq!(request["requester"], json!(if agent { "agent" } else { "member" }), "{case}");
+            let id = request["id"].as_str().unwrap().to_owned();
+            if agent {
+                step(&d, &id, "verify", Some(json!({}))).await.expect(200);
+            }
+            let done = step(&d, &id, "fulfil", None).await;
+            assert_eq!(done.expect(200)["status"], json!("fulfilled"), "{case}");
+            let answer = outcome(&d, &id).await;
+            assert!(answer.get(answer_key).is_some(), "{case}: {answer}");
+            let steps = call(app, "GET", &format!("/v1/requests/{id}"), Some(&d.officer), None).await;
+            let steps: Vec<String> = steps.expect(200)["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["step"].as_str().unwrap().to_owned())
+                .collect();
+            let expected: Vec<&str> = if agent { vec!["file", "verify", "fulfil"] } else { vec!["file", "fulfil"] };
+            assert_eq!(steps, expected, "{case}");
+        }
+    }
 }
