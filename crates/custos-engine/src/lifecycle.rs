@@ -78,6 +78,8 @@ pub struct JobReport {
     pub destroyed_dormant: u64,
     pub records_destroyed: u64,
     pub keys_destroyed: u64,
+    /// Complaints and inquiries destroyed at the end of their span.
+    pub requests_destroyed: u64,
     pub notices_sent: u64,
     pub notices_failed: u64,
     /// Whether the storage engine's logs were scrubbed after destruction.
@@ -221,10 +223,13 @@ impl Engine {
         lease.renew().await?;
         self.sweep_records(now, report).await?;
         lease.renew().await?;
+        self.sweep_requests(now, report).await?;
+        lease.renew().await?;
         self.deliver_outbox(now, lease, report).await?;
         if report.destroyed_dormant
             + report.records_destroyed
             + report.keys_destroyed
+            + report.requests_destroyed
             + report.made_dormant
             + report.released_leftovers
             > 0
@@ -260,6 +265,39 @@ impl Engine {
             tokio::task::yield_now().await;
         }
         Err(last.unwrap_or_else(|| EngineError::Unavailable("scrub failed".into())))
+    }
+
+    /// Complaints and inquiries whose span is over: key, row and timeline
+    /// destroyed, each with its certificate.
+    async fn sweep_requests(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let today = lifecycle::utc_date(now).to_string();
+        loop {
+            let (today_c, at, version) = (today.clone(), stamp(now), self.policy().meta.version.clone());
+            let done = self
+                .background_job(move |tx| {
+                    let due = tx.requests_to_destroy(&today_c, PAGE)?;
+                    for (id, subject, key_id) in &due {
+                        let had_key = tx.destroy_request(id, key_id)?;
+                        tx.append_audit(&crate::audit::row(system_entry(
+                            &at,
+                            "destroy",
+                            subject.as_deref(),
+                            String::new(),
+                            format!(
+                                "destroyed: request {id} at the end of the span it was kept for{}",
+                                if had_key { format!("; key {key_id}") } else { String::new() }
+                            ),
+                            &version,
+                        )))?;
+                    }
+                    Ok(due.len() as u64)
+                })
+                .await?;
+            report.requests_destroyed += done;
+            if done < u64::from(PAGE) {
+                return Ok(());
+            }
+        }
     }
 
     /// Active members: notices due, and moves to the dormant store.

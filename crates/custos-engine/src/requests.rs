@@ -64,6 +64,35 @@ pub struct QueueFilter {
     pub due_before: Option<String>,
 }
 
+/// A complaint or an inquiry to file (seed clauses 1, 2 and 9): what the
+/// person wrote, collected through a collection point of the policy, and
+/// kept as a record class of the policy says.
+#[derive(Clone)]
+pub struct NewComplaint {
+    /// `complaint` or `inquiry`.
+    pub kind: String,
+    pub channel: String,
+    /// The member it comes from, when it comes from one.
+    pub subject: Option<String>,
+    pub collection_point: String,
+    pub items: Vec<(String, String)>,
+    /// The record class whose span it is kept for (b.stage: complaint and
+    /// dispute records, 3 years from the day it was received).
+    pub keep_as: String,
+    /// When it arrived, if before now; staff only.
+    pub received_on: Option<Date>,
+}
+
+impl std::fmt::Debug for NewComplaint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewComplaint")
+            .field("kind", &self.kind)
+            .field("collection_point", &self.collection_point)
+            .field("items", &self.items.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
 /// How the requester is to be verified when the request is filed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {
@@ -135,6 +164,14 @@ pub struct Details {
     pub corrections: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
+    /// A complaint's or inquiry's items, collected through `point`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub items: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub point: Option<String>,
+    /// The record class it is kept as.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kept_as: Option<String>,
 }
 
 impl std::fmt::Debug for Details {
@@ -173,6 +210,8 @@ pub struct RequestView {
     pub assigned_to: Option<String>,
     pub closed_at: Option<String>,
     pub letter_sha256: Option<String>,
+    /// Complaints and inquiries: the day they are destroyed.
+    pub destroy_on: Option<String>,
     pub overdue: bool,
     pub acknowledgement_overdue: bool,
     pub days_left: Option<i64>,
@@ -234,6 +273,7 @@ fn view(row: &RequestRow, today: Date) -> RequestView {
         assigned_to: row.assigned_to.clone(),
         closed_at: row.closed_at.clone(),
         letter_sha256: row.letter_sha256.clone(),
+        destroy_on: row.destroy_on.clone(),
         overdue: standing.overdue,
         acknowledgement_overdue: standing.acknowledgement_overdue,
         days_left: standing.days_left,
@@ -333,7 +373,7 @@ impl Engine {
             return Err(invalid(
                 "kind",
                 ErrorCode::NotAllowed,
-                "complaints and inquiries are not taken through this endpoint yet",
+                "a complaint or an inquiry is filed with its collection point, items and record class",
             ));
         }
         let jurisdiction = rights::jurisdiction(&policy, req.jurisdiction.as_deref())
@@ -521,6 +561,7 @@ impl Engine {
             outcome: None,
             extension_reason: None,
             created_by: caller.actor(),
+            destroy_on: None,
         };
         let key_row = KeyRow {
             id: key_id,
@@ -569,6 +610,147 @@ impl Engine {
             tracing::warn!(error = %e, "a one-time code could not be sent at once");
         }
         Ok(Filed { request: view(&filed, today), code_sent: code.is_some() })
+    }
+
+    /// Files a complaint or an inquiry: its items checked against the
+    /// collection point like any collection, sealed under the request's own
+    /// key, kept until the named record class's span from the day received
+    /// has passed (the lifecycle jobs then destroy it, with a certificate).
+    /// Nothing to verify: it is worked in the queue like a request.
+    pub async fn file_complaint(&self, caller: &Caller, req: NewComplaint, now: Timestamp) -> Result<Filed> {
+        let policy = self.policy();
+        let today = crate::utc_date(now);
+        let kind = Kind::parse(&req.kind)
+            .filter(|k| !k.needs_verification())
+            .ok_or_else(|| invalid("kind", ErrorCode::NotAllowed, "complaint or inquiry"))?;
+        if !policy.channels.iter().any(|c| c.id.as_str() == req.channel) {
+            return Err(invalid(
+                "channel",
+                ErrorCode::NotAllowed,
+                format!("the policy declares no channel {:?}", req.channel),
+            ));
+        }
+        let class = policy.record_class_by_str(&req.keep_as).ok_or_else(|| {
+            invalid("keep_as", ErrorCode::NotAllowed, format!("the policy declares no record class {:?}", req.keep_as))
+        })?;
+        let received = match req.received_on {
+            Some(_) if caller.staff.is_none() => {
+                return Err(invalid("received_on", ErrorCode::NotAllowed, "only staff log what was received earlier"));
+            }
+            Some(d) if d > today => {
+                return Err(invalid("received_on", ErrorCode::InvalidFormat, "cannot be received in the future"));
+            }
+            Some(d) => d,
+            None => today,
+        };
+        // Kept from the day it was received (a record's own date).
+        let destroy_on = custos_core::lifecycle::record_expires(class, received, None)
+            .ok_or_else(|| invalid("keep_as", ErrorCode::NotAllowed, "that record class is kept from a deletion"))?;
+        if destroy_on <= today {
+            return Err(invalid("received_on", ErrorCode::NotAllowed, "its time to be kept is over already"));
+        }
+        // The member's own kind, or the first kind the point collects from.
+        let subject_row = match &req.subject {
+            Some(id) => {
+                let id = id.clone();
+                Some(self.inner.store.read(move |r| r.subject(&id)).await?.ok_or(EngineError::NotFound)?)
+            }
+            None => None,
+        };
+        let point = policy.collection_points.iter().find(|p| p.id.as_str() == req.collection_point);
+        let subject_kind = match (&subject_row, point) {
+            (Some(s), _) => s.kind.clone(),
+            (None, Some(p)) => p.subject_kinds.first().map(|k| k.to_string()).unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        let collected =
+            custos_core::collect::check_collection(&policy, &req.collection_point, &subject_kind, &req.items, today)
+                .map_err(EngineError::Invalid)?;
+        let details = Details {
+            items: collected.into_iter().map(|c| (c.item.to_string(), c.value)).collect(),
+            point: Some(req.collection_point.clone()),
+            kept_as: Some(class.id.to_string()),
+            ..Details::default()
+        };
+        let id = new_id("req")?;
+        let key_id = new_id("key")?;
+        let (key, wrapped) = self.inner.keyring.new_data_key(&key_id)?;
+        let plain = serde_json::to_vec(&details).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        let details_sealed =
+            key.seal(&Aad { owner: &id, field: DETAILS_FIELD, key_id: &key_id, key_version: 1 }, &plain)?;
+        let at = stamp(now);
+        let jurisdiction = policy.meta.jurisdiction.to_string();
+        let row = RequestRow {
+            id: id.clone(),
+            service_id: caller.service.clone(),
+            subject_id: req.subject.clone(),
+            kind: kind.as_str().to_owned(),
+            channel: req.channel.clone(),
+            jurisdiction,
+            requester: "member".into(),
+            status: Status::Verified.as_str().to_owned(),
+            received_at: if received == today { at.clone() } else { format!("{received}T00:00:00Z") },
+            acknowledge_by: None,
+            answer_by: None,
+            extended_by: None,
+            acknowledged_at: Some(at.clone()),
+            verified_by: Some("not_required".into()),
+            verified_at: Some(at.clone()),
+            assigned_to: None,
+            closed_at: None,
+            key_id: key_id.clone(),
+            details: details_sealed,
+            letter_sha256: None,
+            letter: None,
+            outcome: None,
+            extension_reason: None,
+            created_by: caller.actor(),
+            destroy_on: Some(destroy_on.to_string()),
+        };
+        let key_row = KeyRow {
+            id: key_id,
+            subject_id: req.subject.clone().unwrap_or_else(|| id.clone()),
+            scope: REQUEST_SCOPE.into(),
+            version: 1,
+            wrapped,
+            created_at: at.clone(),
+        };
+        let (caller_c, policy_c, subject_c) = (caller.clone(), self.policy(), req.subject.clone());
+        let filed = self
+            .write_job(move |tx| {
+                let op = Operation::FileRequest;
+                let mut row = row;
+                match &subject_c {
+                    Some(subject) => match gate::member(tx, &policy_c, &caller_c, op, subject, None, None, &at)? {
+                        Ok((found, _)) => row.service_id = found.service_id.clone(),
+                        Err(refused) => return Ok(Err(refused)),
+                    },
+                    None => {
+                        let target = Target::Scope(caller_c.service.as_deref());
+                        if let Err(denied) = gate::ask(&policy_c, &caller_c, op, target, None, None) {
+                            Audit {
+                                caller: &caller_c,
+                                operation: op.as_str(),
+                                purpose: None,
+                                subject: None,
+                                items: &[],
+                                outcome: &format!("denied: {}", denied.code()),
+                                at: &at,
+                                policy_version: &policy_c.meta.version,
+                            }
+                            .append(tx)?;
+                            return Ok(Err(gate::refusal(denied)));
+                        }
+                    }
+                }
+                tx.insert_key(&key_row)?;
+                tx.insert_request(&row)?;
+                let note = format!("to be destroyed on {}", row.destroy_on.as_deref().unwrap_or("?"));
+                record_step(tx, &who(&caller_c), &row, "file", &note, &at, &policy_c)?;
+                Ok(Ok(row))
+            })
+            .await??;
+        Ok(Filed { request: view(&filed, today), code_sent: false })
     }
 
     /// Checks a one-time code; the request is verified when it matches.
@@ -981,9 +1163,7 @@ impl Engine {
             })
             .await?;
         let policy = self.policy();
-        let Some(subject) = row.subject_id.clone() else {
-            return Err(EngineError::Conflict("the request names no member".into()));
-        };
+        let subject = row.subject_id.clone().unwrap_or_default();
         let kind = Kind::parse(&row.kind).ok_or_else(|| EngineError::Conflict(format!("unknown kind {}", row.kind)))?;
         let why = format!("request {}", row.id);
         let mut restrict: Vec<String> = Vec::new();
@@ -1054,7 +1234,7 @@ impl Engine {
                 serde_json::json!({ "opted_out": true, "sold_before": sells })
             }
             Kind::Complaint | Kind::Inquiry => {
-                return Err(EngineError::Conflict("complaints and inquiries are answered, not fulfilled".into()));
+                serde_json::json!({ "handled": true, "destroyed_on": row.destroy_on })
             }
         };
         let applied_corrections = kind == Kind::Correction;
@@ -1073,7 +1253,7 @@ impl Engine {
                 tx.update_request_details(&row.id, &row.details)?;
             }
             row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.to_string().as_bytes())?);
-            if !deleted {
+            if !deleted && !subject.is_empty() {
                 tx.insert_outbox(&OutboxRow {
                     kind: "request_closed".into(),
                     subject: Some(subject.clone()),

@@ -52,6 +52,7 @@ pub(crate) fn run(instance: &InstanceArgs, now: Option<&str>) -> ExitCode {
                     ("leftover dormant copies removed", report.released_leftovers),
                     ("records destroyed", report.records_destroyed),
                     ("hold keys destroyed", report.keys_destroyed),
+                    ("complaints and inquiries destroyed", report.requests_destroyed),
                     ("notices sent", report.notices_sent),
                     ("notices given up", report.notices_failed),
                 ] {

@@ -332,6 +332,8 @@ pub struct RequestRow {
     pub outcome: Option<Vec<u8>>,
     pub extension_reason: Option<Vec<u8>>,
     pub created_by: String,
+    /// Complaints and inquiries: the day they are destroyed.
+    pub destroy_on: Option<String>,
 }
 
 /// One step of a request's timeline (no personal data in `note`).

@@ -46,7 +46,8 @@ pub(super) fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct FileRequest {
     /// `access`, `export`, `correction`, `deletion`, `restriction`,
-    /// `object_marketing`, `opt_out_sale` or `know`.
+    /// `object_marketing`, `opt_out_sale` or `know`; or `complaint` or
+    /// `inquiry` (with `collection_point`, `items` and `keep_as`).
     pub(crate) kind: String,
     /// The channel it came through: a channel the policy declares (b.stage:
     /// `web_page`, `email`, `fax`, `telephone`, `writing`, `other_means`).
@@ -54,13 +55,25 @@ pub(crate) struct FileRequest {
     /// The member's jurisdiction (a policy id, e.g. `kr`, `eea_uk_ch`,
     /// `us_ca`); absent: the policy's own. It sets the deadlines.
     pub(crate) jurisdiction: Option<String>,
-    /// The member's id.
-    pub(crate) subject: String,
-    /// `code`: a one-time code goes to the member's e-mail address on file;
-    /// `platform_session`: the platform's backend vouches that the member
-    /// is signed in on its site (API keys only); `staff`: a staff member
-    /// checks (an agent's letter of attorney, a signed letter).
-    pub(crate) verification: String,
+    /// The member's id (a complaint or inquiry may come from someone who
+    /// is not a member).
+    pub(crate) subject: Option<String>,
+    /// Rights requests: `code`: a one-time code goes to the member's e-mail
+    /// address on file; `platform_session`: the platform's backend vouches
+    /// that the member is signed in on its site (API keys only); `staff`: a
+    /// staff member checks (an agent's letter of attorney, a signed letter).
+    pub(crate) verification: Option<String>,
+    /// Complaints and inquiries: the collection point of the policy that
+    /// takes what the person wrote (b.stage: `business_operator_service_inquiry`).
+    pub(crate) collection_point: Option<String>,
+    /// Complaints and inquiries: item id → value, as the point collects them.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub(crate) items: BTreeMap<String, String>,
+    /// Complaints and inquiries: the record class of the policy they are
+    /// kept as (b.stage: `complaint_dispute_records`, 3 years); destroyed at
+    /// the end of its span from the day received.
+    pub(crate) keep_as: Option<String>,
     /// When an agent acts for the member.
     pub(crate) agent: Option<Agent>,
     /// Restriction: the purposes to stop (absent: all); objection to
@@ -116,6 +129,8 @@ pub(crate) struct Request {
     pub(crate) closed_at: Option<String>,
     /// SHA-256 of the letter of attorney as received.
     pub(crate) letter_sha256: Option<String>,
+    /// Complaints and inquiries: the day they are destroyed.
+    pub(crate) destroy_on: Option<String>,
     /// Open past its deadline (the extended one, if extended).
     pub(crate) overdue: bool,
     pub(crate) acknowledgement_overdue: bool,
@@ -144,6 +159,7 @@ impl From<RequestView> for Request {
             assigned_to: v.assigned_to,
             closed_at: v.closed_at,
             letter_sha256: v.letter_sha256,
+            destroy_on: v.destroy_on,
             overdue: v.overdue,
             acknowledgement_overdue: v.acknowledgement_overdue,
             days_left: v.days_left,
@@ -183,6 +199,12 @@ pub(crate) struct Asked {
     #[schema(value_type = Object)]
     pub(crate) corrections: BTreeMap<String, String>,
     pub(crate) note: Option<String>,
+    /// A complaint's or inquiry's items, the point that took them and the
+    /// record class they are kept as.
+    #[schema(value_type = Object)]
+    pub(crate) items: BTreeMap<String, String>,
+    pub(crate) collection_point: Option<String>,
+    pub(crate) kept_as: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -205,6 +227,9 @@ impl From<RequestDetail> for Detail {
                 purposes: d.details.purposes,
                 corrections: d.details.corrections,
                 note: d.details.note,
+                items: d.details.items,
+                collection_point: d.details.point,
+                kept_as: d.details.kept_as,
             },
             extension_reason: d.extension_reason,
             steps: d
@@ -240,6 +265,56 @@ pub(super) async fn file(
     body: JsonBody<FileRequest>,
 ) -> Result<(StatusCode, Json<FiledRequest>), ApiError> {
     let r = body.value;
+    let received_on = match r.received_on {
+        Some(d) => Some(d.parse().map_err(|_| {
+            ApiError::bad_request("received_on is not a date").field("received_on", "invalid_format", "YYYY-MM-DD")
+        })?),
+        None => None,
+    };
+    if matches!(r.kind.as_str(), "complaint" | "inquiry") {
+        if r.agent.is_some()
+            || r.verification.is_some()
+            || r.jurisdiction.is_some()
+            || r.note.is_some()
+            || !r.purposes.is_empty()
+            || !r.corrections.is_empty()
+        {
+            return Err(ApiError::bad_request(
+                "a complaint or inquiry takes collection_point, items and keep_as (what the person wrote goes in items)",
+            )
+            .field("kind", "not_allowed", "agent, verification, jurisdiction, note, purposes and corrections are for rights requests"));
+        }
+        let required = |v: Option<String>, field: &str| {
+            v.ok_or_else(|| {
+                ApiError::bad_request(format!("a {} needs {field}", r.kind)).field(field, "missing_field", "required")
+            })
+        };
+        let complaint = custos_engine::requests::NewComplaint {
+            kind: r.kind.clone(),
+            channel: r.channel,
+            subject: r.subject,
+            collection_point: required(r.collection_point, "collection_point")?,
+            items: r.items.into_iter().collect(),
+            keep_as: required(r.keep_as, "keep_as")?,
+            received_on,
+        };
+        let filed = state.engine.file_complaint(&caller, complaint, state.clock.now()).await?;
+        return Ok((StatusCode::CREATED, Json(filed.into())));
+    }
+    if r.collection_point.is_some() || !r.items.is_empty() || r.keep_as.is_some() {
+        return Err(ApiError::bad_request("collection_point, items and keep_as are for complaints and inquiries")
+            .field("kind", "not_allowed", "complaint or inquiry"));
+    }
+    let subject = r.subject.ok_or_else(|| {
+        ApiError::bad_request("a rights request names the member").field("subject", "missing_field", "required")
+    })?;
+    let verification_given = r.verification.ok_or_else(|| {
+        ApiError::bad_request("a rights request says how the requester is verified").field(
+            "verification",
+            "missing_field",
+            "code, platform_session or staff",
+        )
+    })?;
     let agent = match r.agent {
         Some(a) => {
             let letter = base64::engine::general_purpose::STANDARD.decode(a.letter.as_bytes()).map_err(|_| {
@@ -253,18 +328,12 @@ pub(super) async fn file(
         }
         None => None,
     };
-    let received_on = match r.received_on {
-        Some(d) => Some(d.parse().map_err(|_| {
-            ApiError::bad_request("received_on is not a date").field("received_on", "invalid_format", "YYYY-MM-DD")
-        })?),
-        None => None,
-    };
     let req = NewRequest {
         kind: r.kind,
         channel: r.channel,
         jurisdiction: r.jurisdiction,
-        subject: r.subject,
-        verification: verification(&r.verification)?,
+        subject,
+        verification: verification(&verification_given)?,
         agent,
         purposes: r.purposes,
         corrections: r.corrections.into_iter().collect(),

@@ -261,6 +261,8 @@ const REQUEST_AGENT_CONTACT: &str = "canary-7f3a91c2-agent@example.net";
 const REQUEST_LETTER: &str = "CanaryLetter7f3a91c2 I authorise my agent";
 const REQUEST_NOTE: &str = "CanaryNote7f3a91c2 please hurry";
 const REQUEST_CORRECTION: &str = "CanaryCorrection7f3a91c2";
+const COMPLAINT_BODY: &str = "CanaryComplaint7f3a91c2 charged twice";
+const INQUIRY_COMPANY: &str = "CanaryCompany7f3a91c2 Ltd";
 
 fn all_canaries() -> Vec<String> {
     let mut canaries: Vec<String> = [
@@ -303,6 +305,8 @@ fn all_canaries() -> Vec<String> {
         REQUEST_LETTER,
         REQUEST_NOTE,
         REQUEST_CORRECTION,
+        COMPLAINT_BODY,
+        INQUIRY_COMPANY,
     ]
     .map(str::to_owned)
     .to_vec();
@@ -463,6 +467,10 @@ async fn populate(app: &TestApp) -> World {
                          "letter_type": "text/plain"}}),
         json!({"kind": "correction", "channel": "email", "subject": charlie, "verification": "staff",
                "corrections": {"name": REQUEST_CORRECTION}}),
+        json!({"kind": "complaint", "channel": "email", "collection_point": "business_operator_service_inquiry",
+               "items": {"name": "Kim", "company_name": INQUIRY_COMPANY, "email": "kim@example.org",
+                         "inquiry_body": COMPLAINT_BODY},
+               "keep_as": "complaint_dispute_records"}),
     ] {
         let (status, body) = app.send("POST", "/v1/requests", Some(&app.key), Some(body)).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");

@@ -610,3 +610,79 @@ async fn every_kind_through_every_channel_by_member_and_agent() {
         }
     }
 }
+
+/// Complaints and inquiries share the queue: their items are collected
+/// through the policy's collection point, sealed, handled by staff, and
+/// destroyed by the jobs when the record class they are kept as says.
+#[tokio::test]
+async fn complaints_and_inquiries_are_collected_worked_and_destroyed_after_three_years() {
+    let d = desk("requests-complaints").await;
+    let app = &d.app;
+    let items = json!({"name": "Hong Gildong", "company_name": "Gildong Films", "email": "member@example.com",
+                       "inquiry_body": "My invoice 42 was charged twice."});
+    let complaint = json!({"kind": "complaint", "channel": "email", "subject": d.member,
+                           "collection_point": "business_operator_service_inquiry", "items": items,
+                           "keep_as": "complaint_dispute_records"});
+    // Refused: an item the point does not take, no record class, a record
+    // class the policy lacks, a rights request's fields.
+    let mut wrong = complaint.clone();
+    wrong["items"]["mobile_phone"] = json!("010-5555-0801");
+    file(&d, &app.key, wrong).await.problem(422, "invalid").field("items.mobile_phone", "not_collected_here");
+    let mut wrong = complaint.clone();
+    wrong.as_object_mut().unwrap().remove("keep_as");
+    file(&d, &app.key, wrong).await.problem(400, "bad_request");
+    let mut wrong = complaint.clone();
+    wrong["keep_as"] = json!("gossip_records");
+    file(&d, &app.key, wrong).await.problem(422, "invalid").field("keep_as", "not_allowed");
+    let mut wrong = complaint.clone();
+    wrong["verification"] = json!("code");
+    file(&d, &app.key, wrong).await.problem(400, "bad_request");
+
+    let filed = file(&d, &app.key, complaint).await;
+    let filed = filed.expect(201)["request"].clone();
+    assert_eq!(filed["status"], json!("verified"), "nothing to verify");
+    assert_eq!(filed["destroy_on"], json!("2027-06-01"), "3 years from the day received");
+    let id = filed["id"].as_str().unwrap().to_owned();
+    // An inquiry from someone who is not a member, logged by the officer.
+    let inquiry = json!({"kind": "inquiry", "channel": "telephone",
+                         "collection_point": "business_operator_service_inquiry",
+                         "items": {"name": "Kim Visitor", "company_name": "Visitor Co", "email": "visitor@example.org"},
+                         "keep_as": "complaint_dispute_records"});
+    let inquiry = file(&d, &d.officer, inquiry).await;
+    let inquiry_id = inquiry.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+
+    let detail = call(app, "GET", &format!("/v1/requests/{id}"), Some(&d.officer), None).await;
+    let detail = detail.expect(200);
+    assert_eq!(detail["asked"]["items"]["inquiry_body"], json!("My invoice 42 was charged twice."));
+    assert_eq!(detail["asked"]["kept_as"], json!("complaint_dispute_records"));
+    step(&d, &id, "assign", Some(json!({}))).await.expect(200);
+    step(&d, &id, "fulfil", None).await.expect(200);
+    assert_eq!(outcome(&d, &id).await["handled"], json!(true));
+    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
+    let details: Vec<u8> = conn.query_row("SELECT details FROM requests WHERE id = ?1", [&id], |r| r.get(0)).unwrap();
+    assert!(!String::from_utf8_lossy(&details).contains("charged twice"), "sealed");
+
+    // The day before: still there; on the day: destroyed with a certificate.
+    let before = app.engine.run_jobs(at("2027-05-31T23:59:59Z"), "tests", &|| at("2027-05-31T23:59:59Z")).await;
+    assert_eq!(before.unwrap().requests_destroyed, 0);
+    let on = app.engine.run_jobs(at("2027-06-01T00:00:00Z"), "tests", &|| at("2027-06-01T00:00:00Z")).await;
+    assert_eq!(on.unwrap().requests_destroyed, 2);
+    for gone in [&id, &inquiry_id] {
+        let n: i64 = conn.query_row("SELECT count(*) FROM requests WHERE id = ?1", [gone], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0, "{gone}");
+        let steps: i64 =
+            conn.query_row("SELECT count(*) FROM request_steps WHERE request_id = ?1", [gone], |r| r.get(0)).unwrap();
+        assert_eq!(steps, 0, "{gone}");
+    }
+    let keys = rusqlite::Connection::open(app.dir.0.join("data").join("keys.db")).unwrap();
+    let left: i64 = keys.query_row("SELECT count(*) FROM data_keys WHERE scope = 'request'", [], |r| r.get(0)).unwrap();
+    assert_eq!(left, 0, "their keys are destroyed");
+    let certificates: Vec<String> = conn
+        .prepare("SELECT outcome FROM audit WHERE operation = 'destroy' AND outcome LIKE 'destroyed: request %'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(certificates.len(), 2, "{certificates:?}");
+}

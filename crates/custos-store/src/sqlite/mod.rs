@@ -39,6 +39,7 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0006_cookie_consents.sql"),
     DATA_MIGRATIONS_LIFECYCLE,
     include_str!("../../migrations/sqlite/data_0008_requests.sql"),
+    include_str!("../../migrations/sqlite/data_0009_request_retention.sql"),
 ];
 const DATA_MIGRATIONS_LIFECYCLE: &str = include_str!("../../migrations/sqlite/data_0007_lifecycle.sql");
 const KEY_MIGRATIONS: &[&str] = &[

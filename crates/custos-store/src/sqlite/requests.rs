@@ -9,7 +9,7 @@ use crate::rows::*;
 
 const REQUEST_COLUMNS: &str = "id, service_id, subject_id, kind, channel, jurisdiction, requester, status, received_at,
      acknowledge_by, answer_by, extended_by, acknowledged_at, verified_by, verified_at, assigned_to, closed_at,
-     key_id, details, letter_sha256, letter, outcome, extension_reason, created_by";
+     key_id, details, letter_sha256, letter, outcome, extension_reason, created_by, destroy_on";
 
 fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestRow> {
     Ok(RequestRow {
@@ -37,6 +37,7 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestRow> {
         outcome: r.get(21)?,
         extension_reason: r.get(22)?,
         created_by: r.get(23)?,
+        destroy_on: r.get(24)?,
     })
 }
 
@@ -129,7 +130,7 @@ impl WriteTx<'_> {
             .prepare_cached(&format!(
                 "INSERT INTO requests ({REQUEST_COLUMNS})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                         ?21, ?22, ?23, ?24)"
+                         ?21, ?22, ?23, ?24, ?25)"
             ))?
             .execute(params![
                 row.id,
@@ -156,6 +157,7 @@ impl WriteTx<'_> {
                 row.outcome,
                 row.extension_reason,
                 row.created_by,
+                row.destroy_on,
             ])?;
         Ok(())
     }
@@ -259,6 +261,27 @@ impl WriteTx<'_> {
             )?
             .execute(params![subject_id, purpose, request_id, since])?;
         Ok(())
+    }
+
+    /// Complaints and inquiries whose day of destruction has come (on or
+    /// before `today`), at most `limit`: (id, subject, key id).
+    pub fn requests_to_destroy(&self, today: &str, limit: u32) -> Result<Vec<(String, Option<String>, String)>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT id, subject_id, key_id FROM requests WHERE destroy_on IS NOT NULL AND destroy_on <= ?1
+             ORDER BY destroy_on, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![today, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Destroys a request: its key, its row, its code and its timeline.
+    /// Returns whether its key was there.
+    pub fn destroy_request(&mut self, id: &str, key_id: &str) -> Result<bool> {
+        let key = self.keys.prepare_cached("DELETE FROM data_keys WHERE id = ?1")?.execute(params![key_id])?;
+        self.data.prepare_cached("DELETE FROM request_codes WHERE request_id = ?1")?.execute(params![id])?;
+        self.data.prepare_cached("DELETE FROM request_steps WHERE request_id = ?1")?.execute(params![id])?;
+        self.data.prepare_cached("DELETE FROM requests WHERE id = ?1")?.execute(params![id])?;
+        Ok(key > 0)
     }
 
     /// Lifts the live restrictions a request put in place; returns how
