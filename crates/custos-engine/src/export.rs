@@ -119,6 +119,7 @@ pub(crate) struct Gathered {
     record_keys: Vec<KeyRow>,
     consents: Vec<ConsentRow>,
     restrictions: Vec<(String, String)>,
+    deliveries: Vec<(String, String, String)>,
 }
 
 /// Reads everything about `subject` inside a job and audits it as one
@@ -153,6 +154,7 @@ pub(crate) fn gather(
     }
     let consents = tx.consents(&subject.id)?;
     let restrictions = tx.restrictions(&subject.id)?;
+    let deliveries = tx.deliveries(&subject.id)?;
     let names: Vec<String> = items.iter().map(|i| i.item.clone()).collect();
     Audit {
         caller,
@@ -170,7 +172,7 @@ pub(crate) fn gather(
         policy_version: &policy.meta.version,
     }
     .append(tx)?;
-    Ok(Gathered { subject, items, item_key, records, record_keys, consents, restrictions })
+    Ok(Gathered { subject, items, item_key, records, record_keys, consents, restrictions, deliveries })
 }
 
 /// How long an item of the member's profile is kept, in the policy's words.
@@ -296,7 +298,7 @@ impl Engine {
             records,
             consents,
             provisions: Vec::new(),
-            transfers: Vec::new(),
+            transfers: transfers(&policy, &g.deliveries),
             restrictions: g
                 .restrictions
                 .into_iter()
@@ -304,6 +306,31 @@ impl Engine {
                 .collect(),
         })
     }
+}
+
+/// Hand-overs to processors so far: each e-mail sent to the member through
+/// a relay that is a processor of the policy carried their address there
+/// (the delivery's audit entry says so). A processor abroad makes it a
+/// cross-border transfer; its country is the policy's.
+fn transfers(policy: &Policy, deliveries: &[(String, String, String)]) -> Vec<serde_json::Value> {
+    deliveries
+        .iter()
+        .filter_map(|(at, items, outcome)| {
+            let named = outcome.split("; transfer to processor ").nth(1)?;
+            let id = named.split(' ').next()?;
+            let processor = policy.processors.iter().find(|p| p.id.as_str() == id)?;
+            let purpose = outcome.strip_prefix("read to deliver ").and_then(|r| r.split(" by e-mail").next());
+            Some(serde_json::json!({
+                "at": at,
+                "processor": processor.id.as_str(),
+                "name": processor.name,
+                "country": processor.country.as_ref().map(|c| c.as_str()),
+                "duty": processor.duty,
+                "items": items.split(',').filter(|i| !i.is_empty()).collect::<Vec<_>>(),
+                "purpose": purpose.map(|p| format!("delivering the {p} by e-mail")),
+            }))
+        })
+        .collect()
 }
 
 /// The categories, sources, purposes and recipients of what is held (the

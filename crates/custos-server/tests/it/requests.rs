@@ -211,6 +211,13 @@ async fn access_by_code_then_package_in_json_and_html() {
     assert_eq!(package["records"][0]["content"], json!("invoice 42: 9,900 KRW"));
     assert_eq!(package["records"][0]["kept_until"], json!("2029-05-19"), "5 years from its date");
     assert_eq!(package["consents"][0]["purpose"], json!("marketing"));
+    // The code went out through the relay, a processor of the policy: the
+    // member's address was handed over, and the package says so.
+    let transfers = package["transfers"].as_array().unwrap();
+    assert_eq!(transfers.len(), 1, "{package}");
+    assert_eq!(transfers[0]["processor"], json!("aws"));
+    assert_eq!(transfers[0]["items"], json!(["email"]));
+    assert_eq!(transfers[0]["purpose"], json!("delivering the request_code by e-mail"));
 
     let html = call(app, "GET", &format!("/v1/requests/{id}/outcome?format=html"), Some(&d.officer), None).await;
     assert_eq!(html.status.as_u16(), 200);

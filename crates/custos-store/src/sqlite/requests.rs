@@ -103,6 +103,14 @@ fn live_restrictions(conn: &Connection, subject_id: &str) -> Result<Vec<(String,
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
+fn deliveries(conn: &Connection, subject_id: &str) -> Result<Vec<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, items, outcome FROM audit WHERE operation = 'notify' AND subject_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![subject_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 impl ReadTx<'_> {
     pub fn request(&self, id: &str) -> Result<Option<RequestRow>> {
         request(self.data, id)
@@ -115,6 +123,13 @@ impl ReadTx<'_> {
 
     pub fn request_steps(&self, id: &str) -> Result<Vec<RequestStepRow>> {
         steps(self.data, id)
+    }
+
+    /// The audit entries of deliveries to a member (`notify`): (at, items,
+    /// outcome), oldest first; the outcome names the processor the item
+    /// went through, when the relay is one.
+    pub fn deliveries(&self, subject_id: &str) -> Result<Vec<(String, String, String)>> {
+        deliveries(self.data, subject_id)
     }
 
     /// The purposes (`*`: all) a member's processing is restricted for,
@@ -250,6 +265,10 @@ impl WriteTx<'_> {
 
     pub fn restrictions(&self, subject_id: &str) -> Result<Vec<(String, String)>> {
         live_restrictions(self.data, subject_id)
+    }
+
+    pub fn deliveries(&self, subject_id: &str) -> Result<Vec<(String, String, String)>> {
+        deliveries(self.data, subject_id)
     }
 
     /// Restricts processing of a member's data for `purpose` (`*`: all).
