@@ -1300,6 +1300,24 @@ impl Engine {
             .write_job(move |tx| {
                 let op = if caller_c.staff.is_some() { Operation::HandleRequest } else { Operation::FileRequest };
                 let row = match gate::member(tx, &policy, &caller_c, op, &subject_c, None, None, &at)? {
+                    // A dormant member's details go only to holders of the
+                    // dormant-lookup privilege, never to a key.
+                    Ok((_, allowed)) if allowed.masked => {
+                        Audit {
+                            caller: &caller_c,
+                            operation: "export",
+                            purpose: None,
+                            subject: Some(&subject_c),
+                            items: &[],
+                            outcome: "denied: dormant",
+                            at: &at,
+                            policy_version: &policy.meta.version,
+                        }
+                        .append(tx)?;
+                        return Ok(Err(EngineError::Forbidden(
+                            "the member is dormant: staff with the dormant-lookup privilege answer this request".into(),
+                        )));
+                    }
                     Ok((row, _)) => row,
                     Err(refused) => return Ok(Err(refused)),
                 };

@@ -581,7 +581,15 @@ pub(super) async fn outcome(
     let value = state.engine.request_outcome(&caller, &id, state.clock.now()).await?;
     if html {
         let page = super::export_page::render(&state.engine.policy(), &id, &value);
-        return Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response());
+        // The page needs nothing from anywhere: no script, no frame, no
+        // fetch; its one style sheet is inline.
+        let headers = [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+        ];
+        return Ok((headers, page).into_response());
     }
     Ok(Json(value).into_response())
 }

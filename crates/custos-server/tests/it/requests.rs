@@ -551,6 +551,19 @@ async fn the_platform_fetches_the_export_it_filed_for_its_signed_in_member() {
     call(app, "POST", &format!("/v1/requests/{deletion}/fulfil"), Some(&app.key), None).await.problem(403, "forbidden");
     let ops = audit_operations(app, &d.member);
     assert!(ops.iter().any(|o| o == "export"), "{ops:?}");
+
+    // A dormant member's details never go to a key, through a request
+    // either: staff with the dormant-lookup privilege answer it.
+    for when in ["2025-05-02T00:00:00Z", "2025-06-01T00:00:00Z"] {
+        app.clock.set(at(when));
+        app.engine.run_jobs(at(when), "tests", &|| at(when)).await.unwrap();
+    }
+    let path = format!("/v1/subjects/{}?purpose=member_management", d.member);
+    assert_eq!(call(app, "GET", &path, Some(&app.key), None).await.expect(200)["status"], json!("dormant"));
+    let body =
+        json!({"kind": "export", "channel": "web_page", "subject": d.member, "verification": "platform_session"});
+    let id = file(&d, &app.key, body).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&app.key), None).await.problem(403, "forbidden");
 }
 
 /// Every kind through every channel, by the member and by an agent: filed,
