@@ -312,6 +312,31 @@ fn requester() -> (String, String) {
     ("requester".to_owned(), "requester".to_owned())
 }
 
+/// Audits a refusal in the job that decided it; returns the error the
+/// caller gets.
+fn audit_refusal(
+    tx: &mut WriteTx<'_>,
+    caller: &Caller,
+    op: Operation,
+    subject: Option<&str>,
+    denied: custos_core::authz::Denied,
+    at: &str,
+    policy: &Policy,
+) -> Result<EngineError, StoreError> {
+    Audit {
+        caller,
+        operation: op.as_str(),
+        purpose: None,
+        subject,
+        items: &[],
+        outcome: &format!("denied: {}", denied.code()),
+        at,
+        policy_version: &policy.meta.version,
+    }
+    .append(tx)?;
+    Ok(gate::refusal(denied))
+}
+
 /// Appends a timeline line and the audit entry of a step.
 fn record_step(
     tx: &mut WriteTx<'_>,
@@ -411,8 +436,7 @@ impl Engine {
             ));
         }
         let received = match req.received_on {
-            Some(d) if !is_staff => {
-                let _ = d;
+            Some(_) if !is_staff => {
                 return Err(invalid("received_on", ErrorCode::NotAllowed, "only staff log a request received earlier"));
             }
             Some(d) if d > today => {
@@ -728,18 +752,7 @@ impl Engine {
                     None => {
                         let target = Target::Scope(caller_c.service.as_deref());
                         if let Err(denied) = gate::ask(&policy_c, &caller_c, op, target, None, None) {
-                            Audit {
-                                caller: &caller_c,
-                                operation: op.as_str(),
-                                purpose: None,
-                                subject: None,
-                                items: &[],
-                                outcome: &format!("denied: {}", denied.code()),
-                                at: &at,
-                                policy_version: &policy_c.meta.version,
-                            }
-                            .append(tx)?;
-                            return Ok(Err(gate::refusal(denied)));
+                            return Ok(Err(audit_refusal(tx, &caller_c, op, None, denied, &at, &policy_c)?));
                         }
                     }
                 }
@@ -961,18 +974,8 @@ impl Engine {
                 decision = Err(custos_core::authz::Denied::Forbidden);
             }
             if let Err(denied) = decision {
-                Audit {
-                    caller: &caller_c,
-                    operation: op.as_str(),
-                    purpose: None,
-                    subject: found.as_ref().and_then(|r| r.subject_id.as_deref()),
-                    items: &[],
-                    outcome: &format!("denied: {}", denied.code()),
-                    at: &at,
-                    policy_version: &policy.meta.version,
-                }
-                .append(tx)?;
-                return Ok(Err(gate::refusal(denied)));
+                let subject = found.as_ref().and_then(|r| r.subject_id.as_deref());
+                return Ok(Err(audit_refusal(tx, &caller_c, op, subject, denied, &at, &policy)?));
             }
             let Some(mut row) = found else { return Ok(Err(EngineError::NotFound)) };
             Ok(f(&engine, tx, &mut row, &caller_c, &at, &policy)?.map(|t| (row, t)))

@@ -3,23 +3,8 @@
 //! external style or font), every value escaped.
 
 use custos_core::policy::Policy;
+use custos_core::policy::render::escape_html as esc;
 use serde_json::Value;
-
-/// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// A JSON value as short text.
 fn plain(v: &Value) -> String {

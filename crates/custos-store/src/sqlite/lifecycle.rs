@@ -12,6 +12,18 @@ use crate::{Result, StoreError};
 const LIFECYCLE_COLUMNS: &str = "s.id, s.service_id, s.kind, s.status, s.last_activity_at, s.notified_at, s.dormant_at,
      coalesce((SELECT group_concat(role) FROM staff WHERE subject_id = s.id AND status = 'active'), '')";
 
+/// `seq, kind, subject, body, created_at, attempts` of an outbox row.
+fn outbox_entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    Ok(OutboxEntry {
+        seq: r.get(0)?,
+        kind: r.get(1)?,
+        subject: r.get(2)?,
+        body: r.get(3)?,
+        created_at: r.get(4)?,
+        attempts: r.get(5)?,
+    })
+}
+
 fn lifecycle_row(r: &Row<'_>) -> rusqlite::Result<LifecycleRow> {
     Ok(LifecycleRow {
         id: r.get(0)?,
@@ -379,16 +391,7 @@ impl WriteTx<'_> {
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?1)
              ORDER BY seq LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![now, limit], |r| {
-            Ok(OutboxEntry {
-                seq: r.get(0)?,
-                kind: r.get(1)?,
-                subject: r.get(2)?,
-                body: r.get(3)?,
-                created_at: r.get(4)?,
-                attempts: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![now, limit], outbox_entry)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -400,16 +403,7 @@ impl WriteTx<'_> {
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?3)
              ORDER BY seq",
         )?;
-        let rows = stmt.query_map(params![subject, kind, now], |r| {
-            Ok(OutboxEntry {
-                seq: r.get(0)?,
-                kind: r.get(1)?,
-                subject: r.get(2)?,
-                body: r.get(3)?,
-                created_at: r.get(4)?,
-                attempts: r.get(5)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![subject, kind, now], outbox_entry)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 

@@ -74,7 +74,8 @@ fn blocks(out: &mut String, blocks: &[Block]) {
     }
 }
 
-fn escape(text: &str) -> String {
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

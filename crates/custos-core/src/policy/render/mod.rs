@@ -15,6 +15,7 @@ use std::str::FromStr;
 use super::model::Policy;
 
 pub use document::{Block, Document, Section};
+pub use html::escape as escape_html;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
