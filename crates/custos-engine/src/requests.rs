@@ -1174,9 +1174,16 @@ impl Engine {
             Kind::Access | Kind::Export | Kind::Know => {
                 let package = self.export_for(caller, &subject, &why, now).await?;
                 if kind == Kind::Know {
-                    serde_json::json!({ "know": crate::export::know(&policy, &package, Vec::new()) })
+                    serde_json::json!({ "know": crate::export::know(&policy, &package, Vec::new()) }).to_string()
                 } else {
-                    serde_json::json!({ "package": package })
+                    // Straight to text: a package of 10,000 records is
+                    // megabytes, not worth a detour through a JSON tree.
+                    #[derive(Serialize)]
+                    struct Answer<'a> {
+                        package: &'a crate::export::Package,
+                    }
+                    serde_json::to_string(&Answer { package: &package })
+                        .map_err(|e| EngineError::Unavailable(e.to_string()))?
                 }
             }
             Kind::Correction => {
@@ -1184,7 +1191,7 @@ impl Engine {
                 let names: Vec<String> = items.iter().map(|(i, _)| i.clone()).collect();
                 let source = correction_source(&policy);
                 self.correct_subject(caller, &subject, items, &source, now).await?;
-                serde_json::json!({ "corrected": names })
+                serde_json::json!({ "corrected": names }).to_string()
             }
             Kind::Deletion => {
                 let erasure = self
@@ -1199,6 +1206,7 @@ impl Engine {
                         "count": k.count, "until": k.until,
                     })).collect::<Vec<_>>(),
                 })
+                .to_string()
             }
             Kind::Restriction => {
                 restrict = details.purposes.clone();
@@ -1209,7 +1217,7 @@ impl Engine {
                     .map(|p| serde_json::json!({ "purpose": p.id.as_str(), "name": p.name, "description": p.description }))
                     .collect();
                 let limits = policy.rights.as_ref().map(|r| r.limits.clone()).unwrap_or_default();
-                serde_json::json!({ "restricted": restrict, "limited_services": limited, "limits": limits })
+                serde_json::json!({ "restricted": restrict, "limited_services": limited, "limits": limits }).to_string()
             }
             Kind::ObjectMarketing => {
                 let purposes: Vec<String> = if details.purposes.is_empty() {
@@ -1229,15 +1237,15 @@ impl Engine {
                     };
                     self.withdraw_for_request(caller, &subject, withdrawal, &row.id, now).await?;
                 }
-                serde_json::json!({ "withdrawn": purposes })
+                serde_json::json!({ "withdrawn": purposes }).to_string()
             }
             Kind::OptOutSale => {
                 let sells = policy.jurisdictions.iter().any(|j| j.sells_personal_information == Some(true));
                 restrict = Vec::new();
-                serde_json::json!({ "opted_out": true, "sold_before": sells })
+                serde_json::json!({ "opted_out": true, "sold_before": sells }).to_string()
             }
             Kind::Complaint | Kind::Inquiry => {
-                serde_json::json!({ "handled": true, "destroyed_on": row.destroy_on })
+                serde_json::json!({ "handled": true, "destroyed_on": row.destroy_on }).to_string()
             }
         };
         let applied_corrections = kind == Kind::Correction;
@@ -1255,7 +1263,7 @@ impl Engine {
                 row.details = engine.seal_part(tx, row, DETAILS_FIELD, &plain)?;
                 tx.update_request_details(&row.id, &row.details)?;
             }
-            row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.to_string().as_bytes())?);
+            row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.as_bytes())?);
             if !deleted && !subject.is_empty() {
                 tx.insert_outbox(&OutboxRow {
                     kind: "request_closed".into(),
@@ -1333,7 +1341,7 @@ impl Engine {
     /// The answer of a closed request (the package, what was done, or the
     /// reason for a denial), decrypted; an audited read. For staff who work
     /// the queue, and for the key that filed a self-service request.
-    pub async fn request_outcome(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<serde_json::Value> {
+    pub async fn request_outcome(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<String> {
         let (_, value) = self
             .handle_job_for(caller, id, now, true, |engine, tx, row, caller, at, policy| {
                 let Some(sealed) = row.outcome.clone() else {
@@ -1351,7 +1359,7 @@ impl Engine {
                     policy_version: &policy.meta.version,
                 }
                 .append(tx)?;
-                Ok(Ok(serde_json::from_slice::<serde_json::Value>(&plain).unwrap_or(serde_json::Value::Null)))
+                Ok(Ok(String::from_utf8(plain).map_err(|e| StoreError::Database(e.to_string()))?))
             })
             .await?;
         Ok(value)
