@@ -1194,9 +1194,30 @@ impl Engine {
                 serde_json::json!({ "corrected": names }).to_string()
             }
             Kind::Deletion => {
-                let erasure = self
+                let erased = self
                     .erase(caller, &subject, Operation::HandleRequest, &format!("deletion request {}", row.id), now)
-                    .await?;
+                    .await;
+                // Fulfilled again after the account went but before the
+                // request closed (a failure in between): the deletion is
+                // done, and the request closes.
+                let member_id = subject.clone();
+                let already = matches!(erased, Err(EngineError::NotFound))
+                    && self
+                        .inner
+                        .store
+                        .read(move |r| r.subject(&member_id))
+                        .await?
+                        .is_some_and(|s| s.status == gate::DELETED);
+                if already {
+                    return self
+                        .step(caller, id, Step::Fulfil, "deletion done".into(), now, true, |engine, tx, row, _| {
+                            let answer = serde_json::json!({ "already_deleted": true }).to_string();
+                            row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, answer.as_bytes())?);
+                            Ok(Ok(()))
+                        })
+                        .await;
+                }
+                let erasure = erased?;
                 serde_json::json!({
                     "destroyed_at": erasure.destroyed_at,
                     "keys_destroyed": erasure.keys_destroyed,

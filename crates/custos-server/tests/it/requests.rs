@@ -706,3 +706,18 @@ async fn complaints_and_inquiries_are_collected_worked_and_destroyed_after_three
         .collect();
     assert_eq!(certificates.len(), 2, "{certificates:?}");
 }
+
+/// A deletion request whose account is already gone (deleted meanwhile, or
+/// a fulfilment interrupted after the erasure) still closes.
+#[tokio::test]
+async fn a_deletion_request_closes_when_the_account_is_already_gone() {
+    let d = desk("requests-already-deleted").await;
+    let app = &d.app;
+    let body =
+        json!({"kind": "deletion", "channel": "web_page", "subject": d.member, "verification": "platform_session"});
+    let id = file(&d, &app.key, body).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "DELETE", &format!("/v1/subjects/{}", d.member), Some(&app.key), None).await.expect(200);
+    let done = step(&d, &id, "fulfil", None).await;
+    assert_eq!(done.expect(200)["status"], json!("fulfilled"));
+    assert_eq!(outcome(&d, &id).await, json!({"already_deleted": true}));
+}
