@@ -312,6 +312,18 @@ fn requester() -> (String, String) {
     ("requester".to_owned(), "requester".to_owned())
 }
 
+/// Queues the notice telling the member their request was closed (none
+/// for a request from someone who is not a member).
+fn notify_closed(tx: &mut WriteTx<'_>, row: &RequestRow, status: &str, at: &str) -> Result<(), StoreError> {
+    let Some(subject) = &row.subject_id else { return Ok(()) };
+    tx.insert_outbox(&OutboxRow {
+        kind: "request_closed".into(),
+        subject: Some(subject.clone()),
+        body: serde_json::json!({ "request": row.id, "kind": row.kind, "status": status }).to_string(),
+        created_at: at.to_owned(),
+    })
+}
+
 /// Audits a refusal in the job that decided it; returns the error the
 /// caller gets.
 fn audit_refusal(
@@ -1135,14 +1147,7 @@ impl Engine {
             let outcome = serde_json::json!({ "denied": true, "reason": reason });
             row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.to_string().as_bytes())?);
             tx.remove_request_code(&row.id)?;
-            if let Some(subject) = &row.subject_id {
-                tx.insert_outbox(&OutboxRow {
-                    kind: "request_closed".into(),
-                    subject: Some(subject.clone()),
-                    body: serde_json::json!({ "request": row.id, "kind": row.kind, "status": "denied" }).to_string(),
-                    created_at: at.to_owned(),
-                })?;
-            }
+            notify_closed(tx, row, "denied", at)?;
             Ok(Ok(()))
         })
         .await
@@ -1285,13 +1290,9 @@ impl Engine {
                 tx.update_request_details(&row.id, &row.details)?;
             }
             row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.as_bytes())?);
-            if !deleted && !subject.is_empty() {
-                tx.insert_outbox(&OutboxRow {
-                    kind: "request_closed".into(),
-                    subject: Some(subject.clone()),
-                    body: serde_json::json!({ "request": row.id, "kind": row.kind, "status": "fulfilled" }).to_string(),
-                    created_at: at.to_owned(),
-                })?;
+            // After a deletion there is no address left to write to.
+            if !deleted {
+                notify_closed(tx, row, "fulfilled", at)?;
             }
             Ok(Ok(()))
         })
