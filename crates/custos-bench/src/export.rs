@@ -3,10 +3,11 @@
 //! `custos admin seed-synthetic` filled with one member and their records
 //! (`payment_supply_records`, kept 5 years, dated over the last 90 days);
 //! then, `--export-runs` times, the platform files an export request for
-//! its signed-in member (`verification: platform_session`) and fulfils it
-//! (`POST /v1/requests/{id}/fulfil`: every item and record read and
-//! decrypted in one audited job, the package sealed into the request), then
-//! fetches the answer (`GET /v1/requests/{id}/outcome`: opened and sent).
+//! its signed-in member (`verification: platform_session`), fulfils it
+//! (`POST /v1/requests/{id}/fulfil`: the caller checked and the request
+//! closed, one job) and fetches the package (`GET /v1/requests/{id}/outcome`:
+//! every item and record read with the audit entry in one job, decrypted,
+//! built and sent; the package is never stored).
 //! Each over a fresh connection, timed from the request's first byte to
 //! the answer's last.
 //!
@@ -33,9 +34,9 @@ const SEEDED_AT: &str = "2026-09-01";
 pub(crate) struct Export {
     pub(crate) records: u64,
     pub(crate) runs: usize,
-    /// Fulfilment (read, decrypt, build, seal, store, audit).
+    /// Fulfilment (check, close).
     pub(crate) fulfil: Latency,
-    /// Reading the answer back (open, send).
+    /// Fetching the package (read, audit, decrypt, build, send).
     pub(crate) outcome: Latency,
     /// Both, per run.
     pub(crate) total: Latency,

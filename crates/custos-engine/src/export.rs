@@ -137,8 +137,8 @@ pub(crate) fn gather(
     } else {
         (tx.items(&subject.id, &[])?, tx.key(&subject.profile_key)?)
     };
-    let classes: Vec<&str> = policy.record_classes.iter().map(|c| c.id.as_str()).collect();
-    let records = tx.records(&subject.id, &classes, "", MAX_RECORDS + 1)?;
+    let mut records = tx.all_records(&subject.id, MAX_RECORDS + 1)?;
+    records.retain(|r| policy.record_class_by_str(&r.class).is_some());
     if records.len() > MAX_RECORDS as usize {
         return Err(StoreError::Conflict(format!(
             "the member has more than {MAX_RECORDS} records: export them by class through the records API"
@@ -243,6 +243,8 @@ impl Engine {
             });
         }
         let mut records = Vec::with_capacity(g.records.len());
+        // A key per class and month: unwrapped once, not once per record.
+        let keys = self.unwrap_record_keys(&g.record_keys).map_err(EngineError::Integrity)?;
         let today: jiff::civil::Date = at.get(..10).and_then(|d| d.parse().ok()).unwrap_or(jiff::civil::Date::MIN);
         for row in &g.records {
             let class = policy.record_class_by_str(&row.class);
@@ -254,7 +256,11 @@ impl Engine {
             {
                 continue;
             }
-            let content = self.open_record(&g.record_keys, row).map_err(EngineError::Integrity)?;
+            let (key, data_key) = keys
+                .iter()
+                .find(|(k, _)| k.id == row.key_id)
+                .ok_or_else(|| EngineError::Integrity(format!("the key of record {} is gone", row.id)))?;
+            let content = crate::records::open_with(key, data_key, row).map_err(EngineError::Integrity)?;
             let kept_until = class.and_then(|c| {
                 let date = row.record_date.parse().ok()?;
                 lifecycle::record_expires(c, date, None).and_then(|d| d.yesterday().ok()).map(|d| d.to_string())

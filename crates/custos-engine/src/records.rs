@@ -7,7 +7,7 @@
 use custos_core::collect::{ErrorCode, FieldError, MAX_TEXT_BYTES};
 use custos_store::{KeyRow, RecordRow, StoreError};
 
-use crate::crypto::Aad;
+use crate::crypto::{Aad, DataKey};
 use crate::gate;
 use crate::ids::{new_id, new_record_id};
 use crate::subjects::{Audit, Caller};
@@ -31,12 +31,31 @@ impl Engine {
             keys.iter().find(|k| k.id == row.key_id).ok_or_else(|| format!("the key of record {} is gone", row.id))?;
         let data_key =
             self.inner.keyring.unwrap_data_key(&key.id, &key.wrapped).map_err(|e| format!("record {}: {e}", row.id))?;
-        let owner = owner(&row.subject_id, &row.id);
-        let aad = Aad { owner: &owner, field: &row.class, key_id: &key.id, key_version: key.version };
-        let plain = data_key.open(&aad, &row.value).map_err(|e| format!("record {}: {e}", row.id))?;
-        String::from_utf8(plain.to_vec()).map_err(|_| format!("record {} is not text", row.id))
+        open_with(key, &data_key, row)
     }
 
+    /// The data keys of `keys`, unwrapped once each, for opening many
+    /// records with [`open_with`].
+    pub(crate) fn unwrap_record_keys<'k>(&self, keys: &'k [KeyRow]) -> Result<Vec<(&'k KeyRow, DataKey)>, String> {
+        keys.iter()
+            .map(|k| {
+                let dk =
+                    self.inner.keyring.unwrap_data_key(&k.id, &k.wrapped).map_err(|e| format!("key {}: {e}", k.id))?;
+                Ok((k, dk))
+            })
+            .collect()
+    }
+}
+
+/// Decrypts one record with its data key, already unwrapped.
+pub(crate) fn open_with(key: &KeyRow, data_key: &DataKey, row: &RecordRow) -> Result<String, String> {
+    let owner = owner(&row.subject_id, &row.id);
+    let aad = Aad { owner: &owner, field: &row.class, key_id: &key.id, key_version: key.version };
+    let plain = data_key.open(&aad, &row.value).map_err(|e| format!("record {}: {e}", row.id))?;
+    String::from_utf8(plain.to_vec()).map_err(|_| format!("record {} is not text", row.id))
+}
+
+impl Engine {
     /// Keeps a record for a subject, encrypted under the subject's key for
     /// the record's class.
     pub async fn add_record(

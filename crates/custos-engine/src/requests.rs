@@ -14,7 +14,8 @@
 //! - nothing a requester wrote, no letter and no answer is stored in
 //!   plaintext: they are sealed under the request's own key, which outlives
 //!   the member's profile key (the request stays on record after the
-//!   deletion it carried out);
+//!   deletion it carried out); an access or export package is therefore
+//!   never stored, only built at each fetch from what is held then;
 //! - a one-time code is kept only as an HMAC, expires after
 //!   [`CODE_MINUTES`] minutes and dies after [`CODE_ATTEMPTS`] wrong tries.
 
@@ -39,6 +40,9 @@ use crate::{Engine, EngineError, Result, gate, stamp};
 pub const CODE_MINUTES: i64 = 30;
 /// Wrong codes before the code is void (a new one must be sent).
 pub const CODE_ATTEMPTS: i64 = 5;
+/// Days after an access or export request is fulfilled during which its
+/// package can be fetched (built afresh at each fetch; never stored).
+pub const ANSWER_DAYS: i64 = 30;
 /// Largest letter of attorney accepted, in bytes.
 pub const MAX_LETTER_BYTES: usize = 5 * 1024 * 1024;
 /// Longest free text (a note, a reason), in bytes.
@@ -1161,6 +1165,13 @@ impl Engine {
     /// fulfil any kind; the API key that filed an access, export or
     /// right-to-know request may fulfil that one itself.
     pub async fn fulfil_request(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<RequestView> {
+        // The kind picks the way (requests never change kind); who may act
+        // on the request is decided inside the job that acts.
+        let id_c = id.to_owned();
+        let kind = self.inner.store.read(move |r| r.request(&id_c)).await?.and_then(|r| Kind::parse(&r.kind));
+        if matches!(kind, Some(Kind::Access | Kind::Export)) {
+            return self.fulfil_package(caller, id, now).await;
+        }
         let (row, details) = self
             .handle_job_for(caller, id, now, true, |engine, tx, row, _, _, _| {
                 let from = Status::parse(&row.status).unwrap_or(Status::Received);
@@ -1176,21 +1187,13 @@ impl Engine {
         let why = format!("request {}", row.id);
         let mut restrict: Vec<String> = Vec::new();
         let outcome = match kind {
-            Kind::Access | Kind::Export | Kind::Know => {
+            // Categories, sources, purposes and recipients: no values, so
+            // the answer is kept with the request.
+            Kind::Know => {
                 let package = self.export_for(caller, &subject, &why, now).await?;
-                if kind == Kind::Know {
-                    serde_json::json!({ "know": crate::export::know(&policy, &package, Vec::new()) }).to_string()
-                } else {
-                    // Straight to text: a package of 10,000 records is
-                    // megabytes, not worth a detour through a JSON tree.
-                    #[derive(Serialize)]
-                    struct Answer<'a> {
-                        package: &'a crate::export::Package,
-                    }
-                    serde_json::to_string(&Answer { package: &package })
-                        .map_err(|e| EngineError::Unavailable(e.to_string()))?
-                }
+                serde_json::json!({ "know": crate::export::know(&policy, &package, Vec::new()) }).to_string()
             }
+            Kind::Access | Kind::Export => return self.fulfil_package(caller, id, now).await,
             Kind::Correction => {
                 let items: Vec<(String, String)> = details.corrections.clone().into_iter().collect();
                 let names: Vec<String> = items.iter().map(|(i, _)| i.clone()).collect();
@@ -1318,8 +1321,31 @@ impl Engine {
         Ok(lifted)
     }
 
-    /// Everything about a member, read for a request by staff who work the
-    /// queue (one audited job), decrypted.
+    /// An access or export request is answered with the package, built from
+    /// the member's data each time it is fetched ([`Engine::request_outcome`],
+    /// for [`ANSWER_DAYS`] days) and never stored: a copy of everything about
+    /// the member kept under the request's key would outlive their deletion.
+    /// Fulfilling checks that the caller may have it and closes the request
+    /// in one job.
+    async fn fulfil_package(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<RequestView> {
+        let caller_c = caller.clone();
+        let policy = self.policy();
+        self.step(caller, id, Step::Fulfil, "package ready".into(), now, true, move |engine, tx, row, at| {
+            let subject = row.subject_id.clone().unwrap_or_default();
+            if let Err(refused) = export_subject(tx, &policy, &caller_c, &subject, at)? {
+                return Ok(Err(refused));
+            }
+            let until = answer_until(at).map(|t| t.to_string()).unwrap_or_default();
+            let receipt = serde_json::json!({ "package": "built when fetched", "available_until": until });
+            row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, receipt.to_string().as_bytes())?);
+            notify_closed(tx, row, "fulfilled", at)?;
+            Ok(Ok(()))
+        })
+        .await
+    }
+
+    /// Everything about a member, read for a request (one audited job),
+    /// decrypted.
     async fn export_for(
         &self,
         caller: &Caller,
@@ -1331,27 +1357,8 @@ impl Engine {
             (caller.clone(), subject.to_owned(), why.to_owned(), stamp(now), self.policy());
         let gathered = self
             .write_job(move |tx| {
-                let op = if caller_c.staff.is_some() { Operation::HandleRequest } else { Operation::FileRequest };
-                let row = match gate::member(tx, &policy, &caller_c, op, &subject_c, None, None, &at)? {
-                    // A dormant member's details go only to holders of the
-                    // dormant-lookup privilege, never to a key.
-                    Ok((_, allowed)) if allowed.masked => {
-                        Audit {
-                            caller: &caller_c,
-                            operation: "export",
-                            purpose: None,
-                            subject: Some(&subject_c),
-                            items: &[],
-                            outcome: "denied: dormant",
-                            at: &at,
-                            policy_version: &policy.meta.version,
-                        }
-                        .append(tx)?;
-                        return Ok(Err(EngineError::Forbidden(
-                            "the member is dormant: staff with the dormant-lookup privilege answer this request".into(),
-                        )));
-                    }
-                    Ok((row, _)) => row,
+                let row = match export_subject(tx, &policy, &caller_c, &subject_c, &at)? {
+                    Ok(row) => row,
                     Err(refused) => return Ok(Err(refused)),
                 };
                 Ok(Ok(crate::export::gather(tx, &policy, &caller_c, row, &why_c, &at)?))
@@ -1360,15 +1367,54 @@ impl Engine {
         self.package(gathered, &stamp(now))
     }
 
-    /// The answer of a closed request (the package, what was done, or the
-    /// reason for a denial), decrypted; an audited read. For staff who work
-    /// the queue, and for the key that filed a self-service request.
+    /// The answer of a closed request, an audited read: for a fulfilled
+    /// access or export request the package, built now from what is held
+    /// (for [`ANSWER_DAYS`] days after fulfilment, while the member is);
+    /// otherwise what was done or the reason for a denial, decrypted. For
+    /// staff who work the queue, and for the key that filed a self-service
+    /// request.
     pub async fn request_outcome(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<String> {
-        let (_, value) = self
-            .handle_job_for(caller, id, now, true, |engine, tx, row, caller, at, policy| {
+        enum Answer {
+            Stored(String),
+            Package(crate::export::Gathered),
+        }
+        let (_, answer) = self
+            .handle_job_for(caller, id, now, true, move |engine, tx, row, caller, at, policy| {
                 let Some(sealed) = row.outcome.clone() else {
                     return Ok(Err(EngineError::Conflict("the request has no answer yet".into())));
                 };
+                let package = matches!(Kind::parse(&row.kind), Some(Kind::Access | Kind::Export))
+                    && row.status == Status::Fulfilled.as_str();
+                if package {
+                    // Built afresh from what is held now, in this job with
+                    // its audit entry (operation `export`).
+                    let until = row.closed_at.as_deref().and_then(answer_until);
+                    if until.is_none_or(|u| now > u) {
+                        return Ok(Err(EngineError::Conflict(format!(
+                            "the package of this request could be fetched for {ANSWER_DAYS} days after it was \
+                             fulfilled ({}): file a new request",
+                            row.closed_at.as_deref().unwrap_or("never")
+                        ))));
+                    }
+                    let subject = row.subject_id.clone().unwrap_or_default();
+                    let member = match export_subject(tx, policy, caller, &subject, at)? {
+                        Ok(member) => member,
+                        // The member is gone (deleted): so is the package.
+                        Err(EngineError::NotFound) => {
+                            return Ok(Err(EngineError::Conflict(
+                                "the member's data is no longer held: there is no package to fetch".into(),
+                            )));
+                        }
+                        Err(refused) => return Ok(Err(refused)),
+                    };
+                    if member.status == gate::DELETED {
+                        return Ok(Err(EngineError::Conflict(
+                            "the member's data is no longer held: there is no package to fetch".into(),
+                        )));
+                    }
+                    let why = format!("answer of request {}", row.id);
+                    return Ok(Ok(Answer::Package(crate::export::gather(tx, policy, caller, member, &why, at)?)));
+                }
                 let plain = engine.open_part(tx, row, OUTCOME_FIELD, &sealed)?;
                 Audit {
                     caller,
@@ -1381,10 +1427,23 @@ impl Engine {
                     policy_version: &policy.meta.version,
                 }
                 .append(tx)?;
-                Ok(Ok(String::from_utf8(plain).map_err(|e| StoreError::Database(e.to_string()))?))
+                Ok(Ok(Answer::Stored(String::from_utf8(plain).map_err(|e| StoreError::Database(e.to_string()))?)))
             })
             .await?;
-        Ok(value)
+        match answer {
+            Answer::Stored(text) => Ok(text),
+            Answer::Package(gathered) => {
+                let package = self.package(gathered, &stamp(now))?;
+                // Straight to text: a package of 10,000 records is megabytes,
+                // not worth a detour through a JSON tree.
+                #[derive(Serialize)]
+                struct Wrapped<'a> {
+                    package: &'a crate::export::Package,
+                }
+                serde_json::to_string(&Wrapped { package: &package })
+                    .map_err(|e| EngineError::Unavailable(e.to_string()))
+            }
+        }
     }
 }
 
@@ -1420,6 +1479,47 @@ impl Engine {
             .await?;
         Ok(serde_json::json!({ "code": code }).to_string())
     }
+}
+
+/// Inside a job: the member whose package `caller` may have for a request
+/// (staff who work the queue, or the key that filed it). A dormant member's
+/// details go only to holders of the dormant-lookup privilege, never to a
+/// key; a refusal is audited in the job.
+fn export_subject(
+    tx: &mut WriteTx<'_>,
+    policy: &Policy,
+    caller: &Caller,
+    subject: &str,
+    at: &str,
+) -> Result<Result<custos_store::SubjectRow, EngineError>, StoreError> {
+    let op = if caller.staff.is_some() { Operation::HandleRequest } else { Operation::FileRequest };
+    match gate::member(tx, policy, caller, op, subject, None, None, at)? {
+        Ok((_, allowed)) if allowed.masked => {
+            Audit {
+                caller,
+                operation: "export",
+                purpose: None,
+                subject: Some(subject),
+                items: &[],
+                outcome: "denied: dormant",
+                at,
+                policy_version: &policy.meta.version,
+            }
+            .append(tx)?;
+            Ok(Err(EngineError::Forbidden(
+                "the member is dormant: staff with the dormant-lookup privilege answer this request".into(),
+            )))
+        }
+        Ok((row, _)) => Ok(Ok(row)),
+        Err(refused) => Ok(Err(refused)),
+    }
+}
+
+/// The last moment the package of an access or export request fulfilled at
+/// `closed_at` can be fetched.
+fn answer_until(closed_at: &str) -> Option<Timestamp> {
+    let closed: Timestamp = closed_at.parse().ok()?;
+    closed.checked_add(jiff::SignedDuration::from_hours(24 * ANSWER_DAYS)).ok()
 }
 
 /// Whether the member restricted processing for `purpose` (read in the

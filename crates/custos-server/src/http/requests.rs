@@ -556,7 +556,7 @@ pub(crate) struct OutcomeQuery {
 
 #[utoipa::path(get, path = "/v1/requests/{id}/outcome", tag = "requests",
     params(("id" = String, Path, description = "request id"), OutcomeQuery),
-    responses((status = 200, description = "the answer: an access package (`docs/schemas/export.schema.json`), what was done, or the reason for a denial", content(
+    responses((status = 200, description = "the answer: an access or export package (`docs/schemas/export.schema.json`), built at each fetch for 30 days after fulfilment and never stored; what was done; or the reason for a denial", content(
             (Object = "application/json"), (String = "text/html"))),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
         (status = 404, body = Problem), (status = 409, body = Problem)),

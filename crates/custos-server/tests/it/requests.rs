@@ -226,15 +226,7 @@ async fn access_by_code_then_package_in_json_and_html() {
 
     // The member heard back; every step is on the audit log.
     let ops = audit_operations(app, &d.member);
-    for op in [
-        "request_file",
-        "request_code_wrong",
-        "request_verify",
-        "request_assign",
-        "export",
-        "request_fulfil",
-        "request_outcome_read",
-    ] {
+    for op in ["request_file", "request_code_wrong", "request_verify", "request_assign", "request_fulfil", "export"] {
         assert!(ops.iter().any(|o| o == op), "{op} missing from {ops:?}");
     }
     app.engine.run_jobs(at("2024-06-05T00:00:00Z"), "tests", &|| at("2024-06-05T00:00:00Z")).await.unwrap();
@@ -720,4 +712,54 @@ async fn a_deletion_request_closes_when_the_account_is_already_gone() {
     let done = step(&d, &id, "fulfil", None).await;
     assert_eq!(done.expect(200)["status"], json!("fulfilled"));
     assert_eq!(outcome(&d, &id).await, json!({"already_deleted": true}));
+}
+
+/// The package of an access or export request is built from the member's
+/// data when it is fetched and never stored: the request keeps a receipt,
+/// the package can be fetched for 30 days, and not once the member is gone.
+#[tokio::test]
+async fn an_export_is_built_when_fetched_never_stored_and_goes_with_the_member() {
+    let mut d = desk("requests-export-fetched").await;
+    let app = &d.app;
+    app.clock.set(at("2024-06-01T00:00:00Z"));
+    let body =
+        json!({"kind": "export", "channel": "web_page", "subject": d.member, "verification": "platform_session"});
+    let id = file(&d, &app.key, body.clone()).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&app.key), None).await.expect(200);
+    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
+    let stored: Vec<u8> = conn.query_row("SELECT outcome FROM requests WHERE id = ?1", [&id], |r| r.get(0)).unwrap();
+    assert!(stored.len() < 256, "a receipt, not a package: {} bytes", stored.len());
+
+    // Fetched twice: each time as of the fetch, each time audited.
+    let fetch = |when: &'static str| {
+        let id = id.clone();
+        async move {
+            app.clock.set(at(when));
+            call(app, "GET", &format!("/v1/requests/{id}/outcome"), Some(&app.key), None).await
+        }
+    };
+    let first = fetch("2024-06-02T00:00:00Z").await;
+    assert_eq!(first.expect(200)["package"]["generated_at"], json!("2024-06-02T00:00:00Z"));
+    let record = json!({"class": "payment_supply_records", "record_date": "2024-06-02", "content": "invoice 77"});
+    call(app, "POST", &format!("/v1/subjects/{}/records", d.member), Some(&app.key), Some(&record)).await.expect(201);
+    let second = fetch("2024-06-30T23:59:59Z").await;
+    let second = second.expect(200)["package"].clone();
+    assert_eq!(second["records"][0]["content"], json!("invoice 77"), "what is held now: {second}");
+    let exports = audit_operations(app, &d.member).iter().filter(|o| *o == "export").count();
+    assert_eq!(exports, 2, "one audited read per fetch");
+
+    // Thirty days after it was fulfilled: no longer.
+    let late = fetch("2024-07-01T00:00:01Z").await;
+    assert!(late.problem(409, "conflict").text.contains("30 days"), "{}", late.text);
+
+    // A fresh request, fulfilled; then the member is deleted: nothing to fetch.
+    let id = file(&d, &app.key, body).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&app.key), None).await.expect(200);
+    call(app, "GET", &format!("/v1/requests/{id}/outcome"), Some(&app.key), None).await.expect(200);
+    call(app, "DELETE", &format!("/v1/subjects/{}", d.member), Some(&app.key), None).await.expect(200);
+    d.officer = app.login(&d.staff).await;
+    for token in [&app.key, &d.officer] {
+        let gone = call(app, "GET", &format!("/v1/requests/{id}/outcome"), Some(token), None).await;
+        assert!(gone.problem(409, "conflict").text.contains("no longer held"), "{}", gone.text);
+    }
 }

@@ -365,6 +365,28 @@ impl<'c> WriteTx<'c> {
         Ok(out)
     }
 
+    /// Every record of `subject_id`, at most `limit`, by class and then id
+    /// (the order of their time within a class): the subject index's own
+    /// order, so the rows come without a sort (the access package).
+    pub fn all_records(&self, subject_id: &str, limit: u32) -> Result<Vec<RecordRow>> {
+        let mut stmt = self.data.prepare_cached(
+            "SELECT id, subject_id, class, record_date, key_id, value, created_at FROM records
+             WHERE subject_id = ?1 ORDER BY class, id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![subject_id, limit], |r| {
+            Ok(RecordRow {
+                id: r.get(0)?,
+                subject_id: r.get(1)?,
+                class: r.get(2)?,
+                record_date: r.get(3)?,
+                key_id: r.get(4)?,
+                value: r.get(5)?,
+                created_at: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     pub fn record_exists(&self, subject_id: &str, id: &str) -> Result<bool> {
         Ok(self
             .data
