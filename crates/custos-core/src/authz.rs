@@ -70,6 +70,12 @@ pub enum Operation {
     /// Work the rights-request queue: read requests, verify an agent's
     /// letter, assign, extend, deny, fulfil. Staff only.
     HandleRequest,
+    /// Provide a member's data to a third party on a lawful basis: staff
+    /// who work the queue (`handle_requests`) only, each provision on record.
+    Provide,
+    /// Hand a member's data to a processor for its declared duty (an SMS
+    /// through the SMS provider): the platform's backend (API keys) only.
+    HandOver,
 }
 
 impl Operation {
@@ -96,6 +102,8 @@ impl Operation {
         Operation::PublishAmendment,
         Operation::FileRequest,
         Operation::HandleRequest,
+        Operation::Provide,
+        Operation::HandOver,
     ];
 
     /// The name written to the audit log.
@@ -123,6 +131,8 @@ impl Operation {
             Operation::PublishAmendment => "policy_amend",
             Operation::FileRequest => "request_file",
             Operation::HandleRequest => "request_handle",
+            Operation::Provide => "provide",
+            Operation::HandOver => "hand_over",
         }
     }
 
@@ -144,12 +154,14 @@ impl Operation {
             Operation::InviteStaff | Operation::DisableStaff | Operation::GrantPrivilege => RoleOp::ManageStaff,
             Operation::ChangeSettings => RoleOp::Settings,
             Operation::PublishAmendment => RoleOp::AmendPolicy,
-            Operation::FileRequest | Operation::HandleRequest => RoleOp::HandleRequests,
+            Operation::FileRequest | Operation::HandleRequest | Operation::Provide => RoleOp::HandleRequests,
             // Only the holder of a single role hands it over; checked apart.
             Operation::TransferRole => RoleOp::ManageStaff,
             // Services, members and records are created by the platform's
             // backend (API keys), never by staff: no role operation allows it.
-            Operation::CreateService | Operation::CreateSubject | Operation::AddRecord => RoleOp::Settings,
+            Operation::CreateService | Operation::CreateSubject | Operation::AddRecord | Operation::HandOver => {
+                RoleOp::Settings
+            }
             // Refused to staff above: they erase through a rights request.
             Operation::DeleteSubject => RoleOp::EditMembers,
         }
@@ -291,7 +303,8 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
             );
             // A single-holder role is handed over by its holder only; the
             // queue is worked by staff, whose steps are each on record.
-            if (platform_only && service.is_some()) || matches!(op, Operation::TransferRole | Operation::HandleRequest)
+            if (platform_only && service.is_some())
+                || matches!(op, Operation::TransferRole | Operation::HandleRequest | Operation::Provide)
             {
                 return Err(Denied::Forbidden);
             }
@@ -316,6 +329,7 @@ pub fn decide(policy: &Policy, request: &Request<'_>) -> Result<Allowed, Denied>
                     | Operation::AddRecord
                     | Operation::IssueCheckpoint
                     | Operation::DeleteSubject
+                    | Operation::HandOver
             );
             if !scoped_right || never_staff || !staff_may(policy, role, privileges, op.needs()) {
                 return Err(Denied::Forbidden);

@@ -15,5 +15,6 @@ pub mod lifecycle;
 pub mod merkle;
 pub mod net;
 pub mod policy;
+pub mod provision;
 pub mod receipt;
 pub mod rights;

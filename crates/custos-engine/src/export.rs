@@ -38,9 +38,9 @@ pub struct Package {
     pub items: Vec<PackageItem>,
     pub records: Vec<PackageRecord>,
     pub consents: Vec<PackageConsent>,
-    /// Third-party provisions and processor hand-overs of the member's data
-    /// (the registers of clauses 4 and 5).
-    pub provisions: Vec<serde_json::Value>,
+    /// Third-party provisions of the member's data (the register of
+    /// clause 4), oldest first.
+    pub provisions: Vec<crate::disclosures::DisclosureView>,
     pub transfers: Vec<serde_json::Value>,
     /// Processing of the member's data restricted at their request.
     pub restrictions: Vec<PackageRestriction>,
@@ -120,6 +120,10 @@ pub(crate) struct Gathered {
     consents: Vec<ConsentRow>,
     restrictions: Vec<(String, String)>,
     deliveries: Vec<(String, String, String)>,
+    disclosures: Vec<custos_store::DisclosureRow>,
+    /// The profile key that seals a provision's free text (not a dormant
+    /// member's key).
+    profile_key: Option<KeyRow>,
 }
 
 /// Reads everything about `subject` inside a job and audits it as one
@@ -155,6 +159,8 @@ pub(crate) fn gather(
     let consents = tx.consents(&subject.id)?;
     let restrictions = tx.restrictions(&subject.id)?;
     let deliveries = tx.deliveries(&subject.id)?;
+    let disclosures = tx.disclosures(&subject.id)?;
+    let profile_key = if subject.status == gate::DORMANT { None } else { item_key.clone() };
     let names: Vec<String> = items.iter().map(|i| i.item.clone()).collect();
     Audit {
         caller,
@@ -172,7 +178,18 @@ pub(crate) fn gather(
         policy_version: &policy.meta.version,
     }
     .append(tx)?;
-    Ok(Gathered { subject, items, item_key, records, record_keys, consents, restrictions, deliveries })
+    Ok(Gathered {
+        subject,
+        items,
+        item_key,
+        records,
+        record_keys,
+        consents,
+        restrictions,
+        deliveries,
+        disclosures,
+        profile_key,
+    })
 }
 
 /// How long an item of the member's profile is kept, in the policy's words.
@@ -303,8 +320,11 @@ impl Engine {
             items,
             records,
             consents,
-            provisions: Vec::new(),
-            transfers: transfers(&policy, &g.deliveries),
+            provisions: self.disclosure_views(
+                &g.disclosures.iter().filter(|d| d.kind == "provision").cloned().collect::<Vec<_>>(),
+                g.profile_key.as_ref(),
+            ),
+            transfers: transfers(&policy, &g.deliveries, &g.disclosures),
             restrictions: g
                 .restrictions
                 .into_iter()
@@ -318,30 +338,89 @@ impl Engine {
 /// a relay that is a processor of the policy carried their address there
 /// (the delivery's audit entry says so). A processor abroad makes it a
 /// cross-border transfer; its country is the policy's.
-fn transfers(policy: &Policy, deliveries: &[(String, String, String)]) -> Vec<serde_json::Value> {
-    deliveries
+fn transfers(
+    policy: &Policy,
+    deliveries: &[(String, String, String)],
+    disclosures: &[custos_store::DisclosureRow],
+) -> Vec<serde_json::Value> {
+    let mut out: Vec<(String, serde_json::Value)> = deliveries
         .iter()
         .filter_map(|(at, items, outcome)| {
             let named = outcome.split("; transfer to processor ").nth(1)?;
             let id = named.split(' ').next()?;
             let processor = policy.processors.iter().find(|p| p.id.as_str() == id)?;
             let purpose = outcome.strip_prefix("read to deliver ").and_then(|r| r.split(" by e-mail").next());
-            Some(serde_json::json!({
-                "at": at,
-                "processor": processor.id.as_str(),
-                "name": processor.name,
-                "country": processor.country.as_ref().map(|c| c.as_str()),
-                "duty": processor.duty,
-                "items": items.split(',').filter(|i| !i.is_empty()).collect::<Vec<_>>(),
-                "purpose": purpose.map(|p| format!("delivering the {p} by e-mail")),
-            }))
+            Some((
+                at.clone(),
+                serde_json::json!({
+                    "at": at,
+                    "processor": processor.id.as_str(),
+                    "name": processor.name,
+                    "country": processor.country.as_ref().map(|c| c.as_str()),
+                    "duty": processor.duty,
+                    "items": items.split(',').filter(|i| !i.is_empty()).collect::<Vec<_>>(),
+                    "purpose": purpose.map(|p| format!("delivering the {p} by e-mail")),
+                    "transfer": null,
+                }),
+            ))
         })
-        .collect()
+        .collect();
+    // Hand-overs the platform asked for (POST /v1/subjects/{id}/handovers).
+    for d in disclosures.iter().filter(|d| d.kind == "handover") {
+        let processor = policy.processors.iter().find(|p| p.id.as_str() == d.recipient);
+        let listed = policy.transfers.iter().find(|t| t.id.as_str() == d.recipient);
+        let name = processor.map(|p| p.name.clone()).or_else(|| listed.map(|t| t.recipient.clone()));
+        let country = d.country.clone().or_else(|| {
+            processor.and_then(|p| p.country.as_ref()).or_else(|| listed.map(|t| &t.country)).map(ToString::to_string)
+        });
+        let transfer = match (&d.country, &d.transfer_basis) {
+            (Some(c), Some(b)) => serde_json::json!({
+                "country": c, "basis": b, "description": d.transfer_description.clone().unwrap_or_default(),
+            }),
+            _ => serde_json::Value::Null,
+        };
+        out.push((
+            d.at.clone(),
+            serde_json::json!({
+                "at": d.at,
+                "processor": d.recipient,
+                "name": name.unwrap_or_else(|| d.recipient.clone()),
+                "country": country,
+                "duty": d.duty.clone().unwrap_or_default(),
+                "items": d.items.split_whitespace().collect::<Vec<_>>(),
+                "purpose": serde_json::Value::Null,
+                "transfer": transfer,
+            }),
+        ));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.into_iter().map(|(_, v)| v).collect()
+}
+
+/// The third parties that received the member's data for their own
+/// marketing in calendar year `year` (Cal. Civ. Code § 1798.83): each
+/// recipient with the items it received, from the provisions register.
+pub(crate) fn marketing_recipients(package: &Package, year: i16) -> Vec<serde_json::Value> {
+    let prefix = format!("{year:04}-");
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in package.provisions.iter().filter(|p| p.marketing && p.at.starts_with(&prefix)) {
+        let items = by.entry(p.recipient.clone()).or_default();
+        for i in &p.items {
+            if !items.contains(i) {
+                items.push(i.clone());
+            }
+        }
+    }
+    by.into_iter().map(|(recipient, items)| serde_json::json!({ "recipient": recipient, "items": items })).collect()
 }
 
 /// The categories, sources, purposes and recipients of what is held (the
 /// California right to know), from a package and the policy.
-pub(crate) fn know(policy: &Policy, package: &Package, marketing_recipients: Vec<String>) -> serde_json::Value {
+pub(crate) fn know(
+    policy: &Policy,
+    package: &Package,
+    marketing_recipients: Vec<serde_json::Value>,
+) -> serde_json::Value {
     let mut categories: BTreeMap<String, String> = BTreeMap::new();
     let mut sources: Vec<String> = Vec::new();
     let mut purposes: Vec<String> = Vec::new();
@@ -358,11 +437,20 @@ pub(crate) fn know(policy: &Policy, package: &Package, marketing_recipients: Vec
             }
         }
     }
-    let recipients: Vec<serde_json::Value> = policy
+    let mut recipients: Vec<serde_json::Value> = policy
         .processors
         .iter()
         .map(|p| serde_json::json!({ "id": p.id.as_str(), "name": p.name, "kind": "processor" }))
         .collect();
+    // Third parties that received the member's data (the provisions
+    // register), each once.
+    let mut third: Vec<&str> = Vec::new();
+    for p in &package.provisions {
+        if !third.contains(&p.recipient.as_str()) {
+            third.push(&p.recipient);
+            recipients.push(serde_json::json!({ "id": p.recipient_id, "name": p.recipient, "kind": "third_party" }));
+        }
+    }
     serde_json::json!({
         "categories": categories.into_iter().map(|(id, name)| serde_json::json!({"id": id, "name": name})).collect::<Vec<_>>(),
         "sources": sources,

@@ -18,6 +18,7 @@ mod auth;
 pub mod consent;
 mod cookies;
 pub mod crypto;
+pub mod disclosures;
 mod error;
 pub mod export;
 mod gate;

@@ -1191,7 +1191,9 @@ impl Engine {
             // the answer is kept with the request.
             Kind::Know => {
                 let package = self.export_for(caller, &subject, &why, now).await?;
-                serde_json::json!({ "know": crate::export::know(&policy, &package, Vec::new()) }).to_string()
+                let year = crate::utc_date(now).year() - 1;
+                let marketing = crate::export::marketing_recipients(&package, year);
+                serde_json::json!({ "know": crate::export::know(&policy, &package, marketing) }).to_string()
             }
             Kind::Access | Kind::Export => return self.fulfil_package(caller, id, now).await,
             Kind::Correction => {

@@ -530,7 +530,7 @@ impl Engine {
 
     /// Decrypts item rows; a value that fails authentication is reported
     /// (and audited), never returned.
-    async fn open_items(
+    pub(crate) async fn open_items(
         &self,
         subject: &SubjectRow,
         key: Option<KeyRow>,

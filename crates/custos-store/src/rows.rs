@@ -358,3 +358,38 @@ pub struct RequestFilter {
     /// Open requests whose answer deadline is before this date.
     pub due_before: Option<String>,
 }
+
+/// A hand-over of a member's data: a provision to a third party
+/// (`kind = "provision"`) or a hand-over to a processor for its duty
+/// (`"handover"`). `items` are the item ids, space-separated. `sealed` is a
+/// provision's free text, ciphertext under the member's key `key_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisclosureRow {
+    pub id: String,
+    pub kind: String,
+    pub service_id: Option<String>,
+    pub subject_id: String,
+    /// A provision: the recipient's name; a hand-over: the processor's (or
+    /// transfer's) id in the policy.
+    pub recipient: String,
+    /// A provision to a recipient the policy names: its id.
+    pub recipient_id: Option<String>,
+    pub items: String,
+    /// A hand-over: the processor's declared duty.
+    pub duty: Option<String>,
+    /// A provision the recipient uses for its own marketing (Cal. Civ. Code
+    /// § 1798.83).
+    pub marketing: bool,
+    /// The basis kind of a provision; `duty` for a hand-over.
+    pub basis: String,
+    pub consent_id: Option<String>,
+    pub sealed: Option<Vec<u8>>,
+    pub key_id: Option<String>,
+    /// Set when the hand-over crossed a border: the recipient's country.
+    pub country: Option<String>,
+    pub transfer_basis: Option<String>,
+    pub transfer_description: Option<String>,
+    pub at: String,
+    pub actor: String,
+    pub policy_version: String,
+}

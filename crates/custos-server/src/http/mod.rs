@@ -10,6 +10,7 @@ mod amendments;
 mod audit;
 mod consents;
 mod cookies;
+mod disclosures;
 mod error;
 mod export_page;
 mod extract;
@@ -85,6 +86,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(cookies::router())
         .merge(amendments::router())
         .merge(requests::router())
+        .merge(disclosures::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

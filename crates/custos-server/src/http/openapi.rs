@@ -5,7 +5,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{amendments, audit, consents, cookies, error, ops, records, requests, services, staff, subjects};
+use super::{
+    amendments, audit, consents, cookies, disclosures, error, ops, records, requests, services, staff, subjects,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +23,7 @@ use super::{amendments, audit, consents, cookies, error, ops, records, requests,
         amendments::publish, amendments::notices,
         requests::file, requests::list, requests::detail, requests::code, requests::verify, requests::assign,
         requests::extend, requests::deny, requests::fulfil, requests::lift, requests::outcome,
+        disclosures::provide, disclosures::hand_over, disclosures::processing,
         audit::latest, audit::issue, audit::inclusion, audit::consistency,
         staff::invite, staff::enrol, staff::login, staff::logout, staff::me, staff::change_password,
         staff::disable, staff::grant, staff::withdraw, staff::transfer, staff::allowed_ips,
@@ -36,6 +39,7 @@ use super::{amendments, audit, consents, cookies, error, ops, records, requests,
         (name = "audit", description = "the verifiable audit log: signed checkpoints and RFC 9162 proofs"),
         (name = "policy", description = "policy amendments: published ahead of their date with the notice the policy promises, and the public notice board"),
         (name = "requests", description = "members' rights requests: filed, verified (one-time code, the platform's session, or staff checking an agent's letter of attorney), worked against the jurisdiction's deadline, answered"),
+        (name = "disclosures", description = "hand-overs on the record: provisions to third parties on a lawful basis, hand-overs to processors for their declared duty (abroad, a transfer with its basis), and the records of processing activities"),
         (name = "staff", description = "staff accounts: invitations, password and TOTP login, sessions, roles and privileges"),
         (name = "operations", description = "health, readiness, metrics, this document"),
     )

@@ -90,6 +90,8 @@ const CONSENT: &[Who] = &[PlatformKey, ServiceKey, HeadAdmin, Admin, Operator];
 const FILE: &[Who] = &[PlatformKey, ServiceKey, PrivacyOfficer];
 /// `handle_requests`: working the queue is staff's, never a key's.
 const QUEUE: &[Who] = &[PrivacyOfficer];
+/// Every caller: a document drawn from the policy, no personal data.
+const ANYONE: &[Who] = &[PlatformKey, ServiceKey, HeadAdmin, Admin, Operator, Onsite, PrivacyOfficer, Support, Auditor];
 /// An access request needs no judgment: the key that filed it (here the
 /// platform's) may also fulfil it and read the answer.
 const SELF_SERVICE: &[Who] = &[PlatformKey, PrivacyOfficer];
@@ -313,6 +315,19 @@ const ROWS: &[Row] = &[
         let id = ids.prepared["id"].as_str().unwrap_or_default();
         (format!("/v1/requests/{id}/code"), Some(json!({"code": ids.prepared["code"]})))
     }),
+    // A provision to a third party is the privacy officer's act
+    // (`handle_requests`), never a key's; a hand-over to a processor is the
+    // platform backend's, never staff's.
+    guarded("POST", "/v1/subjects/{id}/provisions", Object::Member, QUEUE, |ids| {
+        let body = json!({"recipient": "Seoul Police Agency", "items": ["name"], "purpose": "search for a missing person",
+                          "basis": {"kind": "vital_interest", "justification": "reported missing"}});
+        (format!("/v1/subjects/{}/provisions", ids.id), Some(body))
+    }),
+    guarded("POST", "/v1/subjects/{id}/handovers", Object::Member, KEYS, |ids| {
+        let body = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"]});
+        (format!("/v1/subjects/{}/handovers", ids.id), Some(body))
+    }),
+    guarded("GET", "/v1/policy/processing", Object::Nothing, ANYONE, |_| get("/v1/policy/processing".into())),
     guarded("POST", "/v1/requests/{id}/verify", Object::Received, QUEUE, |ids| {
         (format!("/v1/requests/{}/verify", ids.id), Some(json!({})))
     }),

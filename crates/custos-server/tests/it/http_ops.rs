@@ -12,7 +12,7 @@ use crate::kit::*;
 use crate::support::TestApp;
 
 /// Every route of the API: (method, path as documented, a concrete path).
-const ROUTES: [(&str, &str, &str); 50] = [
+const ROUTES: [(&str, &str, &str); 53] = [
     ("GET", "/health", "/health"),
     ("GET", "/ready", "/ready"),
     ("GET", "/metrics", "/metrics"),
@@ -52,6 +52,9 @@ const ROUTES: [(&str, &str, &str); 50] = [
     ("DELETE", "/v1/staff/{id}/privileges/{privilege}", "/v1/staff/stf_x/privileges/dormant_lookup"),
     ("POST", "/v1/staff/{id}/transfer-role", "/v1/staff/stf_x/transfer-role"),
     ("PUT", "/v1/services/{id}/allowed-ips", "/v1/services/svc_x/allowed-ips"),
+    ("POST", "/v1/subjects/{id}/provisions", "/v1/subjects/sub_x/provisions"),
+    ("POST", "/v1/subjects/{id}/handovers", "/v1/subjects/sub_x/handovers"),
+    ("GET", "/v1/policy/processing", "/v1/policy/processing"),
     ("POST", "/v1/requests", "/v1/requests"),
     ("GET", "/v1/requests", "/v1/requests"),
     ("GET", "/v1/requests/{id}", "/v1/requests/req_x"),

@@ -157,7 +157,7 @@ pub(crate) async fn metric(app: &TestApp, series: &str) -> u64 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Counts(BTreeMap<&'static str, u64>);
 
-const DATA_TABLES: [&str; 18] = [
+const DATA_TABLES: [&str; 19] = [
     "services",
     "subjects",
     "items",
@@ -176,6 +176,7 @@ const DATA_TABLES: [&str; 18] = [
     "request_codes",
     "request_steps",
     "restrictions",
+    "disclosures",
 ];
 
 pub(crate) async fn counts(app: &TestApp) -> Counts {

@@ -4,6 +4,7 @@
 mod at_rest;
 mod audit_log;
 mod authz_matrix;
+mod disclosures;
 mod http_amendments;
 mod http_consents;
 mod http_cookies;

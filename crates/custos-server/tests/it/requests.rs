@@ -71,7 +71,7 @@ fn audit_operations(app: &TestApp, subject: &str) -> Vec<String> {
 /// Checks `value` against the export's JSON schema (`docs/schemas/
 /// export.schema.json`): the subset of JSON Schema it uses (type, required,
 /// properties, additionalProperties false, items, enum, const).
-fn check_schema(schema: &Value, value: &Value, path: &str) {
+pub(crate) fn check_schema(schema: &Value, value: &Value, path: &str) {
     let defs = schema.get("$defs").cloned().unwrap_or(Value::Null);
     check_node(schema, value, path, &defs);
 }

@@ -14,6 +14,7 @@
 //! two jobs: the active copy commits first, the dormant copy is removed
 //! after.
 
+mod disclosures;
 mod lifecycle;
 mod requests;
 mod tx;
@@ -40,6 +41,7 @@ const DATA_MIGRATIONS: &[&str] = &[
     DATA_MIGRATIONS_LIFECYCLE,
     include_str!("../../migrations/sqlite/data_0008_requests.sql"),
     include_str!("../../migrations/sqlite/data_0009_request_retention.sql"),
+    include_str!("../../migrations/sqlite/data_0010_disclosures.sql"),
 ];
 const DATA_MIGRATIONS_LIFECYCLE: &str = include_str!("../../migrations/sqlite/data_0007_lifecycle.sql");
 const KEY_MIGRATIONS: &[&str] = &[
