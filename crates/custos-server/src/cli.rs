@@ -204,4 +204,6 @@ pub(crate) struct RenderArgs {
 pub(crate) enum RenderFormat {
     Markdown,
     Html,
+    /// Records of processing activities (GDPR Art. 30), as JSON.
+    Ropa,
 }

@@ -1,4 +1,5 @@
-//! `custos policy check | render | diff`: the policy model of custos-core,
+//! `custos policy check | render | diff` (`render --format ropa`: the
+//! records of processing activities): the policy model of custos-core,
 //! reached through the engine, with file reading and exit codes around it.
 
 use std::fs::File;
@@ -17,12 +18,21 @@ pub(crate) fn run(cmd: PolicyCommand) -> ExitCode {
     match cmd {
         PolicyCommand::Check { file } => check(&file),
         PolicyCommand::Render(args) => {
-            let format = match args.format {
-                RenderFormat::Markdown => render::Format::Markdown,
-                RenderFormat::Html => render::Format::Html,
-            };
             let Some(policy) = load(&args.file) else { return ExitCode::from(INVALID) };
-            let text = render::render(&policy, format);
+            let text = match args.format {
+                RenderFormat::Markdown => render::render(&policy, render::Format::Markdown),
+                RenderFormat::Html => render::render(&policy, render::Format::Html),
+                RenderFormat::Ropa => {
+                    let ropa = custos_core::provision::records_of_processing(&policy);
+                    match serde_json::to_string_pretty(&ropa) {
+                        Ok(json) => json + "\n",
+                        Err(e) => {
+                            eprint(&format!("error: {e}"));
+                            return ExitCode::from(INVALID);
+                        }
+                    }
+                }
+            };
             match &args.output {
                 Some(path) => match std::fs::write(path, text) {
                     Ok(()) => ExitCode::SUCCESS,

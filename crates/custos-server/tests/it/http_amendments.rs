@@ -187,3 +187,36 @@ async fn only_those_who_may_amend_publish() {
     answer.problem(422, "invalid");
     assert!(answer.text.contains("line 17: policy.jurisdiction: unknown jurisdiction"), "{}", answer.text);
 }
+
+/// Changing a processor's duty is an amendment like any other: announced
+/// with its notice, the change named on the board; until its date the
+/// register in force decides what the processor may receive, after it the
+/// new one.
+#[tokio::test]
+async fn a_processor_s_new_duty_is_an_amendment_and_governs_hand_overs_from_its_date() {
+    let app = TestApp::new("amend-processor").await;
+    let officer = app.enrol_staff("po@example.com", "privacy_officer", None).await;
+    let token = app.login(&officer).await;
+    let member = sign_up(&app, &app.key, &operator_signup("proc@example.com", "+82 10 2222 4444")).await;
+    let widen = |text: String| {
+        let from = "duty = \"SMS text message services\"\nitems = [\"mobile_phone\"]";
+        assert!(text.contains(from));
+        text.replace(from, "duty = \"SMS and e-mail message services\"\nitems = [\"mobile_phone\", \"email\"]")
+    };
+    let published = publish(&app, &token, &amended("2024-07", "2024-06-01", "2024-07-01", widen)).await;
+    let body = published.expect(201).clone();
+    let changes: Vec<&str> = body["changes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    assert!(
+        changes.iter().any(|c| c.contains("cj_olivenetworks") && c.contains("changed its duty")),
+        "the diff names the processor: {changes:?}"
+    );
+    let path = format!("/v1/subjects/{member}/handovers");
+    let email = json!({"recipient": "cj_olivenetworks", "items": ["email"]});
+    call(&app, "POST", &path, Some(&app.key), Some(&email)).await.problem(422, "invalid");
+    // On its date the new register is in force (the minute tick applies it).
+    let effective: jiff::Timestamp = "2024-07-01T00:00:00Z".parse().unwrap();
+    app.clock.set(effective);
+    assert_eq!(app.engine.activate_due(effective).await.unwrap(), ["2024-07"]);
+    let done = call(&app, "POST", &path, Some(&app.key), Some(&email)).await;
+    assert_eq!(done.expect(201)["data"], json!({"email": "proc@example.com"}));
+}

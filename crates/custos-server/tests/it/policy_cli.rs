@@ -130,6 +130,22 @@ fn render_prints_the_committed_policy_texts() {
 }
 
 #[test]
+fn render_writes_the_records_of_processing_as_json() {
+    let o = custos(&["policy", "render", "policies/bstage.toml", "--format", "ropa"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ropa: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("JSON");
+    assert_eq!(ropa["controller"]["name"], "bemyfriends Co., Ltd.");
+    let activities = ropa["activities"].as_array().unwrap();
+    assert_eq!(activities.len(), 6, "one per purpose");
+    let fees = activities.iter().find(|a| a["purpose"] == "service_fees").unwrap();
+    let transfer = &fees["transfers"][0];
+    assert_eq!(
+        transfer["items"],
+        serde_json::json!(["email", "name", "mobile_phone", "service_use_info", "purchase_history"])
+    );
+}
+
+#[test]
 fn render_refuses_an_unknown_format() {
     let o = custos(&["policy", "render", "policies/bstage.toml", "--format", "pdf"]);
     assert_eq!(o.status.code(), Some(2));
