@@ -138,7 +138,7 @@ impl Operation {
 
     /// Whether the act reads personal items, so that a purpose is needed.
     pub fn reads_items(self) -> bool {
-        matches!(self, Operation::ReadSubject | Operation::LookupSubject | Operation::ListRecords)
+        matches!(self, Operation::ReadSubject | Operation::LookupSubject | Operation::ListRecords | Operation::HandOver)
     }
 
     /// The role operation a staff member needs for this act.

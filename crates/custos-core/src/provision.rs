@@ -84,6 +84,9 @@ pub enum Refusal {
     /// A password hash never leaves.
     Secret(String),
     UnknownRecipient(String),
+    /// The policy names its recipients: a consent-based provision must name
+    /// one of them.
+    RecipientRequired,
     /// The recipient the policy names does not receive this item.
     RecipientItem(String),
     ConsentMissing,
@@ -104,6 +107,29 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// A short code for the audit log (no submitted text).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::NoProvisions => "no_provisions",
+            Refusal::BasisNotAllowed(_) => "basis_not_allowed",
+            Refusal::NoItems => "no_items",
+            Refusal::UnknownItem(_) => "unknown_item",
+            Refusal::Secret(_) => "secret_item",
+            Refusal::UnknownRecipient(_) => "unknown_recipient",
+            Refusal::RecipientRequired => "recipient_required",
+            Refusal::RecipientItem(_) => "item_not_for_recipient",
+            Refusal::ConsentMissing => "consent_missing",
+            Refusal::ConsentOtherMember => "consent_of_another_member",
+            Refusal::ConsentWithdrawn => "consent_not_current",
+            Refusal::ConsentNotOptIn(_) => "consent_not_opt_in",
+            Refusal::ConsentItem(_) => "item_not_consented",
+            Refusal::ConsentRecipient(_) => "consent_not_for_recipient",
+            Refusal::Text(_, _) => "basis_text",
+            Refusal::UnknownProcessor(_) => "unknown_processor",
+            Refusal::Duty(_) => "item_outside_duty",
+        }
+    }
+
     /// The request field the refusal is about.
     pub fn field(&self) -> &'static str {
         match self {
@@ -114,7 +140,7 @@ impl Refusal {
             | Refusal::RecipientItem(_)
             | Refusal::ConsentItem(_)
             | Refusal::Duty(_) => "items",
-            Refusal::UnknownRecipient(_) => "recipient_id",
+            Refusal::UnknownRecipient(_) | Refusal::RecipientRequired => "recipient_id",
             Refusal::ConsentMissing
             | Refusal::ConsentOtherMember
             | Refusal::ConsentWithdrawn
@@ -135,6 +161,9 @@ impl fmt::Display for Refusal {
             Refusal::UnknownItem(i) => write!(f, "the policy declares no item {i:?}"),
             Refusal::Secret(i) => write!(f, "{i:?} is a password hash and never leaves"),
             Refusal::UnknownRecipient(r) => write!(f, "the policy names no recipient {r:?}"),
+            Refusal::RecipientRequired => {
+                f.write_str("the policy names its recipients: a provision on consent must name one (recipient_id)")
+            }
             Refusal::RecipientItem(i) => write!(f, "the policy does not list {i:?} among what this recipient receives"),
             Refusal::ConsentMissing => f.write_str("no such consent in the ledger"),
             Refusal::ConsentOtherMember => f.write_str("the consent was given by another member"),
@@ -195,7 +224,14 @@ pub fn check_provision(policy: &Policy, ask: &ProvisionAsk<'_>) -> Result<(), Ve
                 None
             }
         },
-        None => None,
+        None => {
+            // Where the policy names its recipients, a consent reaches only
+            // them: leaving the id out must not skip their rules.
+            if !third.recipients.is_empty() && matches!(ask.basis, ProvisionBasis::Consent { .. }) {
+                out.push(Refusal::RecipientRequired);
+            }
+            None
+        }
     };
     if let Some(r) = recipient {
         for item in ask.items {
@@ -247,7 +283,7 @@ pub struct HandoverPlan {
     /// The duty (a processor) or the purpose (a transfer) the items go for.
     pub duty: String,
     pub country: Option<Country>,
-    /// Set when the recipient is outside the policy's home countries.
+    /// Set when the recipient is outside the member's jurisdiction.
     pub transfer: Option<TransferBasis>,
 }
 

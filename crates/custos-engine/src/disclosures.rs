@@ -59,6 +59,10 @@ pub struct NewProvision {
 pub struct NewHandover {
     pub recipient: String,
     pub items: Vec<String>,
+    /// The purpose the hand-over serves (the caller must work for it, it
+    /// must cover the items, and its consent and restriction rules apply,
+    /// as for a read).
+    pub purpose: String,
     /// The member's jurisdiction (a policy id); `None`: the policy's own.
     pub jurisdiction: Option<String>,
 }
@@ -142,9 +146,24 @@ fn name_text(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// An id of the policy (an item, a recipient, a processor, a purpose):
+/// checked before anything else, so no submitted text of any other shape
+/// reaches an answer or the audit log.
+fn check_id(field: &str, id: Option<&str>) -> Result<()> {
+    match id {
+        Some(id) if custos_core::policy::model::Id::parse(id).is_err() => {
+            Err(invalid(field, "a policy id: lower-case letters, digits and underscores, at most 64 characters"))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn check_items_shape(items: &[String]) -> Result<()> {
     if items.len() > MAX_ITEMS {
         return Err(invalid("items", format!("at most {MAX_ITEMS} items")));
+    }
+    for item in items {
+        check_id("items", Some(item))?;
     }
     let mut seen = std::collections::HashSet::new();
     if let Some(dup) = items.iter().find(|i| !seen.insert(i.as_str())) {
@@ -229,8 +248,17 @@ fn audit(
     .append(tx)
 }
 
-/// The facts of the consent `id` as the ledger holds them for `subject`.
-fn consent_facts(tx: &WriteTx<'_>, subject: &str, id: &str) -> Result<Option<ConsentFacts>, StoreError> {
+/// The facts of the consent `id` as the ledger holds them for `subject`:
+/// current only if the state the ledger derives for its purpose is granted
+/// now (not withdrawn since, not in need of renewal after a widened
+/// purpose) and no restriction stops that purpose.
+fn consent_facts(
+    tx: &WriteTx<'_>,
+    policy: &Policy,
+    history: &[std::sync::Arc<Policy>],
+    subject: &str,
+    id: &str,
+) -> Result<Option<ConsentFacts>, StoreError> {
     let Some(owner) = tx.consent_owner(id)? else { return Ok(None) };
     if owner != subject {
         return Ok(Some(ConsentFacts { same_member: false, purpose: String::new(), granted: false, current: false }));
@@ -238,8 +266,15 @@ fn consent_facts(tx: &WriteTx<'_>, subject: &str, id: &str) -> Result<Option<Con
     let ledger = tx.consents(subject)?;
     let Some(pos) = ledger.iter().position(|c| c.id.as_deref() == Some(id)) else { return Ok(None) };
     let entry = &ledger[pos];
-    let current = !ledger[pos + 1..].iter().any(|c| c.purpose == entry.purpose);
-    Ok(Some(ConsentFacts { same_member: true, purpose: entry.purpose.clone(), granted: entry.granted, current }))
+    let latest = !ledger[pos + 1..].iter().any(|c| c.purpose == entry.purpose);
+    let granted_now = crate::consent::current(&ledger, history, &entry.purpose).permits_use();
+    let restricted = crate::requests::is_restricted(tx, policy, subject, &entry.purpose)?;
+    Ok(Some(ConsentFacts {
+        same_member: true,
+        purpose: entry.purpose.clone(),
+        granted: entry.granted,
+        current: latest && granted_now && !restricted,
+    }))
 }
 
 /// What one job hands back for decryption outside it.
@@ -281,7 +316,9 @@ impl Engine {
             },
         };
         let sealed_plain = serde_json::to_vec(&details).map_err(|e| EngineError::Unavailable(e.to_string()))?;
+        check_id("recipient_id", req.recipient_id.as_deref())?;
         let id = new_id("dis")?;
+        let history = self.policy_history();
         let (engine, caller_c, subject_c, at, policy) =
             (self.clone(), caller.clone(), subject.to_owned(), stamp(now), self.policy());
         let taken = self
@@ -292,7 +329,9 @@ impl Engine {
                     Err(e) => return Ok(Err(e)),
                 };
                 let consent = match &req.basis {
-                    ProvisionBasis::Consent { consent_id } => consent_facts(tx, &member.id, consent_id)?,
+                    ProvisionBasis::Consent { consent_id } => {
+                        consent_facts(tx, &policy, &history, &member.id, consent_id)?
+                    }
                     _ => None,
                 };
                 let ask = ProvisionAsk {
@@ -302,8 +341,8 @@ impl Engine {
                     consent: consent.as_ref(),
                 };
                 if let Err(refusals) = provision::check_provision(&policy, &ask) {
-                    let reasons: Vec<String> = refusals.iter().map(ToString::to_string).collect();
-                    let outcome = format!("denied: {}", reasons.join("; "));
+                    let codes: Vec<&str> = refusals.iter().map(Refusal::code).collect();
+                    let outcome = format!("denied: {}", codes.join(", "));
                     audit(tx, &caller_c, op, &member.id, &req.items, &outcome, &at, &policy)?;
                     return Ok(Err(refused(refusals)));
                 }
@@ -350,7 +389,7 @@ impl Engine {
                     policy_version: policy.meta.version.clone(),
                 };
                 tx.insert_disclosure(&row)?;
-                let outcome = format!("allowed: provided to {:?} under {} ({})", row.recipient, row.basis, row.id);
+                let outcome = format!("allowed: provision {} under {}", row.id, row.basis);
                 audit(tx, &caller_c, op, &member.id, &went, &outcome, &at, &policy)?;
                 Ok(Ok(Taken { subject: member, key, rows, row, details: Some(details) }))
             })
@@ -370,6 +409,8 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Disclosed> {
         check_items_shape(&req.items)?;
+        check_id("recipient", Some(&req.recipient))?;
+        check_id("purpose", Some(&req.purpose))?;
         if let Some(j) = &req.jurisdiction
             && custos_core::rights::jurisdiction(&self.policy(), Some(j)).is_err()
         {
@@ -380,20 +421,58 @@ impl Engine {
             )]));
         }
         let id = new_id("dis")?;
+        let history = self.policy_history();
         let (caller_c, subject_c, at, policy) = (caller.clone(), subject.to_owned(), stamp(now), self.policy());
         let taken = self
             .write_job(move |tx| {
                 let op = Operation::HandOver;
-                let member = match active_member(tx, &policy, &caller_c, op, &subject_c, &at)? {
-                    Ok(m) => m,
+                // A hand-over reads the items: the caller names the purpose
+                // it serves, and the decision is a read's.
+                let member = match gate::member(
+                    tx,
+                    &policy,
+                    &caller_c,
+                    op,
+                    &subject_c,
+                    Some(&req.purpose),
+                    Some(&req.items),
+                    &at,
+                )? {
+                    Ok((row, _)) => row,
                     Err(e) => return Ok(Err(e)),
                 };
+                if member.status == gate::DORMANT {
+                    audit(tx, &caller_c, op, &member.id, &[], "denied: dormant", &at, &policy)?;
+                    return Ok(Err(EngineError::Conflict(
+                        "the member is dormant: their data is handed over once their login releases them".into(),
+                    )));
+                }
+                let needs = policy.purpose_by_str(&req.purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
+                if let Some(mode) = needs
+                    && !crate::subjects::has_consent(tx, &history, &member.id, &req.purpose, mode)?
+                {
+                    audit(tx, &caller_c, op, &member.id, &[], "denied: no consent", &at, &policy)?;
+                    return Ok(Err(EngineError::ConsentRequired(req.purpose.clone())));
+                }
+                if crate::requests::is_restricted(tx, &policy, &member.id, &req.purpose)? {
+                    audit(
+                        tx,
+                        &caller_c,
+                        op,
+                        &member.id,
+                        &[],
+                        "denied: restricted at the member's request",
+                        &at,
+                        &policy,
+                    )?;
+                    return Ok(Err(EngineError::Restricted(req.purpose.clone())));
+                }
                 let plan =
                     match provision::check_handover(&policy, &req.recipient, &req.items, req.jurisdiction.as_deref()) {
                         Ok(plan) => plan,
                         Err(refusals) => {
-                            let reasons: Vec<String> = refusals.iter().map(ToString::to_string).collect();
-                            let outcome = format!("denied: {}", reasons.join("; "));
+                            let codes: Vec<&str> = refusals.iter().map(Refusal::code).collect();
+                            let outcome = format!("denied: {}", codes.join(", "));
                             audit(tx, &caller_c, op, &member.id, &req.items, &outcome, &at, &policy)?;
                             return Ok(Err(refused(refusals)));
                         }
@@ -401,6 +480,9 @@ impl Engine {
                 let names: Vec<&str> = req.items.iter().map(String::as_str).collect();
                 let rows = tx.items(&member.id, &names)?;
                 let key = tx.key(&member.profile_key)?;
+                if key.is_none() && !rows.is_empty() {
+                    return Ok(Err(EngineError::Integrity("the member's key is gone".into())));
+                }
                 let went: Vec<String> = rows.iter().map(|r| r.item.clone()).collect();
                 let row = DisclosureRow {
                     id: id.clone(),
@@ -428,7 +510,7 @@ impl Engine {
                     (Some(c), Some(b)) => format!("; transfer to {c} ({b})"),
                     _ => String::new(),
                 };
-                let outcome = format!("allowed: handed to {} for its duty ({}){abroad}", row.recipient, row.id);
+                let outcome = format!("allowed: hand-over {} to {} for its duty{abroad}", row.id, row.recipient);
                 audit(tx, &caller_c, op, &member.id, &went, &outcome, &at, &policy)?;
                 Ok(Ok(Taken { subject: member, key, rows, row, details: None }))
             })

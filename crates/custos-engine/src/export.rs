@@ -142,12 +142,13 @@ pub(crate) fn gather(
         (tx.items(&subject.id, &[])?, tx.key(&subject.profile_key)?)
     };
     let mut records = tx.all_records(&subject.id, MAX_RECORDS + 1)?;
-    records.retain(|r| policy.record_class_by_str(&r.class).is_some());
     if records.len() > MAX_RECORDS as usize {
         return Err(StoreError::Conflict(format!(
             "the member has more than {MAX_RECORDS} records: export them by class through the records API"
         )));
     }
+    // Records of a class the policy no longer declares are not handed out.
+    records.retain(|r| policy.record_class_by_str(&r.class).is_some());
     let mut record_keys: Vec<KeyRow> = Vec::new();
     for r in &records {
         if !record_keys.iter().any(|k| k.id == r.key_id)
@@ -160,7 +161,9 @@ pub(crate) fn gather(
     let restrictions = tx.restrictions(&subject.id)?;
     let deliveries = tx.deliveries(&subject.id)?;
     let disclosures = tx.disclosures(&subject.id)?;
-    let profile_key = if subject.status == gate::DORMANT { None } else { item_key.clone() };
+    // A provision's free text is sealed under the profile key, which stays
+    // while the member is dormant.
+    let profile_key = if subject.status == gate::DORMANT { tx.key(&subject.profile_key)? } else { item_key.clone() };
     let names: Vec<String> = items.iter().map(|i| i.item.clone()).collect();
     Audit {
         caller,

@@ -1382,9 +1382,6 @@ impl Engine {
         }
         let (_, answer) = self
             .handle_job_for(caller, id, now, true, move |engine, tx, row, caller, at, policy| {
-                let Some(sealed) = row.outcome.clone() else {
-                    return Ok(Err(EngineError::Conflict("the request has no answer yet".into())));
-                };
                 let package = matches!(Kind::parse(&row.kind), Some(Kind::Access | Kind::Export))
                     && row.status == Status::Fulfilled.as_str();
                 if package {
@@ -1399,24 +1396,22 @@ impl Engine {
                         ))));
                     }
                     let subject = row.subject_id.clone().unwrap_or_default();
-                    let member = match export_subject(tx, policy, caller, &subject, at)? {
-                        Ok(member) => member,
-                        // The member is gone (deleted): so is the package.
-                        Err(EngineError::NotFound) => {
-                            return Ok(Err(EngineError::Conflict(
-                                "the member's data is no longer held: there is no package to fetch".into(),
-                            )));
-                        }
-                        Err(refused) => return Ok(Err(refused)),
-                    };
-                    if member.status == gate::DELETED {
+                    // The member is gone (deleted): so is the package.
+                    if tx.subject(&subject)?.is_none_or(|s| s.status == gate::DELETED) {
                         return Ok(Err(EngineError::Conflict(
                             "the member's data is no longer held: there is no package to fetch".into(),
                         )));
                     }
+                    let member = match export_subject(tx, policy, caller, &subject, at)? {
+                        Ok(member) => member,
+                        Err(refused) => return Ok(Err(refused)),
+                    };
                     let why = format!("answer of request {}", row.id);
                     return Ok(Ok(Answer::Package(crate::export::gather(tx, policy, caller, member, &why, at)?)));
                 }
+                let Some(sealed) = row.outcome.clone() else {
+                    return Ok(Err(EngineError::Conflict("the request has no answer yet".into())));
+                };
                 let plain = engine.open_part(tx, row, OUTCOME_FIELD, &sealed)?;
                 Audit {
                     caller,

@@ -146,10 +146,11 @@ fn a_named_recipient_receives_only_its_items_for_its_purposes() {
     assert_eq!(named("partner_shop", &["email"]), Ok(()));
     assert_eq!(named("partner_shop", &["mobile_phone"]), Err(vec![Refusal::RecipientItem("mobile_phone".into())]));
     assert_eq!(named("nobody", &["email"]), Err(vec![Refusal::UnknownRecipient("nobody".into())]));
-    // The recipient receives for marketing only: another opt-in purpose's
-    // consent does not reach it (none in b.stage, so only the item check
-    // shows here); the unnamed recipient is not bound to a list.
-    assert_eq!(check_provision(&p, &ask(&wanted, &basis, Some(&c))), Ok(()));
+    // Leaving the id out does not skip the named recipients' rules: a
+    // consent reaches only them. A legal obligation reaches anyone.
+    assert_eq!(check_provision(&p, &ask(&wanted, &basis, Some(&c))), Err(vec![Refusal::RecipientRequired]));
+    let legal = ProvisionBasis::LegalObligation { citation: "c".into(), document: "d".into() };
+    assert_eq!(check_provision(&p, &ask(&wanted, &legal, None)), Ok(()));
 }
 
 #[test]

@@ -72,8 +72,12 @@ pub(crate) struct HandOver {
     /// for SMS), or a recipient of its transfers (`bemyfriends_inc_us`).
     pub(crate) recipient: String,
     /// The items to hand over: only those the recipient's declared duty
-    /// covers.
+    /// covers, and the purpose too.
     pub(crate) items: Vec<String>,
+    /// The purpose the hand-over serves (b.stage: `member_management` for a
+    /// sign-in SMS): one the caller works for, covering the items; its
+    /// consent and any restriction apply as for a read.
+    pub(crate) purpose: String,
     /// The member's jurisdiction (a policy id); absent: the policy's own.
     /// It decides whether the hand-over is a transfer, and on which basis.
     pub(crate) jurisdiction: Option<String>,
@@ -165,7 +169,7 @@ pub(super) async fn hand_over(
     body: JsonBody<HandOver>,
 ) -> Result<(StatusCode, Json<Disclosed>), ApiError> {
     let h = body.value;
-    let req = NewHandover { recipient: h.recipient, items: h.items, jurisdiction: h.jurisdiction };
+    let req = NewHandover { recipient: h.recipient, items: h.items, purpose: h.purpose, jurisdiction: h.jurisdiction };
     let done = state.engine.hand_over(&caller, &id, req, state.clock.now()).await?;
     Ok((StatusCode::CREATED, Json(done)))
 }

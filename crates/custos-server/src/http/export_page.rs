@@ -93,6 +93,38 @@ pub(super) fn render(policy: &Policy, id: &str, value: &Value) -> String {
         );
         table(
             &mut body,
+            "Provided to third parties",
+            list(p.get("provisions").unwrap_or(&Value::Null)),
+            &[("recipient", "Recipient"), ("items", "Items"), ("purpose", "For"), ("basis", "Basis"), ("at", "When")],
+        );
+        // A transfer's country and basis, flattened into the row.
+        let transfers: Vec<Value> = list(p.get("transfers").unwrap_or(&Value::Null))
+            .iter()
+            .map(|t| {
+                let mut row = t.clone();
+                if let (Some(obj), Some(tr)) = (row.as_object_mut(), t.get("transfer").filter(|v| !v.is_null())) {
+                    obj.insert(
+                        "abroad".into(),
+                        Value::String(format!("{} ({})", plain(&tr["country"]), plain(&tr["basis"]))),
+                    );
+                }
+                row
+            })
+            .collect();
+        table(
+            &mut body,
+            "Handed to processors",
+            &transfers,
+            &[
+                ("name", "Processor"),
+                ("duty", "Duty"),
+                ("items", "Items"),
+                ("abroad", "Transfer abroad"),
+                ("at", "When"),
+            ],
+        );
+        table(
+            &mut body,
             "Processing restricted at your request",
             list(p.get("restrictions").unwrap_or(&Value::Null)),
             &[("purpose", "Purpose"), ("request", "Request")],

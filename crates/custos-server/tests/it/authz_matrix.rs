@@ -324,7 +324,7 @@ const ROWS: &[Row] = &[
         (format!("/v1/subjects/{}/provisions", ids.id), Some(body))
     }),
     guarded("POST", "/v1/subjects/{id}/handovers", Object::Member, KEYS, |ids| {
-        let body = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"]});
+        let body = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"], "purpose": "member_management"});
         (format!("/v1/subjects/{}/handovers", ids.id), Some(body))
     }),
     guarded("GET", "/v1/policy/processing", Object::Nothing, ANYONE, |_| get("/v1/policy/processing".into())),

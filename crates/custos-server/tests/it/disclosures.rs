@@ -58,7 +58,10 @@ async fn a_provision_on_the_member_s_consent_goes_out_and_is_on_the_record() {
     assert_eq!(entry["purpose"], json!("joint promotion of concert tickets"));
     let outcomes = audit_outcomes(&app, "provide");
     assert_eq!(outcomes.len(), 1);
-    assert!(outcomes[0].starts_with("allowed: provided to \"Partner Shop Ltd.\" under consent"), "{outcomes:?}");
+    assert!(
+        outcomes[0].starts_with("allowed: provision dis_") && outcomes[0].ends_with(" under consent"),
+        "{outcomes:?}"
+    );
 
     // The purpose is sealed at rest; the row says what went to whom.
     let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
@@ -78,7 +81,22 @@ async fn a_provision_on_the_member_s_consent_goes_out_and_is_on_the_record() {
     assert!(refused.text.contains("refused or withdrawn"), "{}", refused.text);
     assert!(!refused.text.contains("member@example.com"));
     assert_eq!(counts(&app).await, before.plus(&[("audit", 1)]), "only the refusals' audit entries");
-    assert!(audit_outcomes(&app, "provide")[1].starts_with("denied: the consent is not current"));
+    assert_eq!(audit_outcomes(&app, "provide")[1], "denied: consent_not_current");
+
+    // Granted again, but the member restricted processing for marketing:
+    // the consent grounds no provision until the restriction is lifted.
+    let grant = json!({"purpose": "marketing", "granted": true, "channel": "web_page", "notice_text": "Offers?"});
+    let again = call(&app, "POST", &format!("/v1/subjects/{member}/consents"), Some(&app.key), Some(&grant)).await;
+    let again_id = again.expect(201)["entry"]["id"].as_str().unwrap().to_owned();
+    let body = provision(&["email"], json!({"kind": "consent", "consent_id": again_id}));
+    call(&app, "POST", &path, Some(&officer), Some(&body)).await.expect(201);
+    let restrict = json!({"kind": "restriction", "channel": "web_page", "subject": member,
+                          "verification": "platform_session", "purposes": ["marketing"]});
+    let filed = call(&app, "POST", "/v1/requests", Some(&app.key), Some(&restrict)).await;
+    let request = filed.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(&app, "POST", &format!("/v1/requests/{request}/fulfil"), Some(&officer), None).await.expect(200);
+    let refused = call(&app, "POST", &path, Some(&officer), Some(&body)).await;
+    refused.problem(422, "invalid").field("basis.consent_id", "not_allowed");
 }
 
 #[tokio::test]
@@ -160,7 +178,7 @@ async fn a_processor_receives_only_what_its_duty_covers_and_abroad_it_is_a_trans
     let app = TestApp::new("disclosures-processors").await;
     let (member, _, officer) = setup(&app).await;
     let path = format!("/v1/subjects/{member}/handovers");
-    let sms = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"]});
+    let sms = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"], "purpose": "member_management"});
     let done = call(&app, "POST", &path, Some(&app.key), Some(&sms)).await;
     let done = done.expect(201).clone();
     assert_eq!(done["data"], json!({"mobile_phone": "+821055550801"}));
@@ -169,25 +187,45 @@ async fn a_processor_receives_only_what_its_duty_covers_and_abroad_it_is_a_trans
     assert_eq!(done["disclosure"]["transfer"], Value::Null, "b.stage states no country for its SMS provider");
 
     let before = counts(&app).await;
-    let outside = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone", "email"]});
+    let outside =
+        json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone", "email"], "purpose": "member_management"});
     let got = call(&app, "POST", &path, Some(&app.key), Some(&outside)).await;
     got.problem(422, "invalid").field("items", "not_allowed");
     assert!(got.text.contains("declared duty does not cover \\\"email\\\""), "{}", got.text);
-    let undeclared = json!({"recipient": "aws", "items": ["email"]});
+    let undeclared = json!({"recipient": "aws", "items": ["email"], "purpose": "member_management"});
     call(&app, "POST", &path, Some(&app.key), Some(&undeclared)).await.problem(422, "invalid");
-    let nobody = json!({"recipient": "acme", "items": ["email"]});
+    let nobody = json!({"recipient": "acme", "items": ["email"], "purpose": "member_management"});
     call(&app, "POST", &path, Some(&app.key), Some(&nobody))
         .await
         .problem(422, "invalid")
         .field("recipient", "not_allowed");
-    let bad_jurisdiction = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"], "jurisdiction": "mars"});
+    let bad_jurisdiction = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"], "purpose": "member_management", "jurisdiction": "mars"});
     call(&app, "POST", &path, Some(&app.key), Some(&bad_jurisdiction)).await.problem(422, "invalid");
     assert_eq!(counts(&app).await, before.plus(&[("audit", 3)]), "only the refusals' audit entries");
     call(&app, "POST", &path, Some(&officer), Some(&sms)).await.problem(403, "forbidden");
+    // A hand-over reads the items: the key must work for the purpose, and
+    // the purpose must cover the items.
+    let fees_only = app.key_for(None, &["service_fees"]).await;
+    call(&app, "POST", &path, Some(&fees_only), Some(&sms)).await.problem(403, "purpose_not_allowed");
+    let wrong_purpose = json!({"recipient": "cj_olivenetworks", "items": ["mobile_phone"], "purpose": "inquiries"});
+    let got = call(&app, "POST", &path, Some(&app.key), Some(&wrong_purpose)).await;
+    assert!(matches!(got.status.as_u16(), 403 | 422), "{}", got.text);
+    // Hostile ids are refused before anything is looked up.
+    let hostile = json!({"recipient": "../../etc", "items": ["mobile_phone"], "purpose": "member_management"});
+    call(&app, "POST", &path, Some(&app.key), Some(&hostile))
+        .await
+        .problem(422, "invalid")
+        .field("recipient", "invalid_format");
+    let hostile =
+        json!({"recipient": "cj_olivenetworks", "items": ["Mobile Phone'); --"], "purpose": "member_management"});
+    call(&app, "POST", &path, Some(&app.key), Some(&hostile))
+        .await
+        .problem(422, "invalid")
+        .field("items", "invalid_format");
 
     // b.stage's overseas transfer: bemyfriends Inc., US, on the disclosure
     // in the policy (it names no mechanism).
-    let abroad = json!({"recipient": "bemyfriends_inc_us", "items": ["email", "name"]});
+    let abroad = json!({"recipient": "bemyfriends_inc_us", "items": ["email", "name"], "purpose": "member_management"});
     let done = call(&app, "POST", &path, Some(&app.key), Some(&abroad)).await;
     let transfer = done.expect(201)["disclosure"]["transfer"].clone();
     assert_eq!(transfer["country"], json!("US"));
@@ -206,13 +244,13 @@ async fn an_eea_member_s_data_to_a_processor_in_korea_rests_on_adequacy() {
     let app = app_with_mail_policy("disclosures-adequacy", &sink, &text).await;
     let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0801")).await;
     let path = format!("/v1/subjects/{member}/handovers");
-    let eea = json!({"recipient": "kr_mailer", "items": ["email"], "jurisdiction": "eea_uk_ch"});
+    let eea = json!({"recipient": "kr_mailer", "items": ["email"], "purpose": "member_management", "jurisdiction": "eea_uk_ch"});
     let done = call(&app, "POST", &path, Some(&app.key), Some(&eea)).await;
     let transfer = done.expect(201)["disclosure"]["transfer"].clone();
     assert_eq!(transfer["country"], json!("KR"));
     assert_eq!(transfer["basis"], json!("adequacy"));
     assert!(transfer["description"].as_str().unwrap().contains("adequate protection"), "{transfer}");
-    let korean = json!({"recipient": "kr_mailer", "items": ["email"]});
+    let korean = json!({"recipient": "kr_mailer", "items": ["email"], "purpose": "member_management"});
     let done = call(&app, "POST", &path, Some(&app.key), Some(&korean)).await;
     assert_eq!(done.expect(201)["disclosure"]["transfer"], Value::Null, "no border crossed");
 }
@@ -224,7 +262,7 @@ async fn the_member_s_register_is_in_the_package_and_the_california_list() {
     // 2024: a marketing provision and a hand-over abroad.
     let body = provision(&["email"], json!({"kind": "consent", "consent_id": consent_id}));
     call(&app, "POST", &format!("/v1/subjects/{member}/provisions"), Some(&officer), Some(&body)).await.expect(201);
-    let abroad = json!({"recipient": "bemyfriends_inc_us", "items": ["email"]});
+    let abroad = json!({"recipient": "bemyfriends_inc_us", "items": ["email"], "purpose": "member_management"});
     call(&app, "POST", &format!("/v1/subjects/{member}/handovers"), Some(&app.key), Some(&abroad)).await.expect(201);
     // 2025: another marketing provision, not in 2024's list.
     app.clock.set(at("2025-01-10T00:00:00Z"));
@@ -253,6 +291,8 @@ async fn the_member_s_register_is_in_the_package_and_the_california_list() {
     let handed = transfers.iter().find(|t| t["processor"] == "bemyfriends_inc_us").expect("the hand-over");
     assert_eq!(handed["transfer"]["country"], json!("US"));
     assert_eq!(handed["items"], json!(["email"]));
+    let page = call(&app, "GET", &format!("/v1/requests/{id}/outcome?format=html"), Some(&app.key), None).await;
+    assert!(page.text.contains("Partner Shop Ltd.") && page.text.contains("US (disclosed)"), "{}", page.text);
 
     // California: the third parties that received data for marketing in
     // the preceding calendar year.
@@ -270,15 +310,19 @@ async fn the_member_s_register_is_in_the_package_and_the_california_list() {
     assert!(recipients.iter().any(|r| r["name"] == "Later Partner" && r["kind"] == "third_party"), "{know}");
 
     // After the deletion the register keeps what went to whom; the sealed
-    // purpose went with the member's key.
-    call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
+    // purpose went with the member's key, ciphertext included.
     let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
+    let key_id: String =
+        conn.query_row("SELECT key_id FROM disclosures WHERE kind = 'provision' LIMIT 1", [], |r| r.get(0)).unwrap();
+    call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
     let kept: i64 =
         conn.query_row("SELECT count(*) FROM disclosures WHERE subject_id = ?1", [&member], |r| r.get(0)).unwrap();
     assert_eq!(kept, 3);
+    let sealed: i64 = conn
+        .query_row("SELECT count(*) FROM disclosures WHERE sealed IS NOT NULL OR key_id IS NOT NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sealed, 0, "no ciphertext of the member's left in the register");
     let keys = rusqlite::Connection::open(app.dir.0.join("data").join("keys.db")).unwrap();
-    let key_id: String =
-        conn.query_row("SELECT key_id FROM disclosures WHERE kind = 'provision' LIMIT 1", [], |r| r.get(0)).unwrap();
     let left: i64 = keys.query_row("SELECT count(*) FROM data_keys WHERE id = ?1", [&key_id], |r| r.get(0)).unwrap();
     assert_eq!(left, 0, "the key that sealed the provision's text is destroyed");
 }

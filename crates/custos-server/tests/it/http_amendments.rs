@@ -211,7 +211,7 @@ async fn a_processor_s_new_duty_is_an_amendment_and_governs_hand_overs_from_its_
         "the diff names the processor: {changes:?}"
     );
     let path = format!("/v1/subjects/{member}/handovers");
-    let email = json!({"recipient": "cj_olivenetworks", "items": ["email"]});
+    let email = json!({"recipient": "cj_olivenetworks", "items": ["email"], "purpose": "member_management"});
     call(&app, "POST", &path, Some(&app.key), Some(&email)).await.problem(422, "invalid");
     // On its date the new register is in force (the minute tick applies it).
     let effective: jiff::Timestamp = "2024-07-01T00:00:00Z".parse().unwrap();

@@ -29,3 +29,8 @@ CREATE TABLE disclosures (
 ) STRICT;
 CREATE INDEX disclosures_by_subject ON disclosures (subject_id, at);
 CREATE INDEX consents_by_id ON consents (id) WHERE id IS NOT NULL;
+
+-- An access or export package is built at each fetch and never stored (it
+-- would outlive the member's deletion under the request's key): answers
+-- stored by earlier versions are dropped.
+UPDATE requests SET outcome = NULL WHERE kind IN ('access', 'export') AND status = 'fulfilled';

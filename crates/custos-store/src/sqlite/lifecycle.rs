@@ -264,6 +264,11 @@ impl WriteTx<'_> {
             self.dormant.prepare_cached("DELETE FROM dormant_items WHERE subject_id = ?1")?.execute(params![id])?;
         let indexes =
             self.data.prepare_cached("DELETE FROM blind_index WHERE subject_id = ?1")?.execute(params![id])?;
+        // The register's rows stay (what went to whom); the free text sealed
+        // under the profile key goes with it, ciphertext included.
+        self.data
+            .prepare_cached("UPDATE disclosures SET sealed = NULL, key_id = NULL WHERE subject_id = ?1")?
+            .execute(params![id])?;
         let n = self
             .data
             .prepare_cached(
