@@ -4,6 +4,7 @@
 mod at_rest;
 mod audit_log;
 mod authz_matrix;
+mod crash;
 mod disclosures;
 mod http_amendments;
 mod http_consents;
