@@ -25,7 +25,7 @@ use crate::kit::operator_signup;
 use crate::support::Scratch;
 
 /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
-fn send(
+pub(crate) fn send(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -56,7 +56,7 @@ fn send(
 }
 
 /// `custos <args…> --data-dir …` on the instance in `dir`.
-fn custos(dir: &Path, args: &[&str]) -> Command {
+pub(crate) fn custos(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_custos"));
     cmd.env_clear().env("CUSTOS_ROOT_KEY_FILE", dir.join("root.key"));
     cmd.args(args).args(["--data-dir", &dir.join("data").display().to_string()]);
@@ -64,7 +64,7 @@ fn custos(dir: &Path, args: &[&str]) -> Command {
 }
 
 /// Starts `custos serve` on a free port; returns it once `/ready` answers.
-fn serve(dir: &Path) -> (Child, SocketAddr) {
+pub(crate) fn serve(dir: &Path) -> (Child, SocketAddr) {
     let mut child = custos(dir, &["serve", "--listen", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -6,6 +6,7 @@ mod audit_log;
 mod authz_matrix;
 mod crash;
 mod disclosures;
+mod hostile;
 mod http_amendments;
 mod http_consents;
 mod http_cookies;
