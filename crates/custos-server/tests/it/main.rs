@@ -3,6 +3,7 @@
 
 mod at_rest;
 mod audit_log;
+mod audit_match;
 mod authz_matrix;
 mod crash;
 mod disclosures;
