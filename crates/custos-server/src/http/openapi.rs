@@ -64,11 +64,51 @@ impl Modify for ApiKeyAuth {
     }
 }
 
+/// What every operation's answers share, stated once here rather than on
+/// each handler: problems are `application/problem+json` (RFC 9457), and
+/// an operation that takes a body may answer 400, 413 and 415 (the body
+/// extractor's refusals).
+fn common_answers(doc: &mut serde_json::Value) {
+    let problem = || {
+        serde_json::json!({
+            "description": "a problem (RFC 9457)",
+            "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        })
+    };
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for item in paths.values_mut() {
+        let Some(methods) = item.as_object_mut() else { continue };
+        for op in methods.values_mut() {
+            let takes_body = op.get("requestBody").is_some();
+            let Some(responses) = op.get_mut("responses").and_then(serde_json::Value::as_object_mut) else { continue };
+            for answer in responses.values_mut() {
+                let Some(content) = answer.get_mut("content").and_then(serde_json::Value::as_object_mut) else {
+                    continue;
+                };
+                let is_problem = content
+                    .get("application/json")
+                    .and_then(|c| c.pointer("/schema/$ref"))
+                    .is_some_and(|r| r == "#/components/schemas/Problem");
+                if is_problem && let Some(json) = content.remove("application/json") {
+                    content.insert("application/problem+json".to_owned(), json);
+                }
+            }
+            if takes_body {
+                for status in ["400", "413", "415"] {
+                    responses.entry(status).or_insert_with(problem);
+                }
+            }
+        }
+    }
+}
+
 /// The document as pretty JSON with a trailing newline.
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    let mut text = doc.to_pretty_json().unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    let mut value = serde_json::to_value(&doc).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+    common_answers(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
     text
 }

@@ -23,27 +23,27 @@ pub(super) fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Status {
+pub(crate) struct ServerStatus {
     pub(crate) status: &'static str,
 }
 
 #[utoipa::path(get, path = "/health", tag = "operations",
-    responses((status = 200, body = Status), (status = 503, description = "audit entries cannot be written", body = Status)))]
+    responses((status = 200, body = ServerStatus), (status = 503, description = "audit entries cannot be written", body = ServerStatus)))]
 pub(super) async fn health(State(state): State<AppState>) -> Response {
     if state.engine.audit_healthy() {
-        (StatusCode::OK, Json(Status { status: "ok" })).into_response()
+        (StatusCode::OK, Json(ServerStatus { status: "ok" })).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status: "audit failing" })).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(ServerStatus { status: "audit failing" })).into_response()
     }
 }
 
 #[utoipa::path(get, path = "/ready", tag = "operations",
-    responses((status = 200, body = Status), (status = 503, body = Status)))]
+    responses((status = 200, body = ServerStatus), (status = 503, body = ServerStatus)))]
 pub(super) async fn ready(State(state): State<AppState>) -> Response {
     if state.engine.ready().await {
-        (StatusCode::OK, Json(Status { status: "ready" })).into_response()
+        (StatusCode::OK, Json(ServerStatus { status: "ready" })).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(Status { status: "unavailable" })).into_response()
+        (StatusCode::SERVICE_UNAVAILABLE, Json(ServerStatus { status: "unavailable" })).into_response()
     }
 }
 
