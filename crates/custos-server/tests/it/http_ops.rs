@@ -267,9 +267,16 @@ async fn the_openapi_document_lists_every_status_the_api_answers() {
     assert!(missing.is_empty(), "undocumented: {missing:#?}");
 }
 
+/// A monotonic start, for how long a refusal takes (the server's
+/// behaviour never depends on it).
+#[allow(clippy::disallowed_methods)] // reason: elapsed time of a fault test, not a clock of the system under test
+fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Fail closed: while audit entries cannot be written (a trigger refuses
 /// every insert into the audit table, as a full disk or a broken file
-/// would), reads and writes answer 503 with no personal data and change
+/// would), reads and writes answer 503 within two seconds with no personal data and change
 /// nothing, `/health` says the audit is failing, and both recover on their
 /// own once the fault clears.
 #[tokio::test]
@@ -287,8 +294,11 @@ async fn when_the_audit_cannot_be_written_nothing_is_served_and_it_recovers() {
     )
     .unwrap();
     let before = counts(&app).await;
+    let started = stopwatch();
     let answer = call(&app, "GET", &read, Some(&app.key), None).await;
+    let waited = started.elapsed();
     answer.problem(503, "unavailable").never_mentions(&["fault@example.com", "Test Operator", "+821055550002"]);
+    assert!(waited < std::time::Duration::from_secs(2), "the 503 came after {waited:?}");
     let other = operator_signup("second@example.com", "+82 10 5555 0003");
     call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&other)).await.problem(503, "unavailable");
     let health = call(&app, "GET", "/health", None, None).await;
