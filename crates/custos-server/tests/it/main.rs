@@ -16,6 +16,7 @@ mod http_records;
 mod http_services;
 mod http_staff;
 mod http_subjects;
+mod jobs_kill;
 mod kit;
 mod lifecycle;
 mod lifecycle_props;
