@@ -354,8 +354,8 @@ impl Engine {
         let until = stamp(until.checked_add(SWEEP_SLACK).unwrap_or(until));
         let mut cursor = (String::new(), String::new());
         loop {
-            let (rule_c, policy, at, until_c, after) =
-                (rule.clone(), self.policy(), stamp(now), until.clone(), cursor.clone());
+            let (engine, rule_c, policy, at, until_c, after) =
+                (self.clone(), rule.clone(), self.policy(), stamp(now), until.clone(), cursor.clone());
             let (last, destroyed) = self
                 .background_job(move |tx| {
                     let rows = tx.dormant_members_until(&until_c, (&after.0, &after.1), PAGE)?;
@@ -365,6 +365,8 @@ impl Engine {
                         let Some(member) = member_of(row, &roles) else { continue };
                         if let Some(Step::Destroy { since }) = lifecycle::step(&rule_c, &member, now) {
                             let gone = tx.destroy_subject(&row.id, &at)?;
+                            let who = ("custos".to_owned(), "scheduler".to_owned());
+                            crate::requests::drop_pending_corrections(&engine, tx, &row.id, &who, &at, &policy)?;
                             tx.append_audit(&crate::audit::row(system_entry(
                                 &at,
                                 "destroy",
@@ -544,7 +546,8 @@ impl Engine {
         now: Timestamp,
     ) -> Result<Erasure> {
         let policy = self.policy();
-        let (caller_c, id_c, at, why) = (caller.clone(), id.to_owned(), stamp(now), why.to_owned());
+        let (engine, caller_c, id_c, at, why) =
+            (self.clone(), caller.clone(), id.to_owned(), stamp(now), why.to_owned());
         let today = lifecycle::utc_date(now);
         let erasure = self
             .write_job(move |tx| {
@@ -553,6 +556,8 @@ impl Engine {
                     Err(refused) => return Ok(Err(refused)),
                 };
                 let gone = tx.destroy_subject(&subject.id, &at)?;
+                let who = crate::requests::who(&caller_c);
+                crate::requests::drop_pending_corrections(&engine, tx, &subject.id, &who, &at, &policy)?;
                 let mut kept = Vec::new();
                 for class in &policy.record_classes {
                     let dates = tx.record_dates_of(&subject.id, class.id.as_str())?;

@@ -390,7 +390,46 @@ fn record_step(
     Ok(())
 }
 
+/// The open correction requests of a member whose account is being erased
+/// lose their new values in the erasure's job (they are the member's data;
+/// the item names stay, and the timeline says why). Returns how many.
+pub(crate) fn drop_pending_corrections(
+    engine: &Engine,
+    tx: &mut WriteTx<'_>,
+    subject: &str,
+    who: &(String, String),
+    at: &str,
+    policy: &Policy,
+) -> Result<usize, StoreError> {
+    let mut dropped = 0;
+    for mut row in tx.open_requests_of(subject)? {
+        if engine.drop_correction_values(tx, &mut row)? {
+            record_step(tx, who, &row, "values_dropped", "the account was deleted", at, policy)?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
+}
+
 impl Engine {
+    /// A correction's new values are the member's data: once the request
+    /// can no longer apply them (denied, or the account erased) they are
+    /// dropped from it, as after they were applied; the item names stay.
+    fn drop_correction_values(&self, tx: &mut WriteTx<'_>, row: &mut RequestRow) -> Result<bool, StoreError> {
+        if Kind::parse(&row.kind) != Some(Kind::Correction) {
+            return Ok(false);
+        }
+        let mut details = self.open_details(tx, row)?;
+        if details.corrections.values().all(String::is_empty) {
+            return Ok(false);
+        }
+        details.corrections = details.corrections.into_keys().map(|k| (k, String::new())).collect();
+        let plain = serde_json::to_vec(&details).map_err(|e| StoreError::Database(e.to_string()))?;
+        row.details = self.seal_part(tx, row, DETAILS_FIELD, &plain)?;
+        tx.update_request_details(&row.id, &row.details)?;
+        Ok(true)
+    }
+
     fn request_key(&self, tx: &WriteTx<'_>, row: &RequestRow) -> Result<crate::crypto::DataKey, StoreError> {
         let key = tx
             .key(&row.key_id)?
@@ -1150,6 +1189,7 @@ impl Engine {
         self.step(caller, id, Step::Deny, "denied".into(), now, false, move |engine, tx, row, at| {
             let outcome = serde_json::json!({ "denied": true, "reason": reason });
             row.outcome = Some(engine.seal_part(tx, row, OUTCOME_FIELD, outcome.to_string().as_bytes())?);
+            engine.drop_correction_values(tx, row)?;
             tx.remove_request_code(&row.id)?;
             notify_closed(tx, row, "denied", at)?;
             Ok(Ok(()))

@@ -344,6 +344,26 @@ async fn correction_changes_the_item_and_keeps_no_old_or_new_value_on_the_reques
     assert_eq!(read.expect(200)["items"]["name"], json!("Hong Gil-dong"));
     let detail = call(app, "GET", &format!("/v1/requests/{id}"), Some(&d.officer), None).await;
     assert_eq!(detail.expect(200)["asked"]["corrections"], json!({"name": ""}), "applied: the value is not kept here");
+
+    // A correction denied, and one still open when the account is deleted:
+    // neither keeps the new value (it is the member's data).
+    let correction = |value: &str| {
+        json!({"kind": "correction", "channel": "web_page", "subject": d.member, "verification": "platform_session",
+               "corrections": {"name": value}})
+    };
+    let denied =
+        file(&d, &app.key, correction("Denied Value")).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    step(&d, &denied, "deny", Some(json!({"reason": "could not verify the new name"}))).await.expect(200);
+    let detail = call(app, "GET", &format!("/v1/requests/{denied}"), Some(&d.officer), None).await;
+    assert_eq!(detail.expect(200)["asked"]["corrections"], json!({"name": ""}), "denied: the value is dropped");
+    let open =
+        file(&d, &app.key, correction("Pending Value")).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
+    call(app, "DELETE", &format!("/v1/subjects/{}", d.member), Some(&app.key), None).await.expect(200);
+    let detail = call(app, "GET", &format!("/v1/requests/{open}"), Some(&d.officer), None).await;
+    let detail = detail.expect(200).clone();
+    assert_eq!(detail["asked"]["corrections"], json!({"name": ""}), "erased: the value is dropped");
+    let steps: Vec<&str> = detail["steps"].as_array().unwrap().iter().map(|s| s["step"].as_str().unwrap()).collect();
+    assert!(steps.contains(&"values_dropped"), "the timeline says why: {steps:?}");
 }
 
 #[tokio::test]

@@ -140,6 +140,16 @@ impl ReadTx<'_> {
 }
 
 impl WriteTx<'_> {
+    /// A member's requests not yet closed (through the subject index).
+    pub fn open_requests_of(&self, subject_id: &str) -> Result<Vec<RequestRow>> {
+        let mut stmt = self.data.prepare_cached(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests
+             WHERE subject_id = ?1 AND status NOT IN ('fulfilled', 'denied') ORDER BY received_at, id"
+        ))?;
+        let rows = stmt.query_map(params![subject_id], request_row)?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     pub fn insert_request(&mut self, row: &RequestRow) -> Result<()> {
         self.data
             .prepare_cached(&format!(
