@@ -170,6 +170,41 @@ impl TestPostgres {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
     }
 
+    /// Runs a whole SQL file through `psql` in one transaction, stopping at
+    /// the first error (which the `Err` carries). As root, the file is
+    /// copied into the scratch folder first: the `postgres` user may not
+    /// read the caller's folders (a home of mode 0700).
+    pub fn psql_file(&self, database: &str, file: &Path) -> Result<(), String> {
+        let file = if self.as_postgres {
+            let name = file.file_name().ok_or_else(|| format!("not a file: {}", file.display()))?;
+            let copy = self.dir.join(name);
+            std::fs::copy(file, &copy).map_err(|e| format!("cannot copy {}: {e}", file.display()))?;
+            copy
+        } else {
+            file.to_path_buf()
+        };
+        self.run(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "custos",
+                "-d",
+                database,
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "--single-transaction",
+                "-f",
+                &file.display().to_string(),
+            ],
+        )
+        .map(|_| ())
+    }
+
     /// The scratch folder (the cluster is in `data/` under it).
     pub fn dir(&self) -> &Path {
         &self.dir
