@@ -98,8 +98,8 @@ fn postgres_schema_equals_sqlite_schema() {
     }
     assert!(problems.is_empty(), "the PostgreSQL schema differs from SQLite's:\n{}", problems.join("\n"));
 
-    // The append-only trigger lets a row be linked once, then refuses any
-    // change with SQLite's message.
+    // The append-only trigger lets a row be linked once and unlinked once
+    // (a destroyed member), and refuses any other change with SQLite's message.
     pg.psql(
         db,
         "INSERT INTO custos.cookie_consents (visitor_id, category, granted, source, gpc, policy_version, at)
@@ -107,10 +107,13 @@ fn postgres_schema_equals_sqlite_schema() {
          UPDATE custos.cookie_consents SET subject_id = 's1', linked_at = 't1' WHERE visitor_id = 'vis_1'",
     )
     .expect("linking a visitor's row once is allowed");
-    for change in ["granted = 0", "subject_id = 's2'"] {
+    for change in ["granted = 0", "subject_id = 's2'", "subject_id = NULL", "linked_at = NULL"] {
         let refused = pg.psql(db, &format!("UPDATE custos.cookie_consents SET {change}")).unwrap_err();
         assert!(refused.contains("cookie consents are append-only"), "{change}: {refused}");
     }
+    // A destroyed member's rows are unlinked: both columns back to NULL.
+    pg.psql(db, "UPDATE custos.cookie_consents SET subject_id = NULL, linked_at = NULL")
+        .expect("unlinking a destroyed member's rows is allowed");
 }
 
 /// Lines only on one side, under a heading; nothing when both agree.

@@ -471,6 +471,15 @@ async fn a_visitors_choices_follow_the_member_at_sign_in() {
         .await
         .problem(422, "invalid")
         .only_fields(&[("visitor", "invalid_format")]);
+
+    // The account is deleted: the choices stay the anonymous visitor's,
+    // the link to the member goes with the member.
+    call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
+    let after = rows(&app);
+    assert_eq!(after.len(), before.len(), "the visitor's choices stay");
+    assert!(after.iter().all(|r| r.1.is_none()), "no row names the deleted member: {after:?}");
+    let state = state_of(&app, &visitor, &[]).await;
+    assert!(!state.expect(200)["categories"][1]["granted"].as_bool().unwrap(), "the visitor's last choice stands");
 }
 
 /// Anyone may record a choice, so one address may only so often: the

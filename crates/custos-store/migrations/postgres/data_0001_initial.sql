@@ -1,6 +1,6 @@
 -- The data store (SQLite's custos.db) in PostgreSQL 15, schema `custos`:
 -- the initial PostgreSQL schema, equal to the result of SQLite's
--- data_0001..data_0010 as of now (the result, not their history; later
+-- data_0001..data_0011 as of now (the result, not their history; later
 -- changes get migrations of their own). tests/pg_schema.rs checks that both
 -- agree.
 --
@@ -260,7 +260,7 @@ $$;
 -- SQLite's `IS NOT` is `IS DISTINCT FROM` here.
 CREATE TRIGGER cookie_consents_append_only BEFORE UPDATE ON custos.cookie_consents
 FOR EACH ROW
-WHEN (OLD.subject_id IS NOT NULL
+WHEN ((OLD.subject_id IS NOT NULL AND (NEW.subject_id IS NOT NULL OR NEW.linked_at IS NOT NULL))
     OR NEW.seq IS DISTINCT FROM OLD.seq OR NEW.visitor_id IS DISTINCT FROM OLD.visitor_id
     OR NEW.category IS DISTINCT FROM OLD.category OR NEW.granted IS DISTINCT FROM OLD.granted
     OR NEW.source IS DISTINCT FROM OLD.source OR NEW.gpc IS DISTINCT FROM OLD.gpc

@@ -269,6 +269,11 @@ impl WriteTx<'_> {
         self.data
             .prepare_cached("UPDATE disclosures SET sealed = NULL, key_id = NULL WHERE subject_id = ?1")?
             .execute(params![id])?;
+        // Their cookie choices stay as an anonymous visitor's; the link to
+        // them goes.
+        self.data
+            .prepare_cached("UPDATE cookie_consents SET subject_id = NULL, linked_at = NULL WHERE subject_id = ?1")?
+            .execute(params![id])?;
         let n = self
             .data
             .prepare_cached(

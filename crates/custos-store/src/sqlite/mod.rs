@@ -42,6 +42,7 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0008_requests.sql"),
     include_str!("../../migrations/sqlite/data_0009_request_retention.sql"),
     include_str!("../../migrations/sqlite/data_0010_disclosures.sql"),
+    include_str!("../../migrations/sqlite/data_0011_cookie_unlink.sql"),
 ];
 const DATA_MIGRATIONS_LIFECYCLE: &str = include_str!("../../migrations/sqlite/data_0007_lifecycle.sql");
 const KEY_MIGRATIONS: &[&str] = &[
