@@ -52,7 +52,16 @@ pub use cookies::{CookieCategoryState, CookieConsent, CookieEntry, CookieLinked,
 pub use custos_core::collect::{ErrorCode, FieldError};
 pub use custos_core::consent::State as ConsentState;
 pub use custos_core::policy;
+pub use custos_store::PgMigrated;
 pub use error::EngineError;
+
+/// Prepares a PostgreSQL database for Custos (issue 9, first part): the
+/// data and dormant schemas at `url`, the key store at `keys_url` (the
+/// same database when `None`), each brought to the newest version under
+/// an advisory lock. Blocking; run it outside an async runtime.
+pub fn migrate_postgres(url: &str, keys_url: Option<&str>) -> Result<PgMigrated> {
+    Ok(custos_store::migrate_postgres(url, keys_url)?)
+}
 pub use services::{NewService, ServiceCreated};
 pub use staff::{
     ABSOLUTE_SECONDS, Enrolment, IDLE_SECONDS, INVITATION_SECONDS, Invitation, Login, NewInvitation, NewSession,

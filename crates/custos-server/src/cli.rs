@@ -28,6 +28,17 @@ pub(crate) enum Command {
     /// The lifecycle jobs (dormancy, destruction, statutory holds, notices).
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Run the schema migrations and exit: the data folder's (SQLite), or a PostgreSQL database's with --database.
+    Migrate {
+        #[command(flatten)]
+        instance: InstanceArgs,
+        /// A PostgreSQL database (postgres://user@host:port/db): create or update the custos schemas there. The store does not serve from PostgreSQL yet (issue 9); this prepares the database.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// The PostgreSQL database for the key store, when apart from --database.
+        #[arg(long, value_name = "URL", requires = "database")]
+        key_database: Option<String>,
+    },
     /// Show what the policy will do to the current data until a date (notices, dormancy, destruction, expiring records), changing nothing.
     Simulate {
         #[command(flatten)]

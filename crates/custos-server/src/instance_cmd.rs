@@ -240,6 +240,35 @@ where
     })
 }
 
+/// `custos migrate`: the data folder's migrations run when it is opened;
+/// a PostgreSQL database's run here (the URL is never printed: it may
+/// hold a password).
+pub(crate) fn migrate(instance: &InstanceArgs, database: Option<&str>, key_database: Option<&str>) -> ExitCode {
+    let is_pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+    match database {
+        None => with_engine(instance, |_| async {
+            say("the data folder is at the newest schema (its migrations ran as it opened)");
+            ExitCode::SUCCESS
+        }),
+        Some(url) if !is_pg(url) || key_database.is_some_and(|k| !is_pg(k)) => fail(
+            "--database and --key-database take postgres:// URLs; the SQLite store is the data folder (--data-dir)",
+        ),
+        Some(url) => match custos_engine::migrate_postgres(url, key_database) {
+            Ok(done) => {
+                for (schema, (from, to)) in [("data", done.data), ("dormant", done.dormant), ("keys", done.keys)] {
+                    if from == to {
+                        say(&format!("PostgreSQL {schema} schema: up to date (version {to})"));
+                    } else {
+                        say(&format!("PostgreSQL {schema} schema: version {from} -> {to}"));
+                    }
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!("cannot migrate the PostgreSQL database: {e}")),
+        },
+    }
+}
+
 pub(crate) fn admin(cmd: AdminCommand) -> ExitCode {
     match cmd {
         AdminCommand::CreateKey { instance, service, purposes, label } => with_engine(&instance, |engine| async move {

@@ -14,11 +14,13 @@
 //!
 //! Only `custos-engine` may depend on this crate.
 
+mod pg;
 mod rows;
 mod sqlite;
 
 use std::path::PathBuf;
 
+pub use pg::{PgMigrated, migrate_postgres};
 pub use rows::*;
 pub use sqlite::{ReadTx, WriteTx};
 
