@@ -32,10 +32,10 @@ pub(crate) enum Command {
     Migrate {
         #[command(flatten)]
         instance: InstanceArgs,
-        /// A PostgreSQL database (postgres://user@host:port/db): create or update the custos schemas there. The store does not serve from PostgreSQL yet (issue 9); this prepares the database.
+        /// A PostgreSQL database (postgres://user@host:port/db; also CUSTOS_DATABASE_URL, which keeps a password out of the command line): create or update the custos schemas there. The store does not serve from PostgreSQL yet (issue 9); this prepares the database.
         #[arg(long, value_name = "URL")]
         database: Option<String>,
-        /// The PostgreSQL database for the key store, when apart from --database.
+        /// The PostgreSQL database for the key store, when apart from --database (also CUSTOS_KEY_DATABASE_URL).
         #[arg(long, value_name = "URL", requires = "database")]
         key_database: Option<String>,
     },

@@ -117,6 +117,10 @@ const ENV_KEYS: &[&str] = &[
     "CUSTOS_MAX_BODY_BYTES",
     "CUSTOS_LOG",
     "CUSTOS_SMTP_PASSWORD",
+    // `custos migrate`: PostgreSQL URLs kept out of the command line (and so
+    // out of `ps` and shell history), since they may hold a password.
+    "CUSTOS_DATABASE_URL",
+    "CUSTOS_KEY_DATABASE_URL",
 ];
 
 /// Builds the configuration; every error names its source (file key,

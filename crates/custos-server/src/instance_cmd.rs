@@ -244,6 +244,16 @@ where
 /// a PostgreSQL database's run here (the URL is never printed: it may
 /// hold a password).
 pub(crate) fn migrate(instance: &InstanceArgs, database: Option<&str>, key_database: Option<&str>) -> ExitCode {
+    // The flags, else CUSTOS_DATABASE_URL / CUSTOS_KEY_DATABASE_URL (which
+    // keep a password out of the command line).
+    let vars = custos_server::env::custos_vars();
+    let var = |name: &str| vars.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone().ok());
+    let (database_var, key_var) = (var("CUSTOS_DATABASE_URL"), var("CUSTOS_KEY_DATABASE_URL"));
+    let database = database.or(database_var.as_deref());
+    let key_database = key_database.or(key_var.as_deref());
+    if database.is_none() && key_database.is_some() {
+        return fail("a key database needs --database (or CUSTOS_DATABASE_URL) too");
+    }
     let is_pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
     match database {
         None => with_engine(instance, |_| async {

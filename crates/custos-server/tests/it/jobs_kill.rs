@@ -8,10 +8,10 @@
 //! every data file passes its integrity check after every kill.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::crash::custos;
+use crate::crash::{Running, custos, integrity};
 use crate::support::Scratch;
 
 const MEMBERS: i64 = 3_000;
@@ -27,21 +27,15 @@ fn dormant(dir: &Path) -> i64 {
     data(dir).query_row("SELECT count(*) FROM subjects WHERE status = 'dormant'", [], |r| r.get(0)).unwrap()
 }
 
-fn integrity(dir: &Path) {
-    for file in ["custos.db", "keys.db", "dormant.db"] {
-        let db = rusqlite::Connection::open(dir.join("data").join(file)).unwrap();
-        let ok: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-        assert_eq!(ok, "ok", "{file} after a kill");
-    }
-}
-
 fn run(dir: &Path, now: &str) {
     let out = custos(dir, &["jobs", "run", "--now", now]).output().unwrap();
     assert!(out.status.success(), "custos jobs run --now {now}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn worker(dir: &Path) -> Child {
-    custos(dir, &["jobs", "run", "--now", MOVE_AT]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+fn worker(dir: &Path) -> Running {
+    Running(
+        custos(dir, &["jobs", "run", "--now", MOVE_AT]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap(),
+    )
 }
 
 #[test]
@@ -74,36 +68,36 @@ fn lifecycle_workers_killed_mid_run_lose_nothing_and_apply_nothing_twice() {
     while kills < 3 {
         // Three runners at once: one takes the lease, the others find it
         // held and do nothing.
-        let mut workers: Vec<Child> = (0..3).map(|_| worker(&dir)).collect();
+        let mut workers: Vec<Running> = (0..3).map(|_| worker(&dir)).collect();
         // Kill once the move is under way and not finished.
         let mut killed = false;
         for _ in 0..3_000 {
             let moved = dormant(&dir);
             if moved > progress.last().copied().unwrap_or(0) && moved < MEMBERS {
-                for w in &mut workers {
-                    let _ = w.kill();
-                }
                 killed = true;
                 progress.push(moved);
                 break;
             }
-            if workers.iter_mut().all(|w| w.try_wait().unwrap().is_some()) {
+            if workers.iter_mut().all(|w| w.0.try_wait().unwrap().is_some()) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Whoever still runs is killed (SIGKILL); a lease left by a killed
+        // runner would hold for ten minutes of wall time, and its expiry is
+        // what lets the next runner in: here, now.
+        let running = workers.iter_mut().any(|w| w.0.try_wait().unwrap().is_none());
         for w in &mut workers {
-            let _ = w.kill();
-            w.wait().unwrap();
+            w.kill();
+        }
+        if running {
+            data(&dir).execute("UPDATE leases SET expires_at = '2000-01-01T00:00:00Z'", []).unwrap();
         }
         if !killed {
             break;
         }
         kills += 1;
         integrity(&dir);
-        // The dead runner's lease would hold for ten minutes of wall time;
-        // its expiry is what lets the next runner in: here, now.
-        data(&dir).execute("UPDATE leases SET expires_at = '2000-01-01T00:00:00Z'", []).unwrap();
     }
     assert!(kills >= 1, "at least one runner was killed mid-move (progress {progress:?})");
 

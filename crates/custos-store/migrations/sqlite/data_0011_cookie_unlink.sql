@@ -11,3 +11,8 @@ WHEN (OLD.subject_id IS NOT NULL AND (NEW.subject_id IS NOT NULL OR NEW.linked_a
 BEGIN
     SELECT RAISE(ABORT, 'cookie consents are append-only');
 END;
+
+-- Members destroyed before this version: unlinked now.
+UPDATE cookie_consents SET subject_id = NULL, linked_at = NULL
+WHERE subject_id IN (SELECT id FROM subjects WHERE status = 'deleted')
+   OR (subject_id IS NOT NULL AND subject_id NOT IN (SELECT id FROM subjects));
