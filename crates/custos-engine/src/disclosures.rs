@@ -123,10 +123,25 @@ pub struct Disclosed {
     pub data: BTreeMap<String, String>,
 }
 
-fn refused(refusals: Vec<Refusal>) -> EngineError {
-    EngineError::Invalid(
+/// Audits a refusal of the rules (their codes, never submitted text) in
+/// the job that decided it; returns the caller's error, every reason a
+/// field problem.
+#[allow(clippy::too_many_arguments)] // reason: an audit entry names all of these
+fn deny(
+    tx: &mut WriteTx<'_>,
+    caller: &Caller,
+    op: Operation,
+    subject: &str,
+    items: &[String],
+    refusals: Vec<Refusal>,
+    at: &str,
+    policy: &Policy,
+) -> Result<EngineError, StoreError> {
+    let codes: Vec<&str> = refusals.iter().map(Refusal::code).collect();
+    audit(tx, caller, op, subject, items, &format!("denied: {}", codes.join(", ")), at, policy)?;
+    Ok(EngineError::Invalid(
         refusals.iter().map(|r| FieldError::new(r.field(), ErrorCode::NotAllowed, r.to_string())).collect(),
-    )
+    ))
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> EngineError {
@@ -203,15 +218,18 @@ fn view(row: &DisclosureRow, details: Option<Details>) -> DisclosureView {
 
 /// Inside a job: the member, if `caller` may hand their data over and they
 /// are active; a refusal is audited.
+#[allow(clippy::too_many_arguments)] // reason: the access question names all of these
 fn active_member(
     tx: &mut WriteTx<'_>,
     policy: &Policy,
     caller: &Caller,
     op: Operation,
     subject: &str,
+    purpose: Option<&str>,
+    items: Option<&[String]>,
     at: &str,
 ) -> Result<Result<SubjectRow, EngineError>, StoreError> {
-    let row = match gate::member(tx, policy, caller, op, subject, None, None, at)? {
+    let row = match gate::member(tx, policy, caller, op, subject, purpose, items, at)? {
         Ok((row, _)) => row,
         Err(e) => return Ok(Err(e)),
     };
@@ -324,7 +342,7 @@ impl Engine {
         let taken = self
             .write_job(move |tx| {
                 let op = Operation::Provide;
-                let member = match active_member(tx, &policy, &caller_c, op, &subject_c, &at)? {
+                let member = match active_member(tx, &policy, &caller_c, op, &subject_c, None, None, &at)? {
                     Ok(m) => m,
                     Err(e) => return Ok(Err(e)),
                 };
@@ -341,10 +359,7 @@ impl Engine {
                     consent: consent.as_ref(),
                 };
                 if let Err(refusals) = provision::check_provision(&policy, &ask) {
-                    let codes: Vec<&str> = refusals.iter().map(Refusal::code).collect();
-                    let outcome = format!("denied: {}", codes.join(", "));
-                    audit(tx, &caller_c, op, &member.id, &req.items, &outcome, &at, &policy)?;
-                    return Ok(Err(refused(refusals)));
+                    return Ok(Err(deny(tx, &caller_c, op, &member.id, &req.items, refusals, &at, &policy)?));
                 }
                 let names: Vec<&str> = req.items.iter().map(String::as_str).collect();
                 let rows = tx.items(&member.id, &names)?;
@@ -428,7 +443,7 @@ impl Engine {
                 let op = Operation::HandOver;
                 // A hand-over reads the items: the caller names the purpose
                 // it serves, and the decision is a read's.
-                let member = match gate::member(
+                let member = match active_member(
                     tx,
                     &policy,
                     &caller_c,
@@ -438,43 +453,19 @@ impl Engine {
                     Some(&req.items),
                     &at,
                 )? {
-                    Ok((row, _)) => row,
+                    Ok(m) => m,
                     Err(e) => return Ok(Err(e)),
                 };
-                if member.status == gate::DORMANT {
-                    audit(tx, &caller_c, op, &member.id, &[], "denied: dormant", &at, &policy)?;
-                    return Ok(Err(EngineError::Conflict(
-                        "the member is dormant: their data is handed over once their login releases them".into(),
-                    )));
-                }
-                let needs = policy.purpose_by_str(&req.purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
-                if let Some(mode) = needs
-                    && !crate::subjects::has_consent(tx, &history, &member.id, &req.purpose, mode)?
+                if let Err((outcome, refused)) = gate::purpose_usable(tx, &policy, &history, &member.id, &req.purpose)?
                 {
-                    audit(tx, &caller_c, op, &member.id, &[], "denied: no consent", &at, &policy)?;
-                    return Ok(Err(EngineError::ConsentRequired(req.purpose.clone())));
-                }
-                if crate::requests::is_restricted(tx, &policy, &member.id, &req.purpose)? {
-                    audit(
-                        tx,
-                        &caller_c,
-                        op,
-                        &member.id,
-                        &[],
-                        "denied: restricted at the member's request",
-                        &at,
-                        &policy,
-                    )?;
-                    return Ok(Err(EngineError::Restricted(req.purpose.clone())));
+                    audit(tx, &caller_c, op, &member.id, &[], outcome, &at, &policy)?;
+                    return Ok(Err(refused));
                 }
                 let plan =
                     match provision::check_handover(&policy, &req.recipient, &req.items, req.jurisdiction.as_deref()) {
                         Ok(plan) => plan,
                         Err(refusals) => {
-                            let codes: Vec<&str> = refusals.iter().map(Refusal::code).collect();
-                            let outcome = format!("denied: {}", codes.join(", "));
-                            audit(tx, &caller_c, op, &member.id, &req.items, &outcome, &at, &policy)?;
-                            return Ok(Err(refused(refusals)));
+                            return Ok(Err(deny(tx, &caller_c, op, &member.id, &req.items, refusals, &at, &policy)?));
                         }
                     };
                 let names: Vec<&str> = req.items.iter().map(String::as_str).collect();

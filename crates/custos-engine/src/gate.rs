@@ -153,3 +153,26 @@ impl Engine {
         }
     }
 }
+
+/// Inside a job: whether `purpose` may use `subject`'s data now — the
+/// consent its rule asks for (an opt-in purpose needs a current grant, an
+/// opt-out one stops at an objection), and no restriction the member asked
+/// for. A refusal is the audit outcome to write and the caller's error.
+pub(crate) fn purpose_usable(
+    tx: &WriteTx<'_>,
+    policy: &Policy,
+    history: &[std::sync::Arc<Policy>],
+    subject: &str,
+    purpose: &str,
+) -> std::result::Result<std::result::Result<(), (&'static str, EngineError)>, StoreError> {
+    let mode = policy.purpose_by_str(purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
+    if let Some(mode) = mode
+        && !crate::subjects::has_consent(tx, history, subject, purpose, mode)?
+    {
+        return Ok(Err(("denied: no consent", EngineError::ConsentRequired(purpose.to_owned()))));
+    }
+    if crate::requests::is_restricted(tx, policy, subject, purpose)? {
+        return Ok(Err(("denied: restricted at the member's request", EngineError::Restricted(purpose.to_owned()))));
+    }
+    Ok(Ok(()))
+}

@@ -208,7 +208,6 @@ impl Engine {
         let limit = limit.clamp(1, 1001);
         // Opt-in purposes need a current grant; opt-out ones stop at an
         // objection (a withdrawal); others do not rest on consent.
-        let needs_consent = policy.purpose_by_str(purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
         let history = self.policy_history();
         let (caller_c, subject_c, purpose_c) = (caller.clone(), subject_id.to_owned(), purpose.to_owned());
         let policy_c = self.policy();
@@ -239,15 +238,11 @@ impl Engine {
                         "the member is dormant: only holders of the dormant-lookup privilege see their records".into(),
                     )));
                 }
-                if let Some(mode) = needs_consent
-                    && !crate::subjects::has_consent(tx, &history, &subject.id, &purpose_c, mode)?
+                if let Err((outcome, refused)) =
+                    gate::purpose_usable(tx, &policy_c, &history, &subject.id, &purpose_c)?
                 {
-                    refuse(tx, &subject.id, "denied: no consent")?;
-                    return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
-                }
-                if crate::requests::is_restricted(tx, &policy_c, &subject.id, &purpose_c)? {
-                    refuse(tx, &subject.id, "denied: restricted at the member's request")?;
-                    return Ok(Err(EngineError::Restricted(purpose_c.clone())));
+                    refuse(tx, &subject.id, outcome)?;
+                    return Ok(Err(refused));
                 }
                 // Of a deleted account, only the hold's legal purpose reads.
                 let deleted = subject.status == gate::DELETED;

@@ -440,9 +440,8 @@ impl Engine {
             return Err(invalid("items", ErrorCode::NotAllowed, "password hashes are never returned"));
         }
         items.retain(|i| !is_password(i));
-        // Opt-in purposes need a current grant; opt-out ones stop at an
-        // objection (a withdrawal); others do not rest on consent.
-        let needs_consent = policy.purpose_by_str(purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
+        // The consent rules and restrictions of the purpose, checked in
+        // the job (`gate::purpose_usable`), need the policy's history.
         let history = self.policy_history();
 
         let at = stamp(now);
@@ -483,15 +482,9 @@ impl Engine {
                     audit(tx, Some(&subject.id), &[], "allowed: masked (dormant)")?;
                     return Ok(Ok((subject, None, Vec::new(), true)));
                 }
-                if let Some(mode) = needs_consent
-                    && !has_consent(tx, &history, &subject.id, &purpose_c, mode)?
-                {
-                    audit(tx, Some(&subject.id), &[], "denied: no consent")?;
-                    return Ok(Err(EngineError::ConsentRequired(purpose_c.clone())));
-                }
-                if crate::requests::is_restricted(tx, policy, &subject.id, &purpose_c)? {
-                    audit(tx, Some(&subject.id), &[], "denied: restricted at the member's request")?;
-                    return Ok(Err(EngineError::Restricted(purpose_c.clone())));
+                if let Err((outcome, refused)) = gate::purpose_usable(tx, policy, &history, &subject.id, &purpose_c)? {
+                    audit(tx, Some(&subject.id), &[], outcome)?;
+                    return Ok(Err(refused));
                 }
                 let names: Vec<&str> = items.iter().map(String::as_str).collect();
                 // A dormant member (read with the dormant-lookup privilege)
@@ -638,7 +631,6 @@ impl Engine {
         let at = stamp(now);
         let version = policy.meta.version.clone();
         let (caller, item, purpose) = (caller.clone(), item.to_owned(), purpose.to_owned());
-        let needs_consent = policy.purpose_by_str(&purpose).and_then(|p| p.consent.as_ref()).map(|c| c.mode);
         let (policy, history) = (self.policy(), self.policy_history());
         self.write_job(move |tx| {
             let found = match tx.find_index(&scope, &item, &digest)? {
@@ -652,27 +644,10 @@ impl Engine {
                 }
                 None => None,
             };
-            // A look-up uses the member's data for the purpose: a purpose
-            // that rests on consent needs it here as for a read.
-            if let (Some(subject), Some(mode)) = (&found, needs_consent)
-                && !has_consent(tx, &history, &subject.id, &purpose, mode)?
-            {
-                let items = [item.clone()];
-                Audit {
-                    caller: &caller,
-                    operation: "lookup",
-                    purpose: Some(&purpose),
-                    subject: Some(&subject.id),
-                    items: &items,
-                    outcome: "denied: no consent",
-                    at: &at,
-                    policy_version: &version,
-                }
-                .append(tx)?;
-                return Ok(Err(EngineError::ConsentRequired(purpose.clone())));
-            }
+            // A look-up uses the member's data for the purpose: its consent
+            // and any restriction count here as for a read.
             if let Some(subject) = &found
-                && crate::requests::is_restricted(tx, &policy, &subject.id, &purpose)?
+                && let Err((outcome, refused)) = gate::purpose_usable(tx, &policy, &history, &subject.id, &purpose)?
             {
                 let items = [item.clone()];
                 Audit {
@@ -681,12 +656,12 @@ impl Engine {
                     purpose: Some(&purpose),
                     subject: Some(&subject.id),
                     items: &items,
-                    outcome: "denied: restricted at the member's request",
+                    outcome,
                     at: &at,
                     policy_version: &version,
                 }
                 .append(tx)?;
-                return Ok(Err(EngineError::Restricted(purpose.clone())));
+                return Ok(Err(refused));
             }
             let items = [item.clone()];
             Audit {

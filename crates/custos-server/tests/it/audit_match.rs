@@ -9,18 +9,11 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::kit::{call, member_signup, new_service};
+use crate::kit::{call, member_signup, new_service, next_random};
 use crate::support::TestApp;
 
 /// What one entry says: (operation, member, allowed).
 type Key = (String, String, bool);
-
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
 
 /// The entries of the log after `from` (a sequence number), as a multiset.
 fn log_after(app: &TestApp, from: i64) -> BTreeMap<Key, usize> {
@@ -65,7 +58,7 @@ async fn thousands_of_random_operations_match_the_audit_log_both_ways() {
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let operations = 2_000;
     for _ in 0..operations {
-        let pick = next(&mut seed);
+        let pick = next_random(&mut seed);
         if live.len() < 5 || pick.is_multiple_of(10) {
             let answer = call(&app, "POST", "/v1/subjects", Some(&app.key), Some(&member_signup(&service))).await;
             let id = answer.expect(201)["id"].as_str().unwrap().to_owned();
@@ -73,7 +66,7 @@ async fn thousands_of_random_operations_match_the_audit_log_both_ways() {
             live.push(id);
             continue;
         }
-        let id = live[(next(&mut seed) % live.len() as u64) as usize].clone();
+        let id = live[(next_random(&mut seed) % live.len() as u64) as usize].clone();
         match pick % 9 {
             0 | 1 => {
                 let path = format!("/v1/subjects/{id}?purpose=member_management");

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::kit::operator_signup;
+use crate::kit::{next_random, operator_signup};
 use crate::support::Scratch;
 
 /// One HTTP/1.1 exchange over a fresh connection: (status, JSON body).
@@ -203,14 +203,6 @@ pub(crate) fn integrity(dir: &Path) {
     std::fs::remove_dir_all(&copy).unwrap();
 }
 
-/// A small deterministic generator for the kill moments (xorshift).
-fn next(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
-}
-
 #[test]
 fn killed_mid_write_with_sigkill_loses_no_acknowledged_write() {
     let rounds: u32 = custos_server::env::custos_vars()
@@ -248,7 +240,7 @@ fn killed_mid_write_with_sigkill_loses_no_acknowledged_write() {
             })
             .collect();
         // Kill at a random moment between 0.2 and 1.2 s into the load.
-        std::thread::sleep(Duration::from_millis(200 + next(&mut seed) % 1000));
+        std::thread::sleep(Duration::from_millis(200 + next_random(&mut seed) % 1000));
         server.kill();
         stop.store(true, Ordering::Relaxed);
         for c in clients {

@@ -6,19 +6,13 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use crate::crash::{custos, send, serve};
+use crate::kit::stopwatch;
 use crate::support::Scratch;
-
-/// A monotonic start for measuring how quickly a refusal comes (the
-/// server's behaviour never depends on it).
-#[allow(clippy::disallowed_methods)] // reason: elapsed time of a fault test, not a clock of the system under test
-fn stopwatch() -> Instant {
-    Instant::now()
-}
 
 /// Sends `head` then up to `body_len` bytes of `fill` (stopping when the
 /// server closes), and reads the answer: (status, seconds until the

@@ -267,13 +267,6 @@ async fn the_openapi_document_lists_every_status_the_api_answers() {
     assert!(missing.is_empty(), "undocumented: {missing:#?}");
 }
 
-/// A monotonic start, for how long a refusal takes (the server's
-/// behaviour never depends on it).
-#[allow(clippy::disallowed_methods)] // reason: elapsed time of a fault test, not a clock of the system under test
-fn stopwatch() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
 /// Fail closed: while audit entries cannot be written (a trigger refuses
 /// every insert into the audit table, as a full disk or a broken file
 /// would), reads and writes answer 503 within two seconds with no personal data and change

@@ -336,3 +336,19 @@ pub(crate) fn personal_values(body: &Value) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+/// A small deterministic generator (xorshift64) for the random tests'
+/// choices and moments: the same seed gives the same run.
+pub(crate) fn next_random(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// A monotonic start, for how long a refusal takes in a fault test (the
+/// server's behaviour never depends on it).
+#[allow(clippy::disallowed_methods)] // reason: elapsed time of a fault test, not a clock of the system under test
+pub(crate) fn stopwatch() -> std::time::Instant {
+    std::time::Instant::now()
+}

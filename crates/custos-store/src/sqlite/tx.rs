@@ -341,17 +341,7 @@ impl<'c> WriteTx<'c> {
             "SELECT id, subject_id, class, record_date, key_id, value, created_at FROM records
              WHERE subject_id = ?1 AND rowid > coalesce((SELECT rowid FROM records WHERE id = ?2), 0) ORDER BY rowid",
         )?;
-        let rows = stmt.query_map(params![subject_id, after], |r| {
-            Ok(RecordRow {
-                id: r.get(0)?,
-                subject_id: r.get(1)?,
-                class: r.get(2)?,
-                record_date: r.get(3)?,
-                key_id: r.get(4)?,
-                value: r.get(5)?,
-                created_at: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![subject_id, after], record_row)?;
         let mut out = Vec::new();
         for row in rows {
             let row = row?;
@@ -373,17 +363,7 @@ impl<'c> WriteTx<'c> {
             "SELECT id, subject_id, class, record_date, key_id, value, created_at FROM records
              WHERE subject_id = ?1 ORDER BY class, id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![subject_id, limit], |r| {
-            Ok(RecordRow {
-                id: r.get(0)?,
-                subject_id: r.get(1)?,
-                class: r.get(2)?,
-                record_date: r.get(3)?,
-                key_id: r.get(4)?,
-                value: r.get(5)?,
-                created_at: r.get(6)?,
-            })
-        })?;
+        let rows = stmt.query_map(params![subject_id, limit], record_row)?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
@@ -1027,4 +1007,18 @@ fn audit_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, Aud
     )?;
     let rows = stmt.query_map(params![after, limit], audit_row)?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// A `records` row selected as `id, subject_id, class, record_date, key_id,
+/// value, created_at`.
+fn record_row(r: &Row<'_>) -> rusqlite::Result<RecordRow> {
+    Ok(RecordRow {
+        id: r.get(0)?,
+        subject_id: r.get(1)?,
+        class: r.get(2)?,
+        record_date: r.get(3)?,
+        key_id: r.get(4)?,
+        value: r.get(5)?,
+        created_at: r.get(6)?,
+    })
 }
