@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use crypto::Keyring;
 use custos_core::policy::Policy;
-use custos_store::{SqliteConfig, Store};
+use custos_store::{PgConfig, SqliteConfig, Store};
 
 pub use amendments::Notice;
 pub use audit::{SignedCheckpoint, Verified, VerifyFailure, verify_export};
@@ -96,6 +96,24 @@ pub struct EngineConfig {
     pub readers: usize,
     /// How notices are delivered; `None`: they wait in the outbox.
     pub mail: Option<lifecycle::MailConfig>,
+    /// PostgreSQL instead of the data folder's SQLite files; the root key
+    /// file stays a file (every node of one database needs the same one).
+    pub database: Option<DatabaseUrls>,
+}
+
+/// Where a PostgreSQL store lives. Never printed: a URL may hold a password.
+#[derive(Clone)]
+pub struct DatabaseUrls {
+    /// `postgres://…` of the data and dormant schemas.
+    pub url: String,
+    /// The key store's own database, when apart.
+    pub key_url: Option<String>,
+}
+
+impl std::fmt::Debug for DatabaseUrls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseUrls").field("separate_key_database", &self.key_url.is_some()).finish()
+    }
 }
 
 /// What happened at start that the operator must be told.
@@ -103,8 +121,10 @@ pub struct EngineConfig {
 pub struct Startup {
     /// `Some(path)` when a new root key was created there.
     pub created_root_key: Option<PathBuf>,
-    pub data_file: PathBuf,
-    pub key_file: PathBuf,
+    /// Where the data is, for the operator (never a URL).
+    pub data_location: String,
+    /// Where the keys are.
+    pub key_location: String,
 }
 
 /// The engine: cheap to clone, shared by every request.
@@ -165,16 +185,39 @@ impl Engine {
         }
         let data_file = config.data_dir.join("custos.db");
         let key_file = config.data_dir.join("keys.db");
-        let (root, created) = rootkey::load_or_create(&config.root_key_file, data_file.exists() || key_file.exists())?;
+        let (store, data_location, key_location, data_exists) = match &config.database {
+            None => {
+                let exists = data_file.exists() || key_file.exists();
+                let store = Store::open_sqlite(&SqliteConfig {
+                    data_file: data_file.clone(),
+                    key_file: key_file.clone(),
+                    dormant_file: config.data_dir.join("dormant.db"),
+                    readers: config.readers.max(1),
+                    max_batch: 1024,
+                })?;
+                (store, data_file.display().to_string(), key_file.display().to_string(), exists)
+            }
+            Some(db) => {
+                let store = Store::open_postgres(&PgConfig {
+                    url: db.url.clone(),
+                    key_url: db.key_url.clone(),
+                    readers: config.readers.max(1),
+                    max_batch: 1024,
+                })
+                .map_err(|e| EngineError::Config(format!("cannot open the PostgreSQL store: {e}")))?;
+                // Data is there once a root key's check value was recorded.
+                let exists = store.read(|r| r.has_root_key_check()).await?;
+                let keys = if db.key_url.is_some() {
+                    "PostgreSQL, schema custos_keys in its own database"
+                } else {
+                    "PostgreSQL, schema custos_keys"
+                };
+                (store, "PostgreSQL, schemas custos and custos_dormant".to_owned(), keys.to_owned(), exists)
+            }
+        };
+        let (root, created) = rootkey::load_or_create(&config.root_key_file, data_exists)?;
         let keyring = Arc::new(Keyring::new(&root));
         drop(root);
-        let store = Store::open_sqlite(&SqliteConfig {
-            data_file: data_file.clone(),
-            key_file: key_file.clone(),
-            dormant_file: config.data_dir.join("dormant.db"),
-            readers: config.readers.max(1),
-            max_batch: 1024,
-        })?;
         rootkey::check_matches(&store, &keyring).await?;
         let instance = store.read(|r| r.instance_id()).await?.unwrap_or_default();
         let (policy, policy_history) = consent::load_history(&store, policy).await?;
@@ -194,7 +237,10 @@ impl Engine {
             }),
         };
         engine.backfill_leaves().await?;
-        Ok((engine, Startup { created_root_key: created.then(|| config.root_key_file.clone()), data_file, key_file }))
+        Ok((
+            engine,
+            Startup { created_root_key: created.then(|| config.root_key_file.clone()), data_location, key_location },
+        ))
     }
 
     /// Runs a store job with its audit entry, failing closed: a job that has
@@ -269,7 +315,13 @@ impl Engine {
         Ok(Metrics { audit_entries, commit_batches: stats.batches, committed_jobs: stats.jobs })
     }
 
-    /// Writes the write-ahead logs back and truncates them.
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend(&self) -> &'static str {
+        self.inner.store.backend()
+    }
+
+    /// Writes the write-ahead logs back and truncates them (SQLite); vacuums
+    /// and checkpoints (PostgreSQL).
     pub fn checkpoint(&self) -> Result<()> {
         Ok(self.inner.store.checkpoint()?)
     }

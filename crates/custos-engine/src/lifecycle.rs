@@ -36,6 +36,9 @@ use crate::{Engine, EngineError, Result, stamp};
 
 /// Members handled per store job by a sweep.
 const PAGE: u32 = 500;
+/// On PostgreSQL every statement is a round trip, and a store job holds
+/// the sequencer that every node's writes wait for: a tenth of the pages.
+const PG_DIVISOR: u32 = 10;
 /// Records (or hold keys) deleted per store job. Every store job must stay
 /// well under the write deadline and let requests in between: 5,000 per job
 /// took about a second with `secure_delete` in the benchmark and ran into
@@ -270,12 +273,13 @@ impl Engine {
     /// Complaints and inquiries whose span is over: key, row and timeline
     /// destroyed, each with its certificate.
     async fn sweep_requests(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let (page, _) = self.pages();
         let today = lifecycle::utc_date(now).to_string();
         loop {
             let (today_c, at, version) = (today.clone(), stamp(now), self.policy().meta.version.clone());
             let done = self
                 .background_job(move |tx| {
-                    let due = tx.requests_to_destroy(&today_c, PAGE)?;
+                    let due = tx.requests_to_destroy(&today_c, page)?;
                     for (id, subject, key_id) in &due {
                         let had_key = tx.destroy_request(id, key_id)?;
                         tx.append_audit(&crate::audit::row(system_entry(
@@ -294,14 +298,23 @@ impl Engine {
                 })
                 .await?;
             report.requests_destroyed += done;
-            if done < u64::from(PAGE) {
+            if done < u64::from(page) {
                 return Ok(());
             }
         }
     }
 
+    /// Members and records per store job (see [`PG_DIVISOR`]).
+    fn pages(&self) -> (u32, u32) {
+        match self.backend() {
+            "postgres" => (PAGE / PG_DIVISOR, RECORD_PAGE / PG_DIVISOR),
+            _ => (PAGE, RECORD_PAGE),
+        }
+    }
+
     /// Active members: notices due, and moves to the dormant store.
     async fn sweep_active(&self, rule: &Dormancy, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let (page, _) = self.pages();
         // Every member whose notice or dormancy may be due has been
         // inactive at least this long; a day of slack for the time of day.
         let lead = rule.notice_before.map(|n| lifecycle::add_span(lifecycle::sub_span(now, rule.inactive_for), n));
@@ -313,7 +326,7 @@ impl Engine {
                 (rule.clone(), self.policy(), self.inner.keyring.clone(), stamp(now), until.clone(), cursor.clone());
             let (rows, notified, moved) = self
                 .background_job(move |tx| {
-                    let rows = tx.active_members_until(&until_c, (&after.0, &after.1), PAGE)?;
+                    let rows = tx.active_members_until(&until_c, (&after.0, &after.1), page)?;
                     let (mut notified, mut moved) = (0u64, 0u64);
                     for row in &rows {
                         let roles = roles_of(row);
@@ -350,6 +363,7 @@ impl Engine {
 
     /// Dormant members whose destruction is due.
     async fn sweep_dormant(&self, rule: &Dormancy, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let (page, _) = self.pages();
         let until = lifecycle::sub_span(now, rule.destroy_after);
         let until = stamp(until.checked_add(SWEEP_SLACK).unwrap_or(until));
         let mut cursor = (String::new(), String::new());
@@ -358,7 +372,7 @@ impl Engine {
                 (self.clone(), rule.clone(), self.policy(), stamp(now), until.clone(), cursor.clone());
             let (last, destroyed) = self
                 .background_job(move |tx| {
-                    let rows = tx.dormant_members_until(&until_c, (&after.0, &after.1), PAGE)?;
+                    let rows = tx.dormant_members_until(&until_c, (&after.0, &after.1), page)?;
                     let mut destroyed = 0u64;
                     for row in &rows {
                         let roles = roles_of(row);
@@ -399,12 +413,13 @@ impl Engine {
     /// Dormant copies left by a release interrupted between its two jobs,
     /// found by walking the whole dormant store.
     async fn purge_leftovers(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let (page, _) = self.pages();
         let mut cursor = String::new();
         loop {
             let (at, version, after) = (stamp(now), self.policy().meta.version.clone(), cursor.clone());
             let (last, purged) = self
                 .background_job(move |tx| {
-                    let page = tx.dormant_store_page(&after, PAGE)?;
+                    let page = tx.dormant_store_page(&after, page)?;
                     let mut purged = 0u64;
                     for (id, dormant) in &page {
                         if *dormant {
@@ -434,6 +449,7 @@ impl Engine {
 
     /// Records past their hold, and the hold keys whose last record expired.
     async fn sweep_records(&self, now: Timestamp, report: &mut JobReport) -> Result<()> {
+        let (_, record_page) = self.pages();
         let today = lifecycle::utc_date(now);
         let policy = self.policy();
         for class in &policy.record_classes {
@@ -449,9 +465,9 @@ impl Engine {
                 let (records, keys) = self
                     .background_job(move |tx| {
                         let gone = if from_deletion {
-                            tx.expire_records_of_deleted(class_c.id.as_str(), &cutoff_c, RECORD_PAGE)?
+                            tx.expire_records_of_deleted(class_c.id.as_str(), &cutoff_c, record_page)?
                         } else {
-                            tx.expire_records(class_c.id.as_str(), &cutoff_c, RECORD_PAGE)?
+                            tx.expire_records(class_c.id.as_str(), &cutoff_c, record_page)?
                         };
                         let mut by_subject: BTreeMap<&str, usize> = BTreeMap::new();
                         for (subject, _) in &gone {
@@ -485,7 +501,7 @@ impl Engine {
                     .await?;
                 report.records_destroyed += records;
                 report.keys_destroyed += keys;
-                if records < u64::from(RECORD_PAGE) {
+                if records < u64::from(record_page) {
                     break;
                 }
             }
@@ -502,7 +518,7 @@ impl Engine {
                     (class.clone(), stamp(now), policy.meta.version.clone(), low.clone(), high.clone());
                 let removed = self
                     .background_job(move |tx| {
-                        let keys = tx.remove_keys_in_scopes(&low_c, &high_c, RECORD_PAGE)?;
+                        let keys = tx.remove_keys_in_scopes(&low_c, &high_c, record_page)?;
                         for key in &keys {
                             tx.append_audit(&crate::audit::row(system_entry(
                                 &at,
@@ -517,7 +533,7 @@ impl Engine {
                     })
                     .await?;
                 report.keys_destroyed += removed;
-                if removed < u64::from(RECORD_PAGE) {
+                if removed < u64::from(record_page) {
                     break;
                 }
             }

@@ -32,12 +32,6 @@ pub(crate) enum Command {
     Migrate {
         #[command(flatten)]
         instance: InstanceArgs,
-        /// A PostgreSQL database (postgres://user@host:port/db; also CUSTOS_DATABASE_URL, which keeps a password out of the command line): create or update the custos schemas there. The store does not serve from PostgreSQL yet (issue 9); this prepares the database.
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
-        /// The PostgreSQL database for the key store, when apart from --database (also CUSTOS_KEY_DATABASE_URL).
-        #[arg(long, value_name = "URL", requires = "database")]
-        key_database: Option<String>,
     },
     /// Show what the policy will do to the current data until a date (notices, dormancy, destruction, expiring records), changing nothing.
     Simulate {
@@ -113,6 +107,12 @@ pub(crate) struct InstanceArgs {
     /// The policy file (default: the bundled b.stage policy; also CUSTOS_POLICY).
     #[arg(long, value_name = "FILE")]
     pub(crate) policy: Option<PathBuf>,
+    /// Serve from PostgreSQL instead of the data folder: postgres://user@host:port/db (also CUSTOS_DATABASE_URL or database_url in the config file, which keep a password out of the command line). The database needs LC_COLLATE 'C'.
+    #[arg(long, value_name = "URL")]
+    pub(crate) database: Option<String>,
+    /// The PostgreSQL database of the key store, when apart from --database (also CUSTOS_KEY_DATABASE_URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) key_database: Option<String>,
 }
 
 #[derive(Debug, Args)]

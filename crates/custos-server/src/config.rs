@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// The b.stage policy, built into the binary so `custos serve` runs anywhere.
 pub const BUNDLED_POLICY: &str = include_str!("../../../policies/bstage.toml");
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Config {
     pub data_dir: PathBuf,
     pub root_key_file: PathBuf,
@@ -25,6 +25,29 @@ pub struct Config {
     pub jobs_interval_seconds: u64,
     /// The SMTP relay notices go through; `None`: they wait in the outbox.
     pub smtp: Option<Smtp>,
+    /// `postgres://…`: serve from PostgreSQL instead of the data folder.
+    /// Never printed (it may hold a password).
+    pub database_url: Option<String>,
+    /// The key store's own PostgreSQL database, when apart.
+    pub key_database_url: Option<String>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("root_key_file", &self.root_key_file)
+            .field("policy_file", &self.policy_file)
+            .field("listen", &self.listen)
+            .field("hash_workers", &self.hash_workers)
+            .field("readers", &self.readers)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("jobs_interval_seconds", &self.jobs_interval_seconds)
+            .field("smtp", &self.smtp)
+            .field("database", &self.database_url.as_ref().map(|_| "postgres"))
+            .field("separate_key_database", &self.key_database_url.is_some())
+            .finish()
+    }
 }
 
 /// `[smtp]` in the configuration file.
@@ -79,6 +102,8 @@ impl Default for Config {
             max_body_bytes: 256 * 1024,
             jobs_interval_seconds: 300,
             smtp: None,
+            database_url: None,
+            key_database_url: None,
         }
     }
 }
@@ -95,6 +120,8 @@ struct RawConfig {
     max_body_bytes: Option<usize>,
     jobs_interval_seconds: Option<u64>,
     smtp: Option<Smtp>,
+    database_url: Option<String>,
+    key_database_url: Option<String>,
 }
 
 /// Values given on the command line; they win over everything else.
@@ -104,6 +131,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub listen: Option<String>,
+    pub database: Option<String>,
+    pub key_database: Option<String>,
 }
 
 const ENV_KEYS: &[&str] = &[
@@ -161,6 +190,12 @@ pub fn load(env: &[(String, Result<String, String>)], flags: &Overrides) -> Resu
             *slot = v.parse().map_err(|_| format!("{name}: {v:?} is not a whole number"))?;
         }
     }
+    if let Some(v) = var("CUSTOS_DATABASE_URL") {
+        config.database_url = Some(v);
+    }
+    if let Some(v) = var("CUSTOS_KEY_DATABASE_URL") {
+        config.key_database_url = Some(v);
+    }
     if let Some(v) = var("CUSTOS_SMTP_PASSWORD") {
         match &mut config.smtp {
             Some(smtp) => smtp.password = Some(v),
@@ -175,6 +210,12 @@ pub fn load(env: &[(String, Result<String, String>)], flags: &Overrides) -> Resu
     }
     if let Some(v) = &flags.listen {
         config.listen = parse_listen(v).map_err(|e| format!("--listen: {e}"))?;
+    }
+    if let Some(v) = &flags.database {
+        config.database_url = Some(v.clone());
+    }
+    if let Some(v) = &flags.key_database {
+        config.key_database_url = Some(v.clone());
     }
     validate(&config)?;
     Ok(config)
@@ -217,6 +258,12 @@ fn apply_file(config: &mut Config, path: &Path) -> Result<(), String> {
     if raw.smtp.is_some() {
         config.smtp = raw.smtp;
     }
+    if raw.database_url.is_some() {
+        config.database_url = raw.database_url;
+    }
+    if raw.key_database_url.is_some() {
+        config.key_database_url = raw.key_database_url;
+    }
     Ok(())
 }
 
@@ -247,6 +294,17 @@ fn validate(c: &Config) -> Result<(), String> {
         if smtp.username.is_some() != smtp.password.is_some() {
             return Err("smtp.username and smtp.password (or CUSTOS_SMTP_PASSWORD) go together".into());
         }
+    }
+    let is_pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+    // The URL itself is never echoed: it may hold a password.
+    if c.database_url.as_deref().is_some_and(|u| !is_pg(u)) {
+        return Err("database_url (CUSTOS_DATABASE_URL, --database) takes a postgres:// URL; the SQLite store is the data folder".into());
+    }
+    if c.key_database_url.as_deref().is_some_and(|u| !is_pg(u)) {
+        return Err("key_database_url (CUSTOS_KEY_DATABASE_URL, --key-database) takes a postgres:// URL".into());
+    }
+    if c.key_database_url.is_some() && c.database_url.is_none() {
+        return Err("a key database (key_database_url) needs database_url too".into());
     }
     if c.root_key_file.starts_with(&c.data_dir) {
         return Err(format!(

@@ -31,6 +31,8 @@ pub(crate) fn load_config(instance: &InstanceArgs, listen: Option<String>) -> Re
         data_dir: instance.data_dir.clone(),
         policy: instance.policy.clone(),
         listen,
+        database: instance.database.clone(),
+        key_database: instance.key_database.clone(),
     };
     config::load(&custos_server::env::custos_vars(), &flags)
 }
@@ -85,6 +87,10 @@ pub(crate) async fn open(config: &Config) -> Result<(Engine, Startup), String> {
         hash_workers: config.hash_workers,
         readers: config.readers,
         mail,
+        database: config
+            .database_url
+            .clone()
+            .map(|url| custos_engine::DatabaseUrls { url, key_url: config.key_database_url.clone() }),
     };
     let (engine, startup) = Engine::open(&engine_config, policy).await.map_err(|e| e.to_string())?;
     if let Some(path) = &startup.created_root_key {
@@ -121,8 +127,8 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
             "custos serving policy {} version {} on http://{address}\n  data: {} (keys: {})",
             engine.policy().meta.id,
             engine.policy().meta.version,
-            startup.data_file.display(),
-            startup.key_file.display()
+            startup.data_location,
+            startup.key_location
         ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         tokio::spawn(checkpoint_periodically(engine.clone(), clock.clone()));
@@ -243,27 +249,17 @@ where
 /// `custos migrate`: the data folder's migrations run when it is opened;
 /// a PostgreSQL database's run here (the URL is never printed: it may
 /// hold a password).
-pub(crate) fn migrate(instance: &InstanceArgs, database: Option<&str>, key_database: Option<&str>) -> ExitCode {
-    // The flags, else CUSTOS_DATABASE_URL / CUSTOS_KEY_DATABASE_URL (which
-    // keep a password out of the command line).
-    let vars = custos_server::env::custos_vars();
-    let var = |name: &str| vars.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.clone().ok());
-    let (database_var, key_var) = (var("CUSTOS_DATABASE_URL"), var("CUSTOS_KEY_DATABASE_URL"));
-    let database = database.or(database_var.as_deref());
-    let key_database = key_database.or(key_var.as_deref());
-    if database.is_none() && key_database.is_some() {
-        return fail("a key database needs --database (or CUSTOS_DATABASE_URL) too");
-    }
-    let is_pg = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
-    match database {
+pub(crate) fn migrate(instance: &InstanceArgs) -> ExitCode {
+    let config = match load_config(instance, None) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    match config.database_url.as_deref() {
         None => with_engine(instance, |_| async {
             say("the data folder is at the newest schema (its migrations ran as it opened)");
             ExitCode::SUCCESS
         }),
-        Some(url) if !is_pg(url) || key_database.is_some_and(|k| !is_pg(k)) => fail(
-            "--database and --key-database take postgres:// URLs; the SQLite store is the data folder (--data-dir)",
-        ),
-        Some(url) => match custos_engine::migrate_postgres(url, key_database) {
+        Some(url) => match custos_engine::migrate_postgres(url, config.key_database_url.as_deref()) {
             Ok(done) => {
                 for (schema, (from, to)) in [("data", done.data), ("dormant", done.dormant), ("keys", done.keys)] {
                     if from == to {

@@ -22,9 +22,7 @@ fn main() -> ExitCode {
         cli::Command::Admin(cmd) => instance_cmd::admin(cmd),
         cli::Command::Audit(cmd) => audit_cmd::run(cmd),
         cli::Command::Jobs(cli::JobsCommand::Run { instance, now }) => lifecycle_cmd::run(&instance, now.as_deref()),
-        cli::Command::Migrate { instance, database, key_database } => {
-            instance_cmd::migrate(&instance, database.as_deref(), key_database.as_deref())
-        }
+        cli::Command::Migrate { instance } => instance_cmd::migrate(&instance),
         cli::Command::Simulate { instance, until, now, json } => {
             lifecycle_cmd::simulate(&instance, &until, now.as_deref(), json)
         }

@@ -1,5 +1,6 @@
-//! Custos persistence: one `Store` API, with SQLite (the embedded default)
-//! behind it today and PostgreSQL to come, migrations per backend.
+//! Custos persistence: one `Store` API over SQLite (the embedded default)
+//! or PostgreSQL (several nodes on one database), one set of statements
+//! (`tx.rs`, through `db.rs`), migrations per backend.
 //!
 //! The store knows rows, not meaning: values arrive encrypted and leave
 //! encrypted, and every decision is the engine's. Two invariants live here:
@@ -14,15 +15,19 @@
 //!
 //! Only `custos-engine` may depend on this crate.
 
+mod db;
 mod pg;
+mod pg_backend;
+mod queue;
 mod rows;
 mod sqlite;
+mod tx;
 
 use std::path::PathBuf;
 
 pub use pg::{PgMigrated, migrate_postgres};
 pub use rows::*;
-pub use sqlite::{ReadTx, WriteTx};
+pub use tx::{ReadTx, WriteTx};
 
 /// Errors of the storage layer. Messages never contain personal data: the
 /// store only ever sees ciphertext, digests and ids.
@@ -80,16 +85,55 @@ pub struct SqliteConfig {
     pub max_batch: usize,
 }
 
+/// Where the PostgreSQL store lives. URLs are never logged or shown.
+#[derive(Clone)]
+pub struct PgConfig {
+    /// The database of the data and dormant schemas (`postgres://…`).
+    pub url: String,
+    /// The key store's database, when apart from `url`.
+    pub key_url: Option<String>,
+    /// Read connections in the pool (each opens two: data and keys).
+    pub readers: usize,
+    /// The most write jobs committed together.
+    pub max_batch: usize,
+}
+
+impl std::fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgConfig").field("readers", &self.readers).field("max_batch", &self.max_batch).finish()
+    }
+}
+
+#[derive(Debug)]
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(pg_backend::Pg),
+}
+
 /// The handle every engine operation goes through. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    inner: std::sync::Arc<sqlite::Sqlite>,
+    inner: std::sync::Arc<Backend>,
 }
 
 impl Store {
     /// Opens (creating if needed) and migrates the embedded store.
     pub fn open_sqlite(config: &SqliteConfig) -> Result<Store> {
-        Ok(Store { inner: std::sync::Arc::new(sqlite::Sqlite::open(config)?) })
+        Ok(Store { inner: std::sync::Arc::new(Backend::Sqlite(sqlite::Sqlite::open(config)?)) })
+    }
+
+    /// Connects to PostgreSQL, migrating its schemas first (every node
+    /// does; the migration lock lets one apply each file).
+    pub fn open_postgres(config: &PgConfig) -> Result<Store> {
+        Ok(Store { inner: std::sync::Arc::new(Backend::Postgres(pg_backend::Pg::open(config)?)) })
+    }
+
+    /// `"sqlite"` or `"postgres"`, for reports.
+    pub fn backend(&self) -> &'static str {
+        match *self.inner {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
     }
 
     /// Runs `job` in the next group commit and returns its result once the
@@ -100,7 +144,10 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
     {
-        self.inner.write(job).await
+        match &*self.inner {
+            Backend::Sqlite(s) => s.write(job).await,
+            Backend::Postgres(p) => p.write(job).await,
+        }
     }
 
     /// Runs `job` on a read connection, outside any write transaction. For
@@ -111,17 +158,29 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&ReadTx<'_>) -> Result<T> + Send + 'static,
     {
-        self.inner.read(job).await
+        match &*self.inner {
+            Backend::Sqlite(s) => s.read(job).await,
+            Backend::Postgres(p) => p.read(job).await,
+        }
     }
 
-    /// Writes outstanding WAL frames into the database files and truncates
-    /// the logs, so that nothing lingers in `-wal` files.
+    /// SQLite: writes outstanding WAL frames into the database files and
+    /// truncates the logs, so that nothing lingers in `-wal` files.
+    /// PostgreSQL: vacuums the tables that hold personal data and keys (dead
+    /// rows cut out of their pages) and runs `CHECKPOINT` (the role needs
+    /// `pg_checkpoint` or superuser).
     pub fn checkpoint(&self) -> Result<()> {
-        self.inner.checkpoint()
+        match &*self.inner {
+            Backend::Sqlite(s) => s.checkpoint(),
+            Backend::Postgres(p) => p.checkpoint(),
+        }
     }
 
     /// Number of write batches and jobs committed since start.
     pub fn commit_stats(&self) -> CommitStats {
-        self.inner.commit_stats()
+        match &*self.inner {
+            Backend::Sqlite(s) => s.commit_stats(),
+            Backend::Postgres(p) => p.commit_stats(),
+        }
     }
 }

@@ -1,8 +1,6 @@
-//! PostgreSQL, first part (issue 9): the schema's migrations, run by
-//! `custos migrate --database postgres://…`. The store's jobs do not run
-//! on PostgreSQL yet; this prepares (and keeps current) a database for
-//! them, and is what an operator who runs migrations apart from the
-//! servers uses.
+//! PostgreSQL's migrations: run by every node as it opens the store
+//! (`pg_backend.rs`), and by `custos migrate --database postgres://…` for
+//! operators who run migrations apart from the servers.
 //!
 //! Each database tracks the version of each of its schemas in
 //! `public.custos_schema_versions` (store → version). Migrating takes a
@@ -39,7 +37,10 @@ fn db(e: postgres::Error) -> StoreError {
 }
 
 fn connect(url: &str) -> Result<Client> {
-    Client::connect(url, NoTls).map_err(db)
+    let mut client = Client::connect(url, NoTls).map_err(db)?;
+    // "already exists, skipping" and the like are not news.
+    client.batch_execute("SET client_min_messages = warning").map_err(db)?;
+    Ok(client)
 }
 
 /// Brings `store`'s schema in the connected database to the newest version.

@@ -583,6 +583,9 @@ async fn assert_reads(app: &TestApp, w: &World) -> Vec<(String, StatusCode, Valu
 
 #[tokio::test]
 async fn no_personal_value_is_on_disk_while_running_or_after_close() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: scans the bytes of the SQLite files and their write-ahead logs
+    }
     let app = TestApp::new("at-rest-scan").await;
     let world = populate(&app).await;
     let data = data_dir(&app.dir);
@@ -599,6 +602,9 @@ async fn no_personal_value_is_on_disk_while_running_or_after_close() {
 
 #[tokio::test]
 async fn audit_entries_hold_no_personal_values() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: reads the closed SQLite file directly with rusqlite
+    }
     let app = TestApp::new("at-rest-audit").await;
     let world = populate(&app).await;
     let dir = close(app);
@@ -678,6 +684,9 @@ async fn assert_reads_name(app: &TestApp, subject: &str, name: &str) {
 /// the associated data, not only the key).
 #[tokio::test]
 async fn a_value_copied_to_another_subject_fails_closed() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: alters the SQLite file directly with rusqlite
+    }
     let app = TestApp::new("tamper-copy").await;
     let [a, b, c] = three_operators(&app).await;
     let conn = data_db(&app.dir);
@@ -706,6 +715,9 @@ async fn a_value_copied_to_another_subject_fails_closed() {
 /// opens (the field is in the associated data); the e-mail row itself does.
 #[tokio::test]
 async fn a_value_moved_to_another_field_fails_closed() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: alters the SQLite file directly with rusqlite
+    }
     let app = TestApp::new("tamper-field").await;
     let [a, b, _] = three_operators(&app).await;
     let conn = data_db(&app.dir);
@@ -727,6 +739,9 @@ async fn a_value_moved_to_another_field_fails_closed() {
 /// audited; restoring the bytes makes the value readable again.
 #[tokio::test]
 async fn a_flipped_byte_fails_closed_after_reopen() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: alters the SQLite file directly with rusqlite
+    }
     let app = TestApp::new("tamper-flip").await;
     let [a, b, _] = three_operators(&app).await;
     let dir = close(app);
@@ -770,6 +785,9 @@ async fn swapped_records(app: &TestApp) -> (String, String) {
 /// the list fails closed (the record id is in the associated data).
 #[tokio::test]
 async fn record_values_swapped_between_records_fail_closed() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: alters the SQLite file directly with rusqlite
+    }
     let app = TestApp::new("tamper-records").await;
     let (a, b) = swapped_records(&app).await;
     let (status, body) = records(&app, &a).await;
@@ -783,6 +801,9 @@ async fn record_values_swapped_between_records_fail_closed() {
 #[tokio::test]
 
 async fn record_values_swapped_between_records_are_audited() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: alters the SQLite file directly with rusqlite
+    }
     let app = TestApp::new("tamper-records-audit").await;
     let (a, _) = swapped_records(&app).await;
     let (status, body) = records(&app, &a).await;
@@ -794,6 +815,9 @@ async fn record_values_swapped_between_records_are_audited() {
 /// A's items cannot be read (and are not replaced by anything), B's can.
 #[tokio::test]
 async fn a_deleted_profile_key_fails_closed_after_reopen() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: alters the SQLite key file directly with rusqlite
+    }
     let app = TestApp::new("tamper-key").await;
     let [a, b, _] = three_operators(&app).await;
     let dir = close(app);
@@ -836,6 +860,9 @@ fn durable_rows(dir: &Scratch) -> Vec<Vec<Vec<String>>> {
 
 #[tokio::test]
 async fn everything_acknowledged_survives_a_restart() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: dumps the SQLite files with rusqlite across a close
+    }
     let app = TestApp::new("restart").await;
     let world = populate(&app).await;
     // A key scoped to Charlie's service, made before the restart.

@@ -31,6 +31,7 @@ use custos_engine::{SignedCheckpoint, Verified, VerifyFailure, verify_export};
 use serde_json::{Value, json};
 
 use crate::kit::*;
+use crate::peek::{Db, Peek};
 use crate::support::{Scratch, TestApp, start_time};
 
 // --- helpers ---------------------------------------------------------------
@@ -1035,10 +1036,9 @@ async fn entries_without_a_leaf_hash_get_one_at_the_next_open() {
     // entries, the last one included, as a database from before the tree.
     let TestApp { router, engine, clock, key: _, dir } = app;
     drop((router, engine, clock));
-    let db = rusqlite::Connection::open(dir.0.join("data").join("custos.db")).unwrap();
-    let cleared = db.execute("UPDATE audit SET leaf_hash = NULL WHERE seq % 3 = 1 OR seq = 20", []).unwrap();
+    let cleared =
+        Peek::at(&dir).execute(Db::Data, "UPDATE audit SET leaf_hash = NULL WHERE seq % 3 = 1 OR seq = 20", &[]);
     assert_eq!(cleared, 8);
-    drop(db);
 
     let app = TestApp::in_folder(dir).await;
     let leaves_after = stored_leaves(&app.dir);
@@ -1057,11 +1057,5 @@ async fn entries_without_a_leaf_hash_get_one_at_the_next_open() {
 }
 
 fn stored_leaves(dir: &Scratch) -> Vec<Option<Vec<u8>>> {
-    let db = rusqlite::Connection::open_with_flags(
-        dir.0.join("data").join("custos.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut stmt = db.prepare("SELECT leaf_hash FROM audit ORDER BY seq").unwrap();
-    stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    Peek::at(dir).column(Db::Data, "SELECT leaf_hash FROM audit ORDER BY seq", &[])
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use crate::kit::{call, member_signup, new_service, next_random};
+use crate::peek::{Db, Peek, Val, col};
 use crate::support::TestApp;
 
 /// What one entry says: (operation, member, allowed).
@@ -17,30 +18,17 @@ type Key = (String, String, bool);
 
 /// The entries of the log after `from` (a sequence number), as a multiset.
 fn log_after(app: &TestApp, from: i64) -> BTreeMap<Key, usize> {
-    let db = rusqlite::Connection::open_with_flags(
-        app.dir.0.join("data").join("custos.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut stmt = db.prepare("SELECT operation, subject_id, outcome FROM audit WHERE seq > ?1 ORDER BY seq").unwrap();
-    let rows = stmt
-        .query_map([from], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?)))
-        .unwrap();
+    let sql = "SELECT operation, subject_id, outcome FROM audit WHERE seq > ?1 ORDER BY seq";
     let mut out = BTreeMap::new();
-    for row in rows {
-        let (op, subject, outcome) = row.unwrap();
+    for row in Peek::of(app).rows(Db::Data, sql, &[Val::from(from)]) {
+        let (op, subject, outcome): (String, Option<String>, String) = (col(&row, 0), col(&row, 1), col(&row, 2));
         *out.entry((op, subject.unwrap_or_default(), !outcome.starts_with("denied"))).or_insert(0) += 1;
     }
     out
 }
 
 fn last_seq(app: &TestApp) -> i64 {
-    let db = rusqlite::Connection::open_with_flags(
-        app.dir.0.join("data").join("custos.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    db.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get(0)).unwrap()
+    Peek::of(app).one(Db::Data, "SELECT coalesce(max(seq), 0) FROM audit", &[])
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::kit::{call, counts, operator_signup, sign_up};
 use crate::lifecycle::app_with_mail_policy;
+use crate::peek::{Db, Peek, Val, col};
 use crate::smtp_sink::SmtpSink;
 use crate::support::TestApp;
 use custos_server::config::BUNDLED_POLICY;
@@ -35,9 +36,11 @@ fn provision(items: &[&str], basis: Value) -> Value {
 }
 
 fn audit_outcomes(app: &TestApp, operation: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let mut stmt = conn.prepare("SELECT outcome FROM audit WHERE operation = ?1 ORDER BY seq").unwrap();
-    stmt.query_map([operation], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    Peek::of(app).column(
+        Db::Data,
+        "SELECT outcome FROM audit WHERE operation = ?1 ORDER BY seq",
+        &[Val::from(operation)],
+    )
 }
 
 #[tokio::test]
@@ -64,10 +67,9 @@ async fn a_provision_on_the_member_s_consent_goes_out_and_is_on_the_record() {
     );
 
     // The purpose is sealed at rest; the row says what went to whom.
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let (recipient, items, sealed): (String, String, Vec<u8>) = conn
-        .query_row("SELECT recipient, items, sealed FROM disclosures", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap();
+    let rows = Peek::of(&app).rows(Db::Data, "SELECT recipient, items, sealed FROM disclosures", &[]);
+    assert!(!rows.is_empty(), "the disclosure is on the record");
+    let (recipient, items, sealed): (String, String, Vec<u8>) = (col(&rows[0], 0), col(&rows[0], 1), col(&rows[0], 2));
     assert_eq!((recipient.as_str(), items.as_str()), ("Partner Shop Ltd.", "email name"));
     assert!(!String::from_utf8_lossy(&sealed).contains("concert"), "sealed");
 
@@ -311,19 +313,15 @@ async fn the_member_s_register_is_in_the_package_and_the_california_list() {
 
     // After the deletion the register keeps what went to whom; the sealed
     // purpose went with the member's key, ciphertext included.
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let key_id: String =
-        conn.query_row("SELECT key_id FROM disclosures WHERE kind = 'provision' LIMIT 1", [], |r| r.get(0)).unwrap();
+    let peek = Peek::of(&app);
+    let key_id: String = peek.one(Db::Data, "SELECT key_id FROM disclosures WHERE kind = 'provision' LIMIT 1", &[]);
     call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
-    let kept: i64 =
-        conn.query_row("SELECT count(*) FROM disclosures WHERE subject_id = ?1", [&member], |r| r.get(0)).unwrap();
+    let kept: i64 = peek.one(Db::Data, "SELECT count(*) FROM disclosures WHERE subject_id = ?1", &[Val::from(&member)]);
     assert_eq!(kept, 3);
-    let sealed: i64 = conn
-        .query_row("SELECT count(*) FROM disclosures WHERE sealed IS NOT NULL OR key_id IS NOT NULL", [], |r| r.get(0))
-        .unwrap();
+    let sealed: i64 =
+        peek.one(Db::Data, "SELECT count(*) FROM disclosures WHERE sealed IS NOT NULL OR key_id IS NOT NULL", &[]);
     assert_eq!(sealed, 0, "no ciphertext of the member's left in the register");
-    let keys = rusqlite::Connection::open(app.dir.0.join("data").join("keys.db")).unwrap();
-    let left: i64 = keys.query_row("SELECT count(*) FROM data_keys WHERE id = ?1", [&key_id], |r| r.get(0)).unwrap();
+    let left: i64 = peek.one(Db::Keys, "SELECT count(*) FROM data_keys WHERE id = ?1", &[Val::from(&key_id)]);
     assert_eq!(left, 0, "the key that sealed the provision's text is destroyed");
 }
 

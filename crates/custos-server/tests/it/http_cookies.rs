@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 
 use crate::kit::*;
+use crate::peek::{Db, Peek, col};
 use crate::support::TestApp;
 
 const EXAMPLE_EU: &str = include_str!("../../../../policies/example-eu.toml");
@@ -39,18 +40,12 @@ fn expected(v: &[(&str, bool, &str)]) -> Vec<(String, bool, String)> {
 type Row = (String, Option<String>, String, bool, String, bool);
 
 fn rows(app: &TestApp) -> Vec<Row> {
-    let db = rusqlite::Connection::open_with_flags(
-        app.dir.0.join("data").join("custos.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let mut stmt = db
-        .prepare("SELECT visitor_id, subject_id, category, granted, source, gpc FROM cookie_consents ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-        .unwrap()
-        .collect::<rusqlite::Result<Vec<Row>>>()
-        .unwrap()
+    let sql = "SELECT visitor_id, subject_id, category, granted, source, gpc FROM cookie_consents ORDER BY seq";
+    Peek::of(app)
+        .rows(Db::Data, sql, &[])
+        .iter()
+        .map(|r| (col(r, 0), col(r, 1), col(r, 2), col(r, 3), col(r, 4), col(r, 5)))
+        .collect()
 }
 
 /// A choice as a visitor's browser sends it, with extra headers.
@@ -120,9 +115,14 @@ async fn a_choice_is_recorded_read_back_and_changed() {
     // Anonymous choices are not audited, and nothing else is written.
     assert_eq!(counts(&app).await, before.plus(&[("cookie_consents", 2)]));
     // Data minimisation: nothing about the visitor but the random id.
-    let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
-    let mut stmt = db.prepare("SELECT name FROM pragma_table_info('cookie_consents')").unwrap();
-    let columns: Vec<String> = stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    let peek = Peek::of(&app);
+    let columns: Vec<String> = if peek.is_postgres() {
+        let sql = "SELECT column_name FROM information_schema.columns \
+                   WHERE table_schema = 'custos' AND table_name = ?1 ORDER BY ordinal_position";
+        peek.column(Db::Data, sql, &["cookie_consents".into()])
+    } else {
+        peek.column(Db::Data, "SELECT name FROM pragma_table_info('cookie_consents')", &[])
+    };
     assert_eq!(
         columns,
         [

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::kit::*;
+use crate::peek::{Db, Peek};
 use crate::support::TestApp;
 
 /// Every route of the API: (method, path as documented, a concrete path).
@@ -280,12 +281,19 @@ async fn when_the_audit_cannot_be_written_nothing_is_served_and_it_recovers() {
     let read = format!("/v1/subjects/{subject}?purpose=member_management");
     call(&app, "GET", &read, Some(&app.key), None).await.expect(200);
 
-    let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
-    db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
-    db.execute_batch(
-        "CREATE TRIGGER inject_audit_fault BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'injected audit fault'); END;",
-    )
-    .unwrap();
+    let peek = Peek::of(&app);
+    if peek.is_postgres() {
+        let raise = "CREATE FUNCTION inject_audit_fault() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN RAISE EXCEPTION 'injected audit fault'; END; $$";
+        peek.execute(Db::Data, raise, &[]);
+        let trigger = "CREATE TRIGGER inject_audit_fault BEFORE INSERT ON audit \
+                       FOR EACH ROW EXECUTE FUNCTION inject_audit_fault()";
+        peek.execute(Db::Data, trigger, &[]);
+    } else {
+        let trigger = "CREATE TRIGGER inject_audit_fault BEFORE INSERT ON audit \
+                       BEGIN SELECT RAISE(ABORT, 'injected audit fault'); END";
+        peek.execute(Db::Data, trigger, &[]);
+    }
     let before = counts(&app).await;
     let started = stopwatch();
     let answer = call(&app, "GET", &read, Some(&app.key), None).await;
@@ -299,7 +307,11 @@ async fn when_the_audit_cannot_be_written_nothing_is_served_and_it_recovers() {
     assert_eq!(health.body["status"], "audit failing");
     assert_eq!(counts(&app).await, before, "nothing was written while the audit failed");
 
-    db.execute_batch("DROP TRIGGER inject_audit_fault;").unwrap();
+    if peek.is_postgres() {
+        peek.execute(Db::Data, "DROP TRIGGER inject_audit_fault ON audit", &[]);
+    } else {
+        peek.execute(Db::Data, "DROP TRIGGER inject_audit_fault", &[]);
+    }
     let answer = call(&app, "GET", &read, Some(&app.key), None).await;
     assert_eq!(answer.expect(200)["items"]["email"], "fault@example.com");
     assert_eq!(call(&app, "GET", "/health", None, None).await.status, 200);

@@ -11,6 +11,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use crate::peek::{Db, Peek, col};
 use crate::support::TestApp;
 
 pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
@@ -180,22 +181,13 @@ const DATA_TABLES: [&str; 19] = [
 ];
 
 pub(crate) async fn counts(app: &TestApp) -> Counts {
-    let open = |file: &str| {
-        rusqlite::Connection::open_with_flags(
-            app.dir.0.join("data").join(file),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap()
-    };
-    let count = |db: &rusqlite::Connection, table: &str| {
-        db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap() as u64
-    };
+    let peek = Peek::of(app);
+    let count = |db: Db, table: &str| peek.one::<u64>(db, &format!("SELECT count(*) FROM {table}"), &[]);
     let mut map = BTreeMap::new();
-    let data = open("custos.db");
     for table in DATA_TABLES {
-        map.insert(table, count(&data, table));
+        map.insert(table, count(Db::Data, table));
     }
-    map.insert("data_keys", count(&open("keys.db"), "data_keys"));
+    map.insert("data_keys", count(Db::Keys, "data_keys"));
     map.insert("audit", metric(app, "custos_audit_entries").await);
     Counts(map)
 }
@@ -220,13 +212,8 @@ impl Counts {
 
 /// The newest entry of the audit log: `(operation, outcome)`.
 pub(crate) fn newest_audit_entry(app: &TestApp) -> (String, String) {
-    let db = rusqlite::Connection::open_with_flags(
-        app.dir.0.join("data").join("custos.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    db.query_row("SELECT operation, outcome FROM audit ORDER BY seq DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
+    let row = Peek::of(app).rows(Db::Data, "SELECT operation, outcome FROM audit ORDER BY seq DESC LIMIT 1", &[]);
+    (col(&row[0], 0), col(&row[0], 1))
 }
 
 /// Asserts that a request refused by the access decision wrote exactly one

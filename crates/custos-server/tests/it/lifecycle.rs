@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::kit::{FINDABLE_MEMBERS, app_with_policy, call, counts, operator_signup, sign_up};
+use crate::peek::{Db, Peek, Val, col};
 use crate::smtp_sink::SmtpSink;
 use crate::support::{Scratch, TestApp, engine_config, start_time};
 
@@ -60,19 +61,18 @@ fn record_contents(page: &Value) -> Vec<String> {
     page["items"].as_array().unwrap().iter().map(|r| r["content"].as_str().unwrap().to_owned()).collect()
 }
 
+/// One SQLite file of the data folder (the disk scan only).
 fn db(app: &TestApp, file: &str) -> Connection {
     Connection::open(app.dir.0.join("data").join(file)).unwrap()
 }
 
-fn count(conn: &Connection, sql: &str, id: &str) -> i64 {
-    conn.query_row(sql, [id], |r| r.get(0)).unwrap()
+fn count(app: &TestApp, db: Db, sql: &str, id: &str) -> i64 {
+    Peek::of(app).one(db, sql, &[Val::from(id)])
 }
 
 fn audit_outcomes(app: &TestApp, operation: &str, subject: &str) -> Vec<String> {
-    let conn = db(app, "custos.db");
-    let mut stmt =
-        conn.prepare("SELECT outcome FROM audit WHERE operation = ?1 AND subject_id = ?2 ORDER BY seq").unwrap();
-    stmt.query_map([operation, subject], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    let sql = "SELECT outcome FROM audit WHERE operation = ?1 AND subject_id = ?2 ORDER BY seq";
+    Peek::of(app).column(Db::Data, sql, &[Val::from(operation), Val::from(subject)])
 }
 
 /// A service run by an operator who is its head admin (linked), and a fan
@@ -111,13 +111,10 @@ async fn notice_then_dormancy_then_release_by_login() {
     assert_eq!(jobs(app, "2025-05-01T23:59:59Z").await.notified, 0);
     let report = jobs(app, "2025-05-02T00:00:00Z").await;
     assert_eq!((report.notified, report.made_dormant), (1, 0), "the fan only: the head admin is exempt");
-    let outbox = db(app, "custos.db");
-    let queued: Vec<(String, String)> = outbox
-        .prepare("SELECT kind, body FROM outbox WHERE subject = ?1")
-        .unwrap()
-        .query_map([&w.fan], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
+    let queued: Vec<(String, String)> = Peek::of(app)
+        .rows(Db::Data, "SELECT kind, body FROM outbox WHERE subject = ?1", &[Val::from(&w.fan)])
+        .iter()
+        .map(|r| (col(r, 0), col(r, 1)))
         .collect();
     assert_eq!(queued.len(), 1);
     assert_eq!(queued[0].0, "dormancy_notice");
@@ -129,10 +126,8 @@ async fn notice_then_dormancy_then_release_by_login() {
 
     assert_eq!(jobs(app, "2025-05-31T23:59:59Z").await.made_dormant, 0, "never before the threshold");
     assert_eq!(jobs(app, "2025-06-01T00:00:00Z").await.made_dormant, 1);
-    let data = db(app, "custos.db");
-    let dormant = db(app, "dormant.db");
-    assert_eq!(count(&data, "SELECT count(*) FROM items WHERE subject_id = ?1", &w.fan), 0, "moved out");
-    assert_eq!(count(&dormant, "SELECT count(*) FROM dormant_items WHERE subject_id = ?1", &w.fan), 1);
+    assert_eq!(count(app, Db::Data, "SELECT count(*) FROM items WHERE subject_id = ?1", &w.fan), 0, "moved out");
+    assert_eq!(count(app, Db::Dormant, "SELECT count(*) FROM dormant_items WHERE subject_id = ?1", &w.fan), 1);
     // The platform's key sees the row masked; the head admin (who holds the
     // dormant-lookup privilege) reads it from the dormant store.
     let (status, masked) = read(app, &app.key, &w.fan).await;
@@ -150,9 +145,9 @@ async fn notice_then_dormancy_then_release_by_login() {
     let (status, back) = read(app, &app.key, &w.fan).await;
     assert_eq!((status, back["status"].as_str()), (200, Some("active")));
     assert_eq!(back["items"], json!({"email": "fan@example.com"}));
-    assert_eq!(count(&dormant, "SELECT count(*) FROM dormant_items WHERE subject_id = ?1", &w.fan), 0);
-    let keys = db(app, "keys.db");
-    assert_eq!(count(&keys, "SELECT count(*) FROM data_keys WHERE subject_id = ?1 AND scope = 'dormant'", &w.fan), 0);
+    assert_eq!(count(app, Db::Dormant, "SELECT count(*) FROM dormant_items WHERE subject_id = ?1", &w.fan), 0);
+    let sql = "SELECT count(*) FROM data_keys WHERE subject_id = ?1 AND scope = 'dormant'";
+    assert_eq!(count(app, Db::Keys, sql, &w.fan), 0);
     // A payment does not release (b.stage: login or password change).
     assert_eq!(audit_outcomes(app, "dormant_release", &w.fan), vec!["released by login".to_owned()]);
     // A year after the login the cycle starts again, with a new notice.
@@ -185,10 +180,8 @@ async fn dormant_members_are_destroyed_three_years_later() {
     let (status, body) = read(&app, &app.key, &kept).await;
     assert_eq!((status, body["items"]["email"].as_str()), (200, Some("kept@example.com")));
     // Nothing is left in any store for the destroyed member.
-    let keys = db(&app, "keys.db");
-    assert_eq!(count(&keys, "SELECT count(*) FROM data_keys WHERE subject_id = ?1", &gone), 0);
-    let dormant = db(&app, "dormant.db");
-    assert_eq!(count(&dormant, "SELECT count(*) FROM dormant_items WHERE subject_id = ?1", &gone), 0);
+    assert_eq!(count(&app, Db::Keys, "SELECT count(*) FROM data_keys WHERE subject_id = ?1", &gone), 0);
+    assert_eq!(count(&app, Db::Dormant, "SELECT count(*) FROM dormant_items WHERE subject_id = ?1", &gone), 0);
 }
 
 #[tokio::test]
@@ -236,8 +229,7 @@ async fn deletion_keeps_the_payment_record_five_years_and_visit_logs_three_month
     let report = jobs(&app, "2029-05-31T00:00:00Z").await;
     assert_eq!((report.records_destroyed, report.keys_destroyed), (1, 1));
     assert_eq!(record_contents(&records(&app, &member, "statutory_retention").await.1), Vec::<String>::new());
-    let keys = db(&app, "keys.db");
-    assert_eq!(count(&keys, "SELECT count(*) FROM data_keys WHERE subject_id = ?1", &member), 0);
+    assert_eq!(count(&app, Db::Keys, "SELECT count(*) FROM data_keys WHERE subject_id = ?1", &member), 0);
     let held = audit_outcomes(&app, "destroy", &member);
     assert!(
         held.iter()
@@ -450,6 +442,9 @@ fn secrets_of(app: &TestApp, subject: &str) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn after_destruction_no_byte_of_the_member_or_their_keys_is_on_disk() {
+    if crate::support::test_postgres().is_some() {
+        return; // SQLite only: scans the bytes of the SQLite files in the data folder
+    }
     let app = TestApp::new("lifecycle-disk").await;
     let deleted = operator(&app, "erased@example.com", "+82 10 5555 0801").await;
     add_record(&app, &deleted, "service_visitation_records", "2024-05-20", "erased member's visit").await;
@@ -506,9 +501,15 @@ async fn after_destruction_no_byte_of_the_member_or_their_keys_is_on_disk() {
 
 // --- the command line ---------------------------------------------------------
 
+/// Runs `custos ARGS` on the instance of `dir`: its data folder, or its
+/// PostgreSQL database when the suite runs there (`--database` added).
 fn custos(dir: &Scratch, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
-        .args(args)
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_custos"));
+    command.args(args);
+    if let Some(url) = crate::support::database_for(dir) {
+        command.args(["--database", &url]);
+    }
+    let out = command
         .env_clear()
         .env("CUSTOS_ROOT_KEY_FILE", dir.0.join("root.key"))
         .current_dir(&dir.0)

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use custos_engine::lifecycle::JobReport;
 use custos_server::clock::Clock;
 use proptest::prelude::*;
-use rusqlite::Connection;
 use serde_json::json;
 
 use crate::kit::{call, counts, operator_signup, sign_up};
+use crate::peek::{Db, Peek, Val, col};
 use crate::support::{TestApp, start_time};
 
 #[derive(Debug, Clone)]
@@ -48,13 +48,13 @@ fn add(t: jiff::Timestamp, span: jiff::Span) -> jiff::Timestamp {
 async fn check(app: &TestApp, members: &[String], head: &str, activity: &HashMap<String, jiff::Timestamp>) {
     let now = app.clock.now();
     let today = jiff::tz::Offset::UTC.to_datetime(now).date();
-    let data = Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
+    let peek = Peek::of(app);
     for id in members {
-        let (status, dormant_at, notified_at): (String, Option<String>, Option<String>) = data
-            .query_row("SELECT status, dormant_at, notified_at FROM subjects WHERE id = ?1", [id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })
-            .unwrap();
+        let rows =
+            peek.rows(Db::Data, "SELECT status, dormant_at, notified_at FROM subjects WHERE id = ?1", &[Val::from(id)]);
+        assert!(!rows.is_empty(), "no subject {id}");
+        let (status, dormant_at, notified_at): (String, Option<String>, Option<String>) =
+            (col(&rows[0], 0), col(&rows[0], 1), col(&rows[0], 2));
         if status == "dormant" {
             assert_ne!(id, head, "the head admin's account became dormant");
             let dormant_at = ts(&dormant_at.unwrap());
@@ -98,10 +98,9 @@ async fn history(ops: Vec<Op>) {
     let token = call(&app, "POST", "/v1/staff/invitations", Some(&app.key), Some(&invite)).await;
     let token = token.expect(201)["token"].as_str().unwrap().to_owned();
     app.accept("head@example.com", &token).await;
-    let data = Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let status = |id: &str| -> String {
-        data.query_row("SELECT status FROM subjects WHERE id = ?1", [id], |r| r.get(0)).unwrap()
-    };
+    let peek = Peek::of(&app);
+    let status =
+        |id: &str| -> String { peek.one(Db::Data, "SELECT status FROM subjects WHERE id = ?1", &[Val::from(id)]) };
     for op in ops {
         let now = app.clock.now();
         match op {

@@ -77,7 +77,7 @@ fn migrate_prepares_postgres_once_and_refuses_what_it_cannot_handle() {
 
     let not_pg = custos(&scratch.0, &["migrate", "--database", "sqlite:///tmp/x.db"]).output().unwrap();
     assert!(!not_pg.status.success());
-    assert!(stderr(&not_pg).contains("take postgres:// URLs"), "{}", stderr(&not_pg));
+    assert!(stderr(&not_pg).contains("takes a postgres:// URL"), "{}", stderr(&not_pg));
     let unreachable =
         custos(&scratch.0, &["migrate", "--database", "postgres://custos@127.0.0.1:1/none"]).output().unwrap();
     assert!(!unreachable.status.success());

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::kit::{Answer, call, operator_signup, sign_up};
 use crate::lifecycle::app_with_mail;
+use crate::peek::{Db, Peek, Val};
 use crate::smtp_sink::SmtpSink;
 use crate::support::TestApp;
 
@@ -63,9 +64,11 @@ fn code_in(sink: &SmtpSink, n: usize, to: &str) -> String {
 }
 
 fn audit_operations(app: &TestApp, subject: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let mut stmt = conn.prepare("SELECT operation FROM audit WHERE subject_id = ?1 ORDER BY seq").unwrap();
-    stmt.query_map([subject], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    Peek::of(app).column(
+        Db::Data,
+        "SELECT operation FROM audit WHERE subject_id = ?1 ORDER BY seq",
+        &[Val::from(subject)],
+    )
 }
 
 /// Checks `value` against the export's JSON schema (`docs/schemas/
@@ -158,9 +161,7 @@ async fn access_by_code_then_package_in_json_and_html() {
     assert_eq!(filed["request"]["answer_by"], json!("2024-06-11"), "10 days in Korea");
     let code = code_in(&d.sink, 1, "member@example.com");
     // Nothing of the code is stored in plaintext.
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let outbox: String =
-        conn.query_row("SELECT body FROM outbox WHERE kind = 'request_code'", [], |r| r.get(0)).unwrap();
+    let outbox: String = Peek::of(app).one(Db::Data, "SELECT body FROM outbox WHERE kind = 'request_code'", &[]);
     assert!(!outbox.contains(&code), "the queued code is sealed");
 
     // Not fulfilled before it is verified.
@@ -286,9 +287,8 @@ async fn an_agent_asks_for_deletion_and_records_under_a_hold_stay() {
     let read =
         call(app, "GET", &format!("/v1/subjects/{}?purpose=member_management", d.member), Some(&app.key), None).await;
     read.problem(404, "not_found");
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
     let letter_stored: Vec<u8> =
-        conn.query_row("SELECT letter FROM requests WHERE id = ?1", [&id], |r| r.get(0)).unwrap();
+        Peek::of(app).one(Db::Data, "SELECT letter FROM requests WHERE id = ?1", &[Val::from(&id)]);
     assert!(!String::from_utf8_lossy(&letter_stored).contains("authorise"), "the letter is sealed");
 }
 
@@ -690,8 +690,8 @@ async fn complaints_and_inquiries_are_collected_worked_and_destroyed_after_three
     step(&d, &id, "assign", Some(json!({}))).await.expect(200);
     step(&d, &id, "fulfil", None).await.expect(200);
     assert_eq!(outcome(&d, &id).await["handled"], json!(true));
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let details: Vec<u8> = conn.query_row("SELECT details FROM requests WHERE id = ?1", [&id], |r| r.get(0)).unwrap();
+    let peek = Peek::of(app);
+    let details: Vec<u8> = peek.one(Db::Data, "SELECT details FROM requests WHERE id = ?1", &[Val::from(&id)]);
     assert!(!String::from_utf8_lossy(&details).contains("charged twice"), "sealed");
 
     // The day before: still there; on the day: destroyed with a certificate.
@@ -700,22 +700,16 @@ async fn complaints_and_inquiries_are_collected_worked_and_destroyed_after_three
     let on = app.engine.run_jobs(at("2027-06-01T00:00:00Z"), "tests", &|| at("2027-06-01T00:00:00Z")).await;
     assert_eq!(on.unwrap().requests_destroyed, 2);
     for gone in [&id, &inquiry_id] {
-        let n: i64 = conn.query_row("SELECT count(*) FROM requests WHERE id = ?1", [gone], |r| r.get(0)).unwrap();
+        let n: i64 = peek.one(Db::Data, "SELECT count(*) FROM requests WHERE id = ?1", &[Val::from(gone)]);
         assert_eq!(n, 0, "{gone}");
         let steps: i64 =
-            conn.query_row("SELECT count(*) FROM request_steps WHERE request_id = ?1", [gone], |r| r.get(0)).unwrap();
+            peek.one(Db::Data, "SELECT count(*) FROM request_steps WHERE request_id = ?1", &[Val::from(gone)]);
         assert_eq!(steps, 0, "{gone}");
     }
-    let keys = rusqlite::Connection::open(app.dir.0.join("data").join("keys.db")).unwrap();
-    let left: i64 = keys.query_row("SELECT count(*) FROM data_keys WHERE scope = 'request'", [], |r| r.get(0)).unwrap();
+    let left: i64 = peek.one(Db::Keys, "SELECT count(*) FROM data_keys WHERE scope = 'request'", &[]);
     assert_eq!(left, 0, "their keys are destroyed");
-    let certificates: Vec<String> = conn
-        .prepare("SELECT outcome FROM audit WHERE operation = 'destroy' AND outcome LIKE 'destroyed: request %'")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let sql = "SELECT outcome FROM audit WHERE operation = 'destroy' AND outcome LIKE 'destroyed: request %'";
+    let certificates: Vec<String> = peek.column(Db::Data, sql, &[]);
     assert_eq!(certificates.len(), 2, "{certificates:?}");
 }
 
@@ -746,8 +740,7 @@ async fn an_export_is_built_when_fetched_never_stored_and_goes_with_the_member()
         json!({"kind": "export", "channel": "web_page", "subject": d.member, "verification": "platform_session"});
     let id = file(&d, &app.key, body.clone()).await.expect(201)["request"]["id"].as_str().unwrap().to_owned();
     call(app, "POST", &format!("/v1/requests/{id}/fulfil"), Some(&app.key), None).await.expect(200);
-    let conn = rusqlite::Connection::open(app.dir.0.join("data").join("custos.db")).unwrap();
-    let stored: Vec<u8> = conn.query_row("SELECT outcome FROM requests WHERE id = ?1", [&id], |r| r.get(0)).unwrap();
+    let stored: Vec<u8> = Peek::of(app).one(Db::Data, "SELECT outcome FROM requests WHERE id = ?1", &[Val::from(&id)]);
     assert!(stored.len() < 256, "a receipt, not a package: {} bytes", stored.len());
 
     // Fetched twice: each time as of the fetch, each time audited.

@@ -34,7 +34,62 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        drop_database(&self.0);
     }
+}
+
+/// The PostgreSQL server the conformance run gives (`with-postgres` sets
+/// `TESTPG_URL`); `None`: the tests run on SQLite.
+#[allow(clippy::disallowed_methods, reason = "the test harness's choice of backend, not configuration")]
+pub(crate) fn test_postgres() -> Option<String> {
+    std::env::var("TESTPG_URL").ok().filter(|u| !u.is_empty())
+}
+
+/// The databases created for scratch folders on the test server, so a
+/// folder reopened finds its data and a dropped one takes its database.
+fn databases() -> &'static std::sync::Mutex<std::collections::HashMap<PathBuf, String>> {
+    static DATABASES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<PathBuf, String>>> =
+        std::sync::OnceLock::new();
+    DATABASES.get_or_init(Default::default)
+}
+
+/// The URL of the scratch folder's own database on the test server,
+/// created on first use; `None` on SQLite.
+pub(crate) fn database_for(dir: &Scratch) -> Option<String> {
+    let base = test_postgres()?;
+    let mut map = databases().lock().unwrap();
+    let name = match map.get(&dir.0) {
+        Some(name) => name.clone(),
+        None => {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let name = format!("it_{}_{n}", std::process::id());
+            admin_sql(&base, &format!("CREATE DATABASE {name}")).unwrap();
+            map.insert(dir.0.clone(), name.clone());
+            name
+        }
+    };
+    Some(format!("{base}{name}"))
+}
+
+fn drop_database(dir: &std::path::Path) {
+    let Some(name) = databases().lock().ok().and_then(|mut m| m.remove(dir)) else { return };
+    if let Some(base) = test_postgres() {
+        let _ = admin_sql(&base, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    }
+}
+
+/// One statement on the test server's `postgres` database, from a thread
+/// of its own (the synchronous client may not run inside a runtime).
+fn admin_sql(base: &str, sql: &str) -> Result<(), String> {
+    let (base, sql) = (base.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut admin =
+            postgres::Client::connect(&format!("{base}postgres"), postgres::NoTls).map_err(|e| e.to_string())?;
+        admin.batch_execute(&sql).map_err(|e| e.to_string())
+    })
+    .join()
+    .map_err(|_| "the admin connection panicked".to_string())?
 }
 
 /// 2024-06-01T00:00:00Z, the tests' "now".
@@ -58,6 +113,7 @@ pub(crate) fn engine_config(dir: &Scratch) -> EngineConfig {
         hash_workers: 2,
         readers: 2,
         mail: None,
+        database: database_for(dir).map(|url| custos_engine::DatabaseUrls { url, key_url: None }),
     }
 }
 

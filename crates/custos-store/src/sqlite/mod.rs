@@ -14,11 +14,6 @@
 //! two jobs: the active copy commits first, the dormant copy is removed
 //! after.
 
-mod disclosures;
-mod lifecycle;
-mod requests;
-mod tx;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -27,7 +22,9 @@ use std::thread;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
-pub use tx::{ReadTx, WriteTx};
+use crate::db::Db;
+use crate::queue::{Completion, Job, Pool, erase, refuse};
+use crate::tx::{ReadTx, WriteTx};
 
 use crate::{CommitStats, Result, SqliteConfig, StoreError};
 
@@ -51,12 +48,6 @@ const KEY_MIGRATIONS: &[&str] = &[
 ];
 const DORMANT_MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/dormant_0001_dormant.sql")];
 
-/// A job erased to run on the writer thread. It returns the function that
-/// delivers its result once the batch's fate (committed or not) is known.
-/// It is called with `None` when the batch could not even begin.
-type Job = Box<dyn FnOnce(Option<&mut WriteTx<'_>>) -> Completion + Send>;
-type Completion = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-
 enum Message {
     Job(Job),
     Checkpoint(mpsc::Sender<Result<()>>),
@@ -67,8 +58,7 @@ enum Message {
 
 pub(crate) struct Sqlite {
     sender: Mutex<Option<mpsc::Sender<Message>>>,
-    readers: Arc<Mutex<Vec<(Connection, Connection)>>>,
-    reader_available: Arc<std::sync::Condvar>,
+    readers: Arc<Pool<(Connection, Connection)>>,
     batches: Arc<AtomicU64>,
     jobs: Arc<AtomicU64>,
     writer: Mutex<Option<thread::JoinHandle<()>>>,
@@ -254,8 +244,7 @@ impl Sqlite {
 
         Ok(Sqlite {
             sender: Mutex::new(Some(sender)),
-            readers: Arc::new(Mutex::new(readers)),
-            reader_available: Arc::new(std::sync::Condvar::new()),
+            readers: Arc::new(Pool::new(readers)),
             batches,
             jobs,
             writer: Mutex::new(Some(writer)),
@@ -268,26 +257,7 @@ impl Sqlite {
         T: Send + 'static,
         F: FnOnce(&mut WriteTx<'_>) -> Result<T> + Send + 'static,
     {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let erased: Job = Box::new(move |w: Option<&mut WriteTx<'_>>| -> Completion {
-            let begun = w.is_some();
-            let outcome = match w {
-                Some(w) => w.in_savepoint(job),
-                None => Err(StoreError::Database("the transaction could not begin".into())),
-            };
-            Box::new(move |batch_error: Option<&StoreError>| {
-                let result = match (outcome, batch_error) {
-                    (Ok(_), Some(e)) => Err(StoreError::Database(format!("commit failed: {e}"))),
-                    (Err(_), Some(e)) if !begun => {
-                        Err(StoreError::Database(format!("the transaction could not begin: {e}")))
-                    }
-                    (outcome, _) => outcome,
-                };
-                // The caller may have gone away (timeout, client closed);
-                // the write is durable either way.
-                let _ = tx.send(result);
-            })
-        });
+        let (erased, rx) = erase(job);
         let sender = self.sender.lock().map_err(|_| StoreError::Closed)?;
         sender.as_ref().ok_or(StoreError::Closed)?.send(Message::Job(erased)).map_err(|_| StoreError::Closed)?;
         Ok(rx)
@@ -307,25 +277,13 @@ impl Sqlite {
         F: FnOnce(&ReadTx<'_>) -> Result<T> + Send + 'static,
     {
         let readers = self.readers.clone();
-        let available = self.reader_available.clone();
         let run = move || -> Result<T> {
-            let (data, keys) = {
-                let mut pool = readers.lock().map_err(|_| StoreError::Closed)?;
-                loop {
-                    if let Some(c) = pool.pop() {
-                        break c;
-                    }
-                    pool = available.wait(pool).map_err(|_| StoreError::Closed)?;
-                }
-            };
-            let result = ReadTx::new(&data, &keys).and_then(|r| {
+            readers.with(|(data, keys)| {
+                let r = ReadTx::new(Db::Lite(data), Db::Lite(keys))?;
                 let out = job(&r);
                 r.finish()?;
                 out
-            });
-            readers.lock().map_err(|_| StoreError::Closed)?.push((data, keys));
-            available.notify_one();
-            result
+            })?
         };
         tokio::task::spawn_blocking(run).await.map_err(|_| StoreError::Closed)?
     }
@@ -526,15 +484,12 @@ fn run_batch(files: &mut Files, batch: Vec<Job>, batches: &AtomicU64, jobs: &Ato
     if let Err(e) = begun {
         tracing::warn!(error = %e, "a write transaction could not begin");
         rollback(files);
-        let error = StoreError::from(e);
-        for job in batch {
-            // Each job still gets an answer: the failure of the batch.
-            job(None)(Some(&error));
-        }
+        // Each job still gets an answer: the failure of the batch.
+        refuse(batch, &StoreError::from(e));
         return;
     }
     let completions: Vec<Completion> = {
-        let mut w = WriteTx::new(&files.data, &files.keys, &files.dormant);
+        let mut w = WriteTx::new(Db::Lite(&files.data), Db::Lite(&files.keys), Db::Lite(&files.dormant));
         batch.into_iter().map(|job| job(Some(&mut w))).collect()
     };
     // Dormant store, keys, data: see the module comment for why this order

@@ -3,16 +3,20 @@
 //! `ReadTx` on a pooled read connection inside a read transaction, so that
 //! everything it sees comes from one snapshot.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+mod disclosures;
+mod lifecycle;
+mod requests;
+
+use crate::db::{Db, Dialect, Optional, Row, params};
 
 use crate::rows::*;
 use crate::{Result, StoreError};
 
 /// The write side: all three files, inside the batch's transactions.
 pub struct WriteTx<'c> {
-    pub(super) data: &'c Connection,
-    pub(super) keys: &'c Connection,
-    pub(super) dormant: &'c Connection,
+    pub(crate) data: Db<'c>,
+    pub(crate) keys: Db<'c>,
+    pub(crate) dormant: Db<'c>,
 }
 
 impl std::fmt::Debug for WriteTx<'_> {
@@ -23,8 +27,8 @@ impl std::fmt::Debug for WriteTx<'_> {
 
 /// The read side: a snapshot of both files.
 pub struct ReadTx<'c> {
-    pub(super) data: &'c Connection,
-    pub(super) keys: &'c Connection,
+    pub(crate) data: Db<'c>,
+    pub(crate) keys: Db<'c>,
 }
 
 impl std::fmt::Debug for ReadTx<'_> {
@@ -34,16 +38,24 @@ impl std::fmt::Debug for ReadTx<'_> {
 }
 
 impl<'c> ReadTx<'c> {
-    pub(crate) fn new(data: &'c Connection, keys: &'c Connection) -> Result<ReadTx<'c>> {
-        data.execute_batch("BEGIN")?;
-        keys.execute_batch("BEGIN")?;
+    /// Begins a read transaction on both stores: one snapshot each.
+    pub(crate) fn new(data: Db<'c>, keys: Db<'c>) -> Result<ReadTx<'c>> {
+        let begin = match data.dialect() {
+            Dialect::Sqlite => "BEGIN",
+            Dialect::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        data.execute_batch(begin)?;
+        if let Err(e) = keys.execute_batch(begin) {
+            let _ = data.execute_batch("ROLLBACK");
+            return Err(e);
+        }
         Ok(ReadTx { data, keys })
     }
 
     pub(crate) fn finish(&self) -> Result<()> {
-        self.data.execute_batch("COMMIT")?;
-        self.keys.execute_batch("COMMIT")?;
-        Ok(())
+        let data = self.data.execute_batch("COMMIT");
+        let keys = self.keys.execute_batch("COMMIT");
+        data.and(keys)
     }
 
     pub fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>> {
@@ -91,7 +103,7 @@ impl<'c> ReadTx<'c> {
     }
 
     pub fn audit_len(&self) -> Result<u64> {
-        Ok(self.data.query_row("SELECT count(*) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.data.query_row("SELECT count(*) FROM audit", params![], |r| r.get::<usize, i64>(0))? as u64)
     }
 
     pub fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
@@ -112,15 +124,25 @@ impl<'c> ReadTx<'c> {
     }
 
     pub fn instance_id(&self) -> Result<Option<String>> {
+        self.data
+            .prepare_cached("SELECT value FROM meta WHERE key = 'instance'")?
+            .query_row(params![], |r| r.get(0))
+            .optional()
+    }
+
+    /// True once a root key's check value is recorded (the store holds
+    /// data sealed under some root key).
+    pub fn has_root_key_check(&self) -> Result<bool> {
         Ok(self
             .data
-            .prepare_cached("SELECT value FROM meta WHERE key = 'instance'")?
-            .query_row([], |r| r.get(0))
-            .optional()?)
+            .prepare_cached("SELECT 1 FROM meta WHERE key = 'root_key_check'")?
+            .query_row(params![], |r| r.get::<usize, i64>(0))
+            .optional()?
+            .is_some())
     }
 
     pub fn key_count(&self) -> Result<u64> {
-        Ok(self.keys.query_row("SELECT count(*) FROM data_keys", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.keys.query_row("SELECT count(*) FROM data_keys", params![], |r| r.get::<usize, i64>(0))? as u64)
     }
 
     /// A visitor's cookie consents, oldest first.
@@ -130,16 +152,15 @@ impl<'c> ReadTx<'c> {
 }
 
 impl<'c> WriteTx<'c> {
-    pub(crate) fn new(data: &'c Connection, keys: &'c Connection, dormant: &'c Connection) -> WriteTx<'c> {
+    pub(crate) fn new(data: Db<'c>, keys: Db<'c>, dormant: Db<'c>) -> WriteTx<'c> {
         WriteTx { data, keys, dormant }
     }
 
     /// Runs one job inside a savepoint on both files: its changes are
     /// released into the batch on success and rolled back on failure.
     pub(crate) fn in_savepoint<T>(&mut self, job: impl FnOnce(&mut WriteTx<'c>) -> Result<T>) -> Result<T> {
-        // Cached statements: these run twice per job on the hot path.
-        let run = |conn: &Connection, sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([])).map(|_| ());
-        let end = |conn: &Connection, ok: bool| {
+        let run = |conn: Db<'_>, sql: &str| conn.control(sql);
+        let end = |conn: Db<'_>, ok: bool| {
             if ok {
                 run(conn, "RELEASE job")
             } else {
@@ -149,12 +170,12 @@ impl<'c> WriteTx<'c> {
         run(self.data, "SAVEPOINT job")?;
         if let Err(e) = run(self.keys, "SAVEPOINT job") {
             let _ = end(self.data, false);
-            return Err(e.into());
+            return Err(e);
         }
         if let Err(e) = run(self.dormant, "SAVEPOINT job") {
             let _ = end(self.data, false);
             let _ = end(self.keys, false);
-            return Err(e.into());
+            return Err(e);
         }
         let outcome = job(self);
         let ok = outcome.is_ok();
@@ -162,7 +183,7 @@ impl<'c> WriteTx<'c> {
         match (outcome, ended) {
             (Ok(v), Ok(())) => Ok(v),
             (Err(e), _) => Err(e),
-            (Ok(_), Err(e)) => Err(e.into()),
+            (Ok(_), Err(e)) => Err(e),
         }
     }
 
@@ -170,11 +191,10 @@ impl<'c> WriteTx<'c> {
 
     /// A value of the data file's `meta` table.
     pub fn meta(&self, key: &str) -> Result<Option<String>> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached("SELECT value FROM meta WHERE key = ?1")?
             .query_row(params![key], |r| r.get(0))
-            .optional()?)
+            .optional()
     }
 
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<()> {
@@ -266,7 +286,8 @@ impl<'c> WriteTx<'c> {
     /// The subject's items among `items` (all of them when `items` is empty).
     pub fn items(&self, subject_id: &str, items: &[&str]) -> Result<Vec<ItemRow>> {
         let mut stmt = self.data.prepare_cached(
-            "SELECT subject_id, item, value, key_version, source, point, collected_at FROM items WHERE subject_id = ?1",
+            "SELECT subject_id, item, value, key_version, source, point, collected_at FROM items WHERE subject_id = ?1
+             ORDER BY item",
         )?;
         let rows = stmt.query_map(params![subject_id], item_row)?;
         let mut out = Vec::new();
@@ -305,11 +326,10 @@ impl<'c> WriteTx<'c> {
     }
 
     pub fn find_index(&self, scope: &str, item: &str, digest: &[u8]) -> Result<Option<String>> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached("SELECT subject_id FROM blind_index WHERE scope = ?1 AND item = ?2 AND digest = ?3")?
             .query_row(params![scope, item, digest], |r| r.get(0))
-            .optional()?)
+            .optional()
     }
 
     // --- records ---
@@ -364,7 +384,7 @@ impl<'c> WriteTx<'c> {
              WHERE subject_id = ?1 ORDER BY class, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![subject_id, limit], record_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     pub fn record_exists(&self, subject_id: &str, id: &str) -> Result<bool> {
@@ -419,16 +439,17 @@ impl<'c> WriteTx<'c> {
                 key_id: r.get(9)?,
             })
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// The policy versions run so far, in the order they came into force.
     pub fn policy_versions(&self) -> Result<Vec<PolicyVersionRow>> {
         let mut stmt =
             self.data.prepare_cached("SELECT version, text, in_force_at FROM policy_versions ORDER BY seq")?;
-        let rows = stmt
-            .query_map([], |r| Ok(PolicyVersionRow { version: r.get(0)?, text: r.get(1)?, in_force_at: r.get(2)? }))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let rows = stmt.query_map(params![], |r| {
+            Ok(PolicyVersionRow { version: r.get(0)?, text: r.get(1)?, in_force_at: r.get(2)? })
+        })?;
+        rows.collect::<Result<Vec<_>>>()
     }
 
     pub fn insert_amendment(&mut self, row: &AmendmentRow) -> Result<()> {
@@ -457,12 +478,11 @@ impl<'c> WriteTx<'c> {
 
     /// Marks every announced amendment not yet in force as superseded.
     pub fn supersede_pending_amendments(&mut self, at: &str) -> Result<usize> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached(
                 "UPDATE amendments SET superseded_at = ?1 WHERE in_force_at IS NULL AND superseded_at IS NULL",
             )?
-            .execute(params![at])?)
+            .execute(params![at])
     }
 
     /// Marks an amendment in force; false when it already was (or was
@@ -510,14 +530,13 @@ impl<'c> WriteTx<'c> {
 
     /// The key of a subject for a scope (`profile`, `hold:<class>`), if any.
     pub fn key_for(&self, subject_id: &str, scope: &str) -> Result<Option<KeyRow>> {
-        Ok(self
-            .keys
+        self.keys
             .prepare_cached(
                 "SELECT id, subject_id, scope, version, wrapped, created_at FROM data_keys
                  WHERE subject_id = ?1 AND scope = ?2 ORDER BY version DESC LIMIT 1",
             )?
             .query_row(params![subject_id, scope], key_row)
-            .optional()?)
+            .optional()
     }
 
     // --- staff and sessions ---
@@ -563,14 +582,13 @@ impl<'c> WriteTx<'c> {
 
     /// The holder (active or invited) of a single-holder role in a service.
     pub fn single_holder(&self, service_id: Option<&str>, role: &str) -> Result<Option<StaffRow>> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached(&format!(
-                "SELECT {STAFF_COLUMNS} FROM staff WHERE ifnull(service_id, '') = ifnull(?1, '') AND role = ?2
+                "SELECT {STAFF_COLUMNS} FROM staff WHERE coalesce(service_id, '') = coalesce(?1, '') AND role = ?2
                  AND single = 1 AND status <> 'disabled'"
             ))?
             .query_row(params![service_id, role], staff_row)
-            .optional()?)
+            .optional()
     }
 
     pub fn staff(&self, id: &str) -> Result<Option<StaffRow>> {
@@ -613,10 +631,9 @@ impl<'c> WriteTx<'c> {
 
     /// Ends every open session of a staff member; returns how many.
     pub fn end_sessions_of(&mut self, staff_id: &str, at: &str) -> Result<usize> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached("UPDATE sessions SET ended_at = ?2 WHERE staff_id = ?1 AND ended_at IS NULL")?
-            .execute(params![staff_id, at])?)
+            .execute(params![staff_id, at])
     }
 
     // --- API keys and idempotency ---
@@ -640,7 +657,7 @@ impl<'c> WriteTx<'c> {
     }
 
     pub fn idempotency(&self, api_key: &str, key: &str) -> Result<Option<IdempotencyRow>> {
-        Ok(self
+        self
             .data
             .prepare_cached(
                 "SELECT api_key, key, request_hash, status, body, created_at FROM idempotency WHERE api_key = ?1 AND key = ?2",
@@ -655,7 +672,7 @@ impl<'c> WriteTx<'c> {
                     created_at: r.get(5)?,
                 })
             })
-            .optional()?)
+            .optional()
     }
 
     pub fn insert_idempotency(&mut self, row: &IdempotencyRow) -> Result<()> {
@@ -676,7 +693,7 @@ impl<'c> WriteTx<'c> {
              FROM audit WHERE leaf_hash IS NULL ORDER BY seq LIMIT ?1",
         )?;
         let rows = stmt.query_map(params![limit], audit_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     pub fn set_leaf_hash(&mut self, seq: i64, leaf: &[u8]) -> Result<()> {
@@ -693,30 +710,39 @@ impl<'c> WriteTx<'c> {
     }
 
     pub fn audit_size(&self) -> Result<u64> {
-        Ok(self.data.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.data.query_row("SELECT coalesce(max(seq), 0) FROM audit", params![], |r| r.get::<usize, i64>(0))?
+            as u64)
     }
 
     /// Appends an audit entry in the job's transaction and returns its
     /// sequence number: the entry commits exactly when the act does.
     pub fn append_audit(&mut self, row: &AuditRow) -> Result<i64> {
-        self.data
+        // The position is assigned here, not by the database, so the log
+        // has no gaps on PostgreSQL either (an identity would burn numbers
+        // in rolled-back jobs); writes are serialised by the batch (one
+        // writer on SQLite, the sequencer row on PostgreSQL).
+        Ok(self
+            .data
             .prepare_cached(
-                "INSERT INTO audit (at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO audit (seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash)
+                 VALUES ((SELECT coalesce(max(seq), 0) + 1 FROM audit), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 RETURNING seq",
             )?
-            .execute(params![
-                row.at,
-                row.actor,
-                row.role,
-                row.operation,
-                row.purpose,
-                row.subject_id,
-                row.items,
-                row.outcome,
-                row.policy_version,
-                row.leaf_hash
-            ])?;
-        Ok(self.data.last_insert_rowid())
+            .query_row(
+                params![
+                    row.at,
+                    row.actor,
+                    row.role,
+                    row.operation,
+                    row.purpose,
+                    row.subject_id,
+                    row.items,
+                    row.outcome,
+                    row.policy_version,
+                    row.leaf_hash
+                ],
+                |r| r.get(0),
+            )?)
     }
 
     // --- cookie consents ---
@@ -754,16 +780,16 @@ impl<'c> WriteTx<'c> {
     /// Links a visitor's rows that no member holds yet to `subject_id`;
     /// returns how many. Rows linked before stay with their member.
     pub fn link_cookie_consents(&mut self, visitor_id: &str, subject_id: &str, at: &str) -> Result<usize> {
-        Ok(self
+        self
             .data
             .prepare_cached(
                 "UPDATE cookie_consents SET subject_id = ?2, linked_at = ?3 WHERE visitor_id = ?1 AND subject_id IS NULL",
             )?
-            .execute(params![visitor_id, subject_id, at])?)
+            .execute(params![visitor_id, subject_id, at])
     }
 }
 
-fn cookie_consents(conn: &Connection, column: &str, value: &str) -> Result<Vec<CookieConsentRow>> {
+fn cookie_consents(conn: Db<'_>, column: &str, value: &str) -> Result<Vec<CookieConsentRow>> {
     let sql = format!(
         "SELECT visitor_id, subject_id, category, granted, source, gpc, policy_version, at
          FROM cookie_consents WHERE {column} = ?1 ORDER BY seq"
@@ -781,10 +807,10 @@ fn cookie_consents(conn: &Connection, column: &str, value: &str) -> Result<Vec<C
             at: r.get(7)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn subject_row(r: &Row<'_>) -> rusqlite::Result<SubjectRow> {
+fn subject_row(r: &Row<'_>) -> Result<SubjectRow> {
     Ok(SubjectRow {
         id: r.get(0)?,
         service_id: r.get(1)?,
@@ -797,7 +823,7 @@ fn subject_row(r: &Row<'_>) -> rusqlite::Result<SubjectRow> {
     })
 }
 
-pub(super) fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
+pub(super) fn item_row(r: &Row<'_>) -> Result<ItemRow> {
     Ok(ItemRow {
         subject_id: r.get(0)?,
         item: r.get(1)?,
@@ -809,7 +835,7 @@ pub(super) fn item_row(r: &Row<'_>) -> rusqlite::Result<ItemRow> {
     })
 }
 
-fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
+fn key_row(r: &Row<'_>) -> Result<KeyRow> {
     Ok(KeyRow {
         id: r.get(0)?,
         subject_id: r.get(1)?,
@@ -820,31 +846,30 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<KeyRow> {
     })
 }
 
-fn key_by(conn: &Connection, condition: &str, value: &str) -> Result<Option<KeyRow>> {
+fn key_by(conn: Db<'_>, condition: &str, value: &str) -> Result<Option<KeyRow>> {
     let sql = format!("SELECT id, subject_id, scope, version, wrapped, created_at FROM data_keys WHERE {condition}");
-    Ok(conn.prepare_cached(&sql)?.query_row(params![value], key_row).optional()?)
+    conn.prepare_cached(&sql)?.query_row(params![value], key_row).optional()
 }
 
-fn subject(conn: &Connection, id: &str) -> Result<Option<SubjectRow>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
+fn subject(conn: Db<'_>, id: &str) -> Result<Option<SubjectRow>> {
+    conn.prepare_cached(
+        "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
              FROM subjects WHERE id = ?1",
-        )?
-        .query_row(params![id], subject_row)
-        .optional()?)
+    )?
+    .query_row(params![id], subject_row)
+    .optional()
 }
 
-fn amendments(conn: &Connection) -> Result<Vec<AmendmentRow>> {
+fn amendments(conn: Db<'_>) -> Result<Vec<AmendmentRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT version, text, previous, announced_at, effective_date, significant, changes, in_force_at, superseded_at
          FROM amendments ORDER BY seq",
     )?;
-    let rows = stmt.query_map([], amendment_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    let rows = stmt.query_map(params![], amendment_row)?;
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn amendment_row(r: &Row<'_>) -> rusqlite::Result<AmendmentRow> {
+fn amendment_row(r: &Row<'_>) -> Result<AmendmentRow> {
     Ok(AmendmentRow {
         version: r.get(0)?,
         text: r.get(1)?,
@@ -858,22 +883,33 @@ fn amendment_row(r: &Row<'_>) -> rusqlite::Result<AmendmentRow> {
     })
 }
 
-fn subjects_page(conn: &Connection, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at
-         FROM subjects WHERE service_id IS ?1 AND id > ?2 ORDER BY id LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(params![service, after, limit], subject_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+fn subjects_page(conn: Db<'_>, service: Option<&str>, after: &str, limit: u32) -> Result<Vec<SubjectRow>> {
+    const COLUMNS: &str = "id, service_id, kind, status, profile_key, policy_version, created_at, last_activity_at";
+    // Two statements rather than `service_id IS ?1`, which PostgreSQL
+    // does not accept with a parameter.
+    let rows: Vec<Result<SubjectRow>> = match service {
+        Some(service) => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM subjects WHERE service_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+            ))?
+            .query_map(params![service, after, limit], subject_row)?
+            .collect(),
+        None => conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM subjects WHERE service_id IS NULL AND id > ?1 ORDER BY id LIMIT ?2"
+            ))?
+            .query_map(params![after, limit], subject_row)?
+            .collect(),
+    };
+    rows.into_iter().collect()
 }
 
-fn service(conn: &Connection, id: &str) -> Result<Option<ServiceRow>> {
-    Ok(conn
-        .prepare_cached("SELECT id, operator_id, created_at, allowed_ips FROM services WHERE id = ?1")?
+fn service(conn: Db<'_>, id: &str) -> Result<Option<ServiceRow>> {
+    conn.prepare_cached("SELECT id, operator_id, created_at, allowed_ips FROM services WHERE id = ?1")?
         .query_row(params![id], |r| {
             Ok(ServiceRow { id: r.get(0)?, operator_id: r.get(1)?, created_at: r.get(2)?, allowed_ips: r.get(3)? })
         })
-        .optional()?)
+        .optional()
 }
 
 macro_rules! staff_params {
@@ -903,7 +939,7 @@ use staff_params;
 const STAFF_COLUMNS: &str = "id, email_digest, email, key_id, role, single, service_id, privileges, status, \
     invite_hash, invite_expires_at, password, totp_secret, totp_last_step, created_at, updated_at";
 
-fn staff_row(r: &Row<'_>) -> rusqlite::Result<StaffRow> {
+fn staff_row(r: &Row<'_>) -> Result<StaffRow> {
     Ok(StaffRow {
         id: r.get(0)?,
         email_digest: r.get(1)?,
@@ -924,51 +960,48 @@ fn staff_row(r: &Row<'_>) -> rusqlite::Result<StaffRow> {
     })
 }
 
-fn staff_where(conn: &Connection, condition: &str, value: &dyn rusqlite::ToSql) -> Result<Option<StaffRow>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE {condition}"))?
-        .query_row([value], staff_row)
-        .optional()?)
+fn staff_where(conn: Db<'_>, condition: &str, value: &dyn crate::db::Param) -> Result<Option<StaffRow>> {
+    conn.prepare_cached(&format!("SELECT {STAFF_COLUMNS} FROM staff WHERE {condition}"))?
+        .query_row(&[value], staff_row)
+        .optional()
 }
 
-fn session(conn: &Connection, id: &str) -> Result<Option<SessionRow>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, staff_id, secret_hash, created_at, last_seen_at, ended_at FROM sessions WHERE id = ?1",
-        )?
-        .query_row(params![id], |r| {
-            Ok(SessionRow {
-                id: r.get(0)?,
-                staff_id: r.get(1)?,
-                secret_hash: r.get(2)?,
-                created_at: r.get(3)?,
-                last_seen_at: r.get(4)?,
-                ended_at: r.get(5)?,
-            })
+fn session(conn: Db<'_>, id: &str) -> Result<Option<SessionRow>> {
+    conn.prepare_cached(
+        "SELECT id, staff_id, secret_hash, created_at, last_seen_at, ended_at FROM sessions WHERE id = ?1",
+    )?
+    .query_row(params![id], |r| {
+        Ok(SessionRow {
+            id: r.get(0)?,
+            staff_id: r.get(1)?,
+            secret_hash: r.get(2)?,
+            created_at: r.get(3)?,
+            last_seen_at: r.get(4)?,
+            ended_at: r.get(5)?,
         })
-        .optional()?)
+    })
+    .optional()
 }
 
-fn api_key(conn: &Connection, id: &str) -> Result<Option<ApiKeyRow>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id, secret_hash, service_id, purposes, label, created_at, revoked_at FROM api_keys WHERE id = ?1",
-        )?
-        .query_row(params![id], |r| {
-            Ok(ApiKeyRow {
-                id: r.get(0)?,
-                secret_hash: r.get(1)?,
-                service_id: r.get(2)?,
-                purposes: r.get(3)?,
-                label: r.get(4)?,
-                created_at: r.get(5)?,
-                revoked_at: r.get(6)?,
-            })
+fn api_key(conn: Db<'_>, id: &str) -> Result<Option<ApiKeyRow>> {
+    conn.prepare_cached(
+        "SELECT id, secret_hash, service_id, purposes, label, created_at, revoked_at FROM api_keys WHERE id = ?1",
+    )?
+    .query_row(params![id], |r| {
+        Ok(ApiKeyRow {
+            id: r.get(0)?,
+            secret_hash: r.get(1)?,
+            service_id: r.get(2)?,
+            purposes: r.get(3)?,
+            label: r.get(4)?,
+            created_at: r.get(5)?,
+            revoked_at: r.get(6)?,
         })
-        .optional()?)
+    })
+    .optional()
 }
 
-fn audit_row(r: &Row<'_>) -> rusqlite::Result<(i64, AuditRow)> {
+fn audit_row(r: &Row<'_>) -> Result<(i64, AuditRow)> {
     Ok((
         r.get(0)?,
         AuditRow {
@@ -986,32 +1019,37 @@ fn audit_row(r: &Row<'_>) -> rusqlite::Result<(i64, AuditRow)> {
     ))
 }
 
-fn audit_leaves(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, Option<Vec<u8>>)>> {
+fn audit_leaves(conn: Db<'_>, after: i64, limit: u32) -> Result<Vec<(i64, Option<Vec<u8>>)>> {
     let mut stmt = conn.prepare_cached("SELECT seq, leaf_hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
     let rows = stmt.query_map(params![after, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn checkpoints(conn: &Connection, order: &str) -> Result<Vec<CheckpointRow>> {
+fn checkpoints(conn: Db<'_>, order: &str) -> Result<Vec<CheckpointRow>> {
     let mut stmt = conn.prepare_cached(&format!("SELECT size, root, time, signature FROM checkpoints {order}"))?;
-    let rows = stmt.query_map([], |r| {
-        Ok(CheckpointRow { size: r.get::<_, i64>(0)? as u64, root: r.get(1)?, time: r.get(2)?, signature: r.get(3)? })
+    let rows = stmt.query_map(params![], |r| {
+        Ok(CheckpointRow {
+            size: r.get::<usize, i64>(0)? as u64,
+            root: r.get(1)?,
+            time: r.get(2)?,
+            signature: r.get(3)?,
+        })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn audit_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
+fn audit_page(conn: Db<'_>, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash
          FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let rows = stmt.query_map(params![after, limit], audit_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 /// A `records` row selected as `id, subject_id, class, record_date, key_id,
 /// value, created_at`.
-fn record_row(r: &Row<'_>) -> rusqlite::Result<RecordRow> {
+fn record_row(r: &Row<'_>) -> Result<RecordRow> {
     Ok(RecordRow {
         id: r.get(0)?,
         subject_id: r.get(1)?,

@@ -1,7 +1,7 @@
 //! Statements of the hand-over register: provisions to third parties and
 //! hand-overs to processors.
 
-use rusqlite::{Connection, Row, params};
+use crate::db::{Db, Optional, Row, params};
 
 use super::{ReadTx, WriteTx};
 use crate::Result;
@@ -10,7 +10,7 @@ use crate::rows::DisclosureRow;
 const COLUMNS: &str = "id, kind, service_id, subject_id, recipient, recipient_id, items, duty, marketing, basis,
      consent_id, sealed, key_id, country, transfer_basis, transfer_description, at, actor, policy_version";
 
-fn row(r: &Row<'_>) -> rusqlite::Result<DisclosureRow> {
+fn row(r: &Row<'_>) -> Result<DisclosureRow> {
     Ok(DisclosureRow {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -34,11 +34,11 @@ fn row(r: &Row<'_>) -> rusqlite::Result<DisclosureRow> {
     })
 }
 
-fn of_subject(conn: &Connection, subject_id: &str) -> Result<Vec<DisclosureRow>> {
+fn of_subject(conn: Db<'_>, subject_id: &str) -> Result<Vec<DisclosureRow>> {
     let mut stmt =
         conn.prepare_cached(&format!("SELECT {COLUMNS} FROM disclosures WHERE subject_id = ?1 ORDER BY at, id"))?;
     let rows = stmt.query_map(params![subject_id], row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 impl ReadTx<'_> {
@@ -86,11 +86,9 @@ impl WriteTx<'_> {
 
     /// The member a consent of the ledger belongs to, by the consent's id.
     pub fn consent_owner(&self, consent_id: &str) -> Result<Option<String>> {
-        use rusqlite::OptionalExtension;
-        Ok(self
-            .data
+        self.data
             .prepare_cached("SELECT subject_id FROM consents WHERE id = ?1")?
             .query_row(params![consent_id], |r| r.get(0))
-            .optional()?)
+            .optional()
     }
 }

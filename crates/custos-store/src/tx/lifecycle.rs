@@ -2,18 +2,18 @@
 //! data file and the dormant store), destruction, statutory holds, leases
 //! and the outbox's delivery state.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use crate::db::{Db, Optional, Row, params};
 
-use super::tx::item_row;
+use super::item_row;
 use super::{ReadTx, WriteTx};
 use crate::rows::*;
 use crate::{Result, StoreError};
 
 const LIFECYCLE_COLUMNS: &str = "s.id, s.service_id, s.kind, s.status, s.last_activity_at, s.notified_at, s.dormant_at,
-     coalesce((SELECT group_concat(role) FROM staff WHERE subject_id = s.id AND status = 'active'), '')";
+     coalesce((SELECT string_agg(role, ',') FROM staff WHERE subject_id = s.id AND status = 'active'), '')";
 
 /// `seq, kind, subject, body, created_at, attempts` of an outbox row.
-fn outbox_entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
+fn outbox_entry(r: &Row<'_>) -> Result<OutboxEntry> {
     Ok(OutboxEntry {
         seq: r.get(0)?,
         kind: r.get(1)?,
@@ -24,7 +24,7 @@ fn outbox_entry(r: &Row<'_>) -> rusqlite::Result<OutboxEntry> {
     })
 }
 
-fn lifecycle_row(r: &Row<'_>) -> rusqlite::Result<LifecycleRow> {
+fn lifecycle_row(r: &Row<'_>) -> Result<LifecycleRow> {
     Ok(LifecycleRow {
         id: r.get(0)?,
         service_id: r.get(1)?,
@@ -39,7 +39,7 @@ fn lifecycle_row(r: &Row<'_>) -> rusqlite::Result<LifecycleRow> {
 
 /// Active members whose last activity is at or before `until`, in
 /// (last activity, id) order after the cursor.
-fn active_page(conn: &Connection, until: &str, after: (&str, &str), limit: u32) -> Result<Vec<LifecycleRow>> {
+fn active_page(conn: Db<'_>, until: &str, after: (&str, &str), limit: u32) -> Result<Vec<LifecycleRow>> {
     let sql = format!(
         "SELECT {LIFECYCLE_COLUMNS} FROM subjects s
          WHERE s.status = 'active' AND s.last_activity_at <= ?1 AND (s.last_activity_at, s.id) > (?2, ?3)
@@ -47,12 +47,12 @@ fn active_page(conn: &Connection, until: &str, after: (&str, &str), limit: u32) 
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![until, after.0, after.1, limit], lifecycle_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 /// Dormant members moved aside at or before `until`, in (dormant_at, id)
 /// order after the cursor.
-fn dormant_page(conn: &Connection, until: &str, after: (&str, &str), limit: u32) -> Result<Vec<LifecycleRow>> {
+fn dormant_page(conn: Db<'_>, until: &str, after: (&str, &str), limit: u32) -> Result<Vec<LifecycleRow>> {
     let sql = format!(
         "SELECT {LIFECYCLE_COLUMNS} FROM subjects s
          WHERE s.status = 'dormant' AND s.dormant_at <= ?1 AND (s.dormant_at, s.id) > (?2, ?3)
@@ -60,22 +60,22 @@ fn dormant_page(conn: &Connection, until: &str, after: (&str, &str), limit: u32)
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![until, after.0, after.1, limit], lifecycle_row)?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn lifecycle_of(conn: &Connection, id: &str) -> Result<Option<LifecycleRow>> {
+fn lifecycle_of(conn: Db<'_>, id: &str) -> Result<Option<LifecycleRow>> {
     let sql = format!("SELECT {LIFECYCLE_COLUMNS} FROM subjects s WHERE s.id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row(params![id], lifecycle_row).optional()?)
+    conn.prepare_cached(&sql)?.query_row(params![id], lifecycle_row).optional()
 }
 
 /// (class, record date, count) of the records still kept, for forecasts.
-fn record_dates(conn: &Connection, after: (&str, &str), limit: u32) -> Result<Vec<(String, String, i64)>> {
+fn record_dates(conn: Db<'_>, after: (&str, &str), limit: u32) -> Result<Vec<(String, String, i64)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT class, record_date, count(*) FROM records WHERE (class, record_date) > (?1, ?2)
          GROUP BY class, record_date ORDER BY class, record_date LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![after.0, after.1, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 impl ReadTx<'_> {
@@ -97,8 +97,8 @@ impl ReadTx<'_> {
     /// Members per status.
     pub fn status_counts(&self) -> Result<Vec<(String, i64)>> {
         let mut stmt = self.data.prepare_cached("SELECT status, count(*) FROM subjects GROUP BY status")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Deleted accounts' deletion times, for holds counted from a deletion.
@@ -108,7 +108,7 @@ impl ReadTx<'_> {
              WHERE r.class = ?1 AND s.status = 'deleted' GROUP BY s.id ORDER BY s.id",
         )?;
         let rows = stmt.query_map(params![class], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 }
 
@@ -136,7 +136,7 @@ impl WriteTx<'_> {
             "SELECT record_date FROM records WHERE subject_id = ?1 AND class = ?2 ORDER BY record_date",
         )?;
         let rows = stmt.query_map(params![subject_id, class], |r| r.get(0))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Records that the dormancy notice of the current period was queued.
@@ -149,8 +149,11 @@ impl WriteTx<'_> {
     /// their dormant key) and marks them dormant.
     pub fn move_to_dormant(&mut self, id: &str, items: &[ItemRow], at: &str) -> Result<()> {
         let mut insert = self.dormant.prepare_cached(
-            "INSERT OR REPLACE INTO dormant_items (subject_id, item, value, key_version, source, point, collected_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO dormant_items (subject_id, item, value, key_version, source, point, collected_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (subject_id, item) DO UPDATE SET
+               value = excluded.value, key_version = excluded.key_version, source = excluded.source,
+               point = excluded.point, collected_at = excluded.collected_at",
         )?;
         for row in items {
             insert.execute(params![
@@ -180,10 +183,10 @@ impl WriteTx<'_> {
     pub fn dormant_items(&self, id: &str) -> Result<Vec<ItemRow>> {
         let mut stmt = self.dormant.prepare_cached(
             "SELECT subject_id, item, value, key_version, source, point, collected_at FROM dormant_items
-             WHERE subject_id = ?1",
+             WHERE subject_id = ?1 ORDER BY item",
         )?;
         let rows = stmt.query_map(params![id], item_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Brings a dormant member back: their items (sealed again under the
@@ -230,7 +233,7 @@ impl WriteTx<'_> {
         let mut stmt = self.dormant.prepare_cached(
             "SELECT DISTINCT subject_id FROM dormant_items WHERE subject_id > ?1 ORDER BY subject_id LIMIT ?2",
         )?;
-        let ids: Vec<String> = stmt.query_map(params![after, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let ids: Vec<String> = stmt.query_map(params![after, limit], |r| r.get(0))?.collect::<Result<_>>()?;
         let mut status = self.data.prepare_cached("SELECT status FROM subjects WHERE id = ?1")?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
@@ -246,7 +249,7 @@ impl WriteTx<'_> {
             self.keys.prepare_cached("DELETE FROM data_keys WHERE subject_id = ?1 AND scope = ?2 RETURNING id")?;
         let mut removed = Vec::new();
         for scope in scopes {
-            let ids = stmt.query_map(params![subject_id, scope], |r| r.get::<_, String>(0))?;
+            let ids = stmt.query_map(params![subject_id, scope], |r| r.get::<usize, String>(0))?;
             for id in ids {
                 removed.push(id?);
             }
@@ -296,7 +299,7 @@ impl WriteTx<'_> {
              RETURNING subject_id, id",
         )?;
         let rows = stmt.query_map(params![class, cutoff, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Deletes the records of `class` of deleted accounts whose deletion day
@@ -317,7 +320,7 @@ impl WriteTx<'_> {
              RETURNING subject_id, id",
         )?;
         let rows = stmt.query_map(params![class, cutoff, limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Removes up to `limit` keys whose scope lies in `low ..= high`.
@@ -330,7 +333,7 @@ impl WriteTx<'_> {
         let rows = stmt.query_map(params![low, high, limit], |r| {
             Ok(RemovedKey { id: r.get(0)?, subject_id: r.get(1)?, scope: r.get(2)? })
         })?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Removes one subject's key of one scope (a hold counted from the
@@ -402,7 +405,7 @@ impl WriteTx<'_> {
              ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, limit], outbox_entry)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// The undelivered notices of `kind` for one subject that are due.
@@ -414,7 +417,7 @@ impl WriteTx<'_> {
              ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![subject, kind, now], outbox_entry)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Notices to every member not fanned out yet: (seq, kind, body).
@@ -423,8 +426,8 @@ impl WriteTx<'_> {
             "SELECT seq, kind, body FROM outbox WHERE subject IS NULL AND delivered_at IS NULL AND failed_at IS NULL
              ORDER BY seq",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        let rows = stmt.query_map(params![], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Fans a notice out to up to `limit` active members holding one of
@@ -446,15 +449,16 @@ impl WriteTx<'_> {
             let mut stmt = self
                 .data
                 .prepare_cached("SELECT id FROM subjects WHERE status = 'active' AND id > ?1 ORDER BY id LIMIT ?2")?;
-            stmt.query_map(params![after, limit], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+            stmt.query_map(params![after, limit], |r| r.get(0))?.collect::<Result<_>>()?
         };
         let mut has = self.data.prepare_cached("SELECT item FROM items WHERE subject_id = ?1")?;
         let mut insert = self.data.prepare_cached(
-            "INSERT OR IGNORE INTO outbox (kind, subject, body, created_at, parent) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO outbox (kind, subject, body, created_at, parent) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING",
         )?;
         let mut added = 0;
         for id in &ids {
-            let held: Vec<String> = has.query_map(params![id], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+            let held: Vec<String> = has.query_map(params![id], |r| r.get(0))?.collect::<Result<_>>()?;
             if held.iter().any(|i| items.contains(&i.as_str())) {
                 added += insert.execute(params![kind, id, body, at, parent])?;
             }
@@ -477,7 +481,7 @@ impl WriteTx<'_> {
         self.data
             .prepare_cached(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?4, next_attempt_at = ?3,
-                   failed_at = CASE WHEN ?3 IS NULL THEN ?2 ELSE NULL END
+                   failed_at = CASE WHEN CAST(?3 AS TEXT) IS NULL THEN ?2 ELSE NULL END
                  WHERE seq = ?1 AND delivered_at IS NULL",
             )?
             .execute(params![seq, at, next, error])?;

@@ -1,7 +1,7 @@
 //! Statements of the rights-request queue: requests, their steps, one-time
 //! codes and restrictions of processing.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use crate::db::{Db, Dialect, Optional, Row, params};
 
 use super::{ReadTx, WriteTx};
 use crate::Result;
@@ -11,7 +11,7 @@ const REQUEST_COLUMNS: &str = "id, service_id, subject_id, kind, channel, jurisd
      acknowledge_by, answer_by, extended_by, acknowledged_at, verified_by, verified_at, assigned_to, closed_at,
      key_id, details, letter_sha256, letter, outcome, extension_reason, created_by, destroy_on";
 
-fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestRow> {
+fn request_row(r: &Row<'_>) -> Result<RequestRow> {
     Ok(RequestRow {
         id: r.get(0)?,
         service_id: r.get(1)?,
@@ -41,32 +41,36 @@ fn request_row(r: &Row<'_>) -> rusqlite::Result<RequestRow> {
     })
 }
 
-fn request(conn: &Connection, id: &str) -> Result<Option<RequestRow>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"))?
+fn request(conn: Db<'_>, id: &str) -> Result<Option<RequestRow>> {
+    conn.prepare_cached(&format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE id = ?1"))?
         .query_row(params![id], request_row)
-        .optional()?)
+        .optional()
 }
 
 /// The queue: by deadline in force (extended, else first; none last), then
 /// receipt, after the cursor (the last id of the previous page).
-fn list(conn: &Connection, filter: &RequestFilter, after: Option<&str>, limit: u32) -> Result<Vec<RequestRow>> {
+fn list(conn: Db<'_>, filter: &RequestFilter, after: Option<&str>, limit: u32) -> Result<Vec<RequestRow>> {
     let statuses = filter.statuses.join(",");
     let (service_any, service) = match &filter.service {
         None => (1, None),
         Some(s) => (0, s.clone()),
     };
     // The order key, also the cursor: deadline (or a far date), receipt, id.
+    // instr(haystack, needle) is strpos in PostgreSQL.
+    let position = match conn.dialect() {
+        Dialect::Sqlite => "instr",
+        Dialect::Postgres => "strpos",
+    };
     let sql = format!(
         "SELECT {REQUEST_COLUMNS} FROM (
              SELECT *, coalesce(extended_by, answer_by, '9999-12-31') || '|' || received_at || '|' || id AS ord
              FROM requests) r
-         WHERE (?1 = '' OR instr(',' || ?1 || ',', ',' || status || ',') > 0)
-           AND (?2 = 1 OR service_id IS ?3)
-           AND (?4 IS NULL OR subject_id = ?4)
-           AND (?5 IS NULL OR (status NOT IN ('fulfilled', 'denied')
+         WHERE (?1 = '' OR {position}(',' || ?1 || ',', ',' || status || ',') > 0)
+           AND (?2 = 1 OR service_id = ?3 OR (service_id IS NULL AND CAST(?3 AS TEXT) IS NULL))
+           AND (CAST(?4 AS TEXT) IS NULL OR subject_id = ?4)
+           AND (CAST(?5 AS TEXT) IS NULL OR (status NOT IN ('fulfilled', 'denied')
                                AND coalesce(extended_by, answer_by) < ?5))
-           AND (?6 IS NULL OR ord > (SELECT coalesce(extended_by, answer_by, '9999-12-31') || '|' || received_at || '|' || id
+           AND (CAST(?6 AS TEXT) IS NULL OR ord > (SELECT coalesce(extended_by, answer_by, '9999-12-31') || '|' || received_at || '|' || id
                                      FROM requests WHERE id = ?6))
          ORDER BY ord LIMIT ?7"
     );
@@ -75,10 +79,10 @@ fn list(conn: &Connection, filter: &RequestFilter, after: Option<&str>, limit: u
         params![statuses, service_any, service, filter.subject_id, filter.due_before, after, limit],
         request_row,
     )?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn steps(conn: &Connection, id: &str) -> Result<Vec<RequestStepRow>> {
+fn steps(conn: Db<'_>, id: &str) -> Result<Vec<RequestStepRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT request_id, at, actor, step, status, note FROM request_steps WHERE request_id = ?1 ORDER BY seq",
     )?;
@@ -92,23 +96,23 @@ fn steps(conn: &Connection, id: &str) -> Result<Vec<RequestStepRow>> {
             note: r.get(5)?,
         })
     })?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn live_restrictions(conn: &Connection, subject_id: &str) -> Result<Vec<(String, String)>> {
+fn live_restrictions(conn: Db<'_>, subject_id: &str) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT purpose, request_id FROM restrictions WHERE subject_id = ?1 AND lifted_at IS NULL ORDER BY purpose",
     )?;
     let rows = stmt.query_map(params![subject_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
-fn deliveries(conn: &Connection, subject_id: &str) -> Result<Vec<(String, String, String)>> {
+fn deliveries(conn: Db<'_>, subject_id: &str) -> Result<Vec<(String, String, String)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT at, items, outcome FROM audit WHERE operation = 'notify' AND subject_id = ?1 ORDER BY seq",
     )?;
     let rows = stmt.query_map(params![subject_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    rows.collect::<Result<Vec<_>>>()
 }
 
 impl ReadTx<'_> {
@@ -147,7 +151,7 @@ impl WriteTx<'_> {
              WHERE subject_id = ?1 AND status NOT IN ('fulfilled', 'denied') ORDER BY received_at, id"
         ))?;
         let rows = stmt.query_map(params![subject_id], request_row)?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     pub fn insert_request(&mut self, row: &RequestRow) -> Result<()> {
@@ -254,11 +258,10 @@ impl WriteTx<'_> {
 
     /// A request's code (its MAC, expiry and failed attempts so far).
     pub fn request_code(&self, request_id: &str) -> Result<Option<(String, String, i64)>> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached("SELECT code_mac, expires_at, attempts FROM request_codes WHERE request_id = ?1")?
             .query_row(params![request_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?)
+            .optional()
     }
 
     pub fn count_request_code_attempt(&mut self, request_id: &str) -> Result<()> {
@@ -300,7 +303,7 @@ impl WriteTx<'_> {
              ORDER BY destroy_on, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![today, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        rows.collect::<Result<Vec<_>>>()
     }
 
     /// Destroys a request: its key, its row, its code and its timeline.
@@ -316,9 +319,8 @@ impl WriteTx<'_> {
     /// Lifts the live restrictions a request put in place; returns how
     /// many were lifted.
     pub fn lift_restrictions(&mut self, request_id: &str, at: &str) -> Result<usize> {
-        Ok(self
-            .data
+        self.data
             .prepare_cached("UPDATE restrictions SET lifted_at = ?2 WHERE request_id = ?1 AND lifted_at IS NULL")?
-            .execute(params![request_id, at])?)
+            .execute(params![request_id, at])
     }
 }
