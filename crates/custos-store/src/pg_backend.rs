@@ -172,6 +172,7 @@ impl Pg {
         crate::pg::migrate_postgres(&config.url, config.key_url.as_deref())?;
         let conns = Conns::open(config)?;
         check_collation(Db::Pg(&conns.data))?;
+        warn_wal_recycle(Db::Pg(&conns.keys));
         pair(&conns)?;
         let mut readers = Vec::with_capacity(config.readers.max(1));
         for _ in 0..config.readers.max(1) {
@@ -279,6 +280,21 @@ fn check_collation(data: Db<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A recycled write-ahead log segment keeps its old bytes (a destroyed
+/// key's among them) until it is written over; operators who rely on
+/// destruction set `wal_recycle = off`.
+fn warn_wal_recycle(keys: Db<'_>) {
+    let setting: Result<String> = keys
+        .query_row("SELECT current_setting('wal_recycle')", crate::db::params![], |r| r.get(0))
+        .map_err(StoreError::from);
+    if matches!(setting.as_deref(), Ok("on")) {
+        tracing::warn!(
+            "PostgreSQL recycles write-ahead log segments (wal_recycle = on): bytes of destroyed keys can stay in \
+             pg_wal until overwritten; set wal_recycle = off"
+        );
+    }
+}
+
 fn writer_loop(
     mut conns: Conns,
     config: &PgConfig,
@@ -324,10 +340,19 @@ fn writer_loop(
 
 fn vacuum(conns: &Conns) -> Result<()> {
     // VACUUM runs outside a transaction; the writer is between batches.
-    Db::Pg(&conns.data).execute_batch("VACUUM custos.items, custos.records, custos.blind_index, custos.consents, custos.subjects, custos.requests, custos.request_steps, custos.disclosures, custos.cookie_consents, custos.outbox, custos_dormant.dormant_items")?;
-    Db::Pg(&conns.keys).execute_batch("VACUUM custos_keys.data_keys")?;
+    // The data tables: dead rows cut out of their pages. The key store:
+    // rewritten whole (FULL), so a destroyed key's bytes are in no file of
+    // the database any more; then a new write-ahead log segment and a
+    // checkpoint, after which the segments that held the key are removed
+    // (with `wal_recycle = off`) or recycled.
+    Db::Pg(&conns.data).execute_batch(
+        "VACUUM custos.items, custos.records, custos.blind_index, custos.consents, custos.subjects, \
+         custos.requests, custos.request_steps, custos.disclosures, custos.cookie_consents, custos.outbox, \
+         custos_dormant.dormant_items",
+    )?;
+    Db::Pg(&conns.keys).execute_batch("VACUUM FULL custos_keys.data_keys")?;
     for db in [Db::Pg(&conns.data), Db::Pg(&conns.keys)] {
-        db.execute_batch("CHECKPOINT")?;
+        db.execute_batch("SELECT pg_switch_wal(); CHECKPOINT")?;
     }
     Ok(())
 }

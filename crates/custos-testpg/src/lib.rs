@@ -111,7 +111,11 @@ impl TestPostgres {
                 "--no-instructions",
             ],
         )?;
-        let options = format!("-p {} -c listen_addresses=127.0.0.1 -k {}", pg.port, pg.dir.display());
+        // wal_recycle off: a write-ahead log segment past its checkpoint is
+        // removed, not renamed for reuse with its old bytes (the tests scan
+        // the disk after a destruction; README says why operators want it).
+        let options =
+            format!("-p {} -c listen_addresses=127.0.0.1 -c wal_recycle=off -k {}", pg.port, pg.dir.display());
         pg.run(
             "pg_ctl",
             &[

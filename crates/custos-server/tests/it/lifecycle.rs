@@ -4,6 +4,7 @@
 //! jobs' idempotence and lease, the forecast, e-mail delivery through a
 //! local SMTP receiver, and what is left on disk after destruction.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,6 @@ use custos_engine::{Engine, mail};
 use custos_server::clock::ManualClock;
 use custos_server::config::BUNDLED_POLICY;
 use custos_server::http::{AppState, app};
-use rusqlite::Connection;
 use serde_json::{Value, json};
 
 use crate::kit::{FINDABLE_MEMBERS, app_with_policy, call, counts, operator_signup, sign_up};
@@ -59,11 +59,6 @@ async fn records(app: &TestApp, id: &str, purpose: &str) -> (u16, Value) {
 
 fn record_contents(page: &Value) -> Vec<String> {
     page["items"].as_array().unwrap().iter().map(|r| r["content"].as_str().unwrap().to_owned()).collect()
-}
-
-/// One SQLite file of the data folder (the disk scan only).
-fn db(app: &TestApp, file: &str) -> Connection {
-    Connection::open(app.dir.0.join("data").join(file)).unwrap()
 }
 
 fn count(app: &TestApp, db: Db, sql: &str, id: &str) -> i64 {
@@ -414,37 +409,53 @@ fn found_on_disk(folder: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
         .collect()
 }
 
-/// Every wrapped key and every ciphertext of a subject, in all three files.
+/// Every wrapped key and every ciphertext of a subject, in all three stores.
 fn secrets_of(app: &TestApp, subject: &str) -> Vec<(String, Vec<u8>)> {
+    let peek = Peek::of(app);
     let mut out = Vec::new();
-    let keys = db(app, "keys.db");
-    let mut stmt = keys.prepare("SELECT scope, wrapped FROM data_keys WHERE subject_id = ?1").unwrap();
-    for row in stmt.query_map([subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))).unwrap() {
-        let (scope, wrapped) = row.unwrap();
-        out.push((format!("{subject} key {scope}"), wrapped));
+    for row in peek.rows(Db::Keys, "SELECT scope, wrapped FROM data_keys WHERE subject_id = ?1", &[Val::from(subject)])
+    {
+        out.push((format!("{subject} key {}", col::<String>(&row, 0)), col::<Vec<u8>>(&row, 1)));
     }
-    for (file, sql) in [
-        ("custos.db", "SELECT item, value FROM items WHERE subject_id = ?1"),
-        ("dormant.db", "SELECT item, value FROM dormant_items WHERE subject_id = ?1"),
-        ("custos.db", "SELECT class, value FROM records WHERE subject_id = ?1"),
+    for (db, sql) in [
+        (Db::Data, "SELECT item, value FROM items WHERE subject_id = ?1"),
+        (Db::Dormant, "SELECT item, value FROM dormant_items WHERE subject_id = ?1"),
+        (Db::Data, "SELECT class, value FROM records WHERE subject_id = ?1"),
     ] {
-        let conn = db(app, file);
-        let mut stmt = conn.prepare(sql).unwrap();
-        for row in stmt.query_map([subject], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))).unwrap() {
-            let (what, value) = row.unwrap();
+        for row in peek.rows(db, sql, &[Val::from(subject)]) {
+            let value: Vec<u8> = col(&row, 1);
             // The middle of the ciphertext: no header or tag shared by chance.
             let middle = value[13..value.len() - 16].to_vec();
-            out.push((format!("{subject} {file} {what}"), middle));
+            out.push((format!("{subject} {db:?} {}", col::<String>(&row, 0)), middle));
         }
     }
     out
 }
 
+/// The folders that hold the instance's data on disk: the data folder
+/// (SQLite), or the database's own folder of the test cluster with the
+/// cluster's write-ahead log and shared catalog (PostgreSQL).
+fn disk_folders(app: &TestApp) -> Vec<PathBuf> {
+    let peek = Peek::of(app);
+    if !peek.is_postgres() {
+        return vec![app.dir.0.join("data")];
+    }
+    #[allow(clippy::disallowed_methods, reason = "where the test harness put its cluster")]
+    let cluster = PathBuf::from(std::env::var("TESTPG_DATA").expect("with-postgres sets TESTPG_DATA"));
+    let oid: i64 =
+        peek.one(Db::Data, "SELECT CAST(oid AS bigint) FROM pg_database WHERE datname = current_database()", &[]);
+    vec![cluster.join("base").join(oid.to_string()), cluster.join("pg_wal"), cluster.join("global")]
+}
+
+fn found_anywhere(folders: &[PathBuf], needles: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut found: Vec<String> = folders.iter().flat_map(|f| found_on_disk(f, needles)).collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
 #[tokio::test]
 async fn after_destruction_no_byte_of_the_member_or_their_keys_is_on_disk() {
-    if crate::support::test_postgres().is_some() {
-        return; // SQLite only: scans the bytes of the SQLite files in the data folder
-    }
     let app = TestApp::new("lifecycle-disk").await;
     let deleted = operator(&app, "erased@example.com", "+82 10 5555 0801").await;
     add_record(&app, &deleted, "service_visitation_records", "2024-05-20", "erased member's visit").await;
@@ -468,13 +479,13 @@ async fn after_destruction_no_byte_of_the_member_or_their_keys_is_on_disk() {
     activity(&app, &deleted, "login").await;
     app.engine.scrub().await.unwrap();
 
-    let data = app.dir.0.join("data");
+    let data = disk_folders(&app);
     let deleted_secrets = secrets_of(&app, &deleted);
     let dormant_secrets = secrets_of(&app, &dormant);
     assert!(deleted_secrets.len() >= 5 && dormant_secrets.len() >= 4, "keys and ciphertexts to look for");
     // The scan finds them while they exist: it can fail.
-    assert_eq!(found_on_disk(&data, &deleted_secrets).len(), deleted_secrets.len());
-    assert_eq!(found_on_disk(&data, &dormant_secrets).len(), dormant_secrets.len());
+    assert_eq!(found_anywhere(&data, &deleted_secrets).len(), deleted_secrets.len());
+    assert_eq!(found_anywhere(&data, &dormant_secrets).len(), dormant_secrets.len());
 
     // The account deletion, then the dormant member's destruction.
     call(&app, "DELETE", &format!("/v1/subjects/{deleted}"), Some(&app.key), None).await.expect(200);
@@ -483,20 +494,36 @@ async fn after_destruction_no_byte_of_the_member_or_their_keys_is_on_disk() {
     assert_eq!(jobs(&app, "2028-06-01T00:00:00Z").await.destroyed_dormant, 1);
     app.engine.scrub().await.unwrap();
     let left: Vec<String> =
-        found_on_disk(&data, &deleted_secrets).into_iter().chain(found_on_disk(&data, &dormant_secrets)).collect();
-    assert_eq!(left, Vec::<String>::new(), "bytes of destroyed members still on disk");
+        found_anywhere(&data, &deleted_secrets).into_iter().chain(found_anywhere(&data, &dormant_secrets)).collect();
+    let (keys_left, ciphertext_left): (Vec<String>, Vec<String>) = left.into_iter().partition(|w| w.contains(" key "));
+    // Their keys are in no file on either backend: what was sealed under
+    // them cannot be read from any copy of the disk.
+    assert_eq!(keys_left, Vec::<String>::new(), "key bytes of destroyed members still on disk");
+    if Peek::of(&app).is_postgres() {
+        // PostgreSQL's VACUUM cuts dead rows out of a page without zeroing
+        // them; their ciphertext stays until the space is reused. Reported,
+        // not asserted (ARCHITECTURE.md, departures).
+        let _ = writeln!(
+            std::io::stderr(),
+            "PostgreSQL after destruction: keys left 0; ciphertexts left in heap pages {} of {}",
+            ciphertext_left.len(),
+            deleted_secrets.iter().chain(&dormant_secrets).filter(|(what, _)| !what.contains(" key ")).count()
+        );
+    } else {
+        assert_eq!(ciphertext_left, Vec::<String>::new(), "ciphertext of destroyed members still on disk");
+    }
     // Plaintext was never there; it is not now either.
     let plain: Vec<(String, Vec<u8>)> = ["erased@example.com", "asleep@example.com", "erased member's visit"]
         .iter()
         .map(|s| (s.to_string(), s.as_bytes().to_vec()))
         .collect();
-    assert_eq!(found_on_disk(&data, &plain), Vec::<String>::new());
+    assert_eq!(found_anywhere(&data, &plain), Vec::<String>::new());
     // Everyone else is intact and readable.
     let (status, body) = read(&app, &app.key, &stays).await;
     assert_eq!((status, body["items"]["email"].as_str()), (200, Some("stays@example.com")));
     assert_eq!(record_contents(&records(&app, &stays, "service_fees").await.1), vec!["the stayer's payment"]);
     let stays_secrets = secrets_of(&app, &stays);
-    assert_eq!(found_on_disk(&data, &stays_secrets).len(), stays_secrets.len());
+    assert_eq!(found_anywhere(&data, &stays_secrets).len(), stays_secrets.len());
 }
 
 // --- the command line ---------------------------------------------------------

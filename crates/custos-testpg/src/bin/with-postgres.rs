@@ -1,7 +1,8 @@
 //! `with-postgres COMMAND [ARGS…]`: starts a throwaway PostgreSQL server,
 //! runs the command with `TESTPG_URL` set to it
 //! (`postgres://custos@127.0.0.1:PORT/`; tests create their own databases
-//! there), then stops the server and removes its folder, whatever the
+//! there) and `TESTPG_DATA` to its cluster folder (for the tests that scan
+//! the disk after a destruction), then stops the server and removes its folder, whatever the
 //! command did. Exits with the command's status. `scripts/test` runs the
 //! conformance suite on PostgreSQL through it.
 
@@ -23,7 +24,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let status = Command::new(&program).args(args).env("TESTPG_URL", pg.url("")).status();
+    let status = Command::new(&program)
+        .args(args)
+        .env("TESTPG_URL", pg.url(""))
+        .env("TESTPG_DATA", pg.dir().join("data"))
+        .status();
     drop(pg);
     match status {
         Ok(s) if s.success() => ExitCode::SUCCESS,
