@@ -172,16 +172,19 @@ impl Engine {
     /// or creates the root key. Refuses a root key that does not belong to
     /// the data folder.
     pub async fn open(config: &EngineConfig, policy: Policy) -> Result<(Engine, Startup)> {
-        let new_folder = !config.data_dir.exists();
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            EngineError::Config(format!("cannot create the data folder {}: {e}", config.data_dir.display()))
-        })?;
-        #[cfg(unix)]
-        if new_folder {
-            // Only the owner may list or read the data folder.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| EngineError::Config(format!("cannot restrict the data folder: {e}")))?;
+        // The data folder holds the SQLite files; on PostgreSQL there is none.
+        if config.database.is_none() {
+            let new_folder = !config.data_dir.exists();
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                EngineError::Config(format!("cannot create the data folder {}: {e}", config.data_dir.display()))
+            })?;
+            #[cfg(unix)]
+            if new_folder {
+                // Only the owner may list or read the data folder.
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| EngineError::Config(format!("cannot restrict the data folder: {e}")))?;
+            }
         }
         let data_file = config.data_dir.join("custos.db");
         let key_file = config.data_dir.join("keys.db");

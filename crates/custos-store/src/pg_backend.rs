@@ -50,6 +50,7 @@ struct Conns {
 type ReadConns = (RefCell<PgConn>, RefCell<PgConn>);
 
 pub(crate) struct Pg {
+    config: PgConfig,
     sender: Mutex<Option<mpsc::Sender<Message>>>,
     readers: Arc<Pool<ReadConns>>,
     batches: Arc<AtomicU64>,
@@ -190,6 +191,7 @@ impl Pg {
             .spawn(move || writer_loop(conns, &reopen, receiver, max_batch, &b, &j))
             .map_err(|e| StoreError::Database(format!("cannot start the writer thread: {e}")))?;
         Ok(Pg {
+            config: config.clone(),
             sender: Mutex::new(Some(sender)),
             readers: Arc::new(Pool::new(readers)),
             batches,
@@ -217,8 +219,16 @@ impl Pg {
         F: FnOnce(&ReadTx<'_>) -> Result<T> + Send + 'static,
     {
         let readers = self.readers.clone();
+        let config = self.config.clone();
         let run = move || -> Result<T> {
             readers.with(|(data, keys)| {
+                // A connection the server closed is opened again.
+                if data.borrow().client.is_closed() {
+                    *data = connect(&config.url, "custos")?;
+                }
+                if keys.borrow().client.is_closed() {
+                    *keys = connect(config.key_url.as_deref().unwrap_or(&config.url), "custos_keys")?;
+                }
                 let r = ReadTx::new(Db::Pg(data), Db::Pg(keys))?;
                 let out = job(&r);
                 let finished = r.finish();

@@ -176,3 +176,32 @@ async fn two_nodes_interleave_and_the_audit_log_has_no_gap() {
     assert!(page.iter().all(|(_, row)| row.actor != "failing"), "a failed job's entry is gone");
     assert_eq!(b.read(|r| r.subjects_page(Some("svc"), "", 1000)).await.unwrap().len(), positions.len());
 }
+
+#[tokio::test]
+async fn connections_the_server_closed_are_opened_again() {
+    let pg = server("reconnect");
+    let store = open(config(database(&pg, "reconnect"), None)).unwrap();
+    store.write(|tx| tx.insert_subject(&subject("before"))).await.unwrap();
+    assert!(store.read(|r| r.subject("before")).await.unwrap().is_some());
+    // Every connection of the store ends, as in a server restart.
+    pg.psql("postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = 'reconnect'")
+        .unwrap();
+    // The first attempt may find its connection dead (and is not
+    // acknowledged); a later one reconnects.
+    let mut wrote = false;
+    for _ in 0..3 {
+        if store.write(|tx| tx.insert_subject(&subject("after"))).await.is_ok() {
+            wrote = true;
+            break;
+        }
+    }
+    assert!(wrote, "the writer reconnected");
+    let mut read = None;
+    for _ in 0..3 {
+        if let Ok(found) = store.read(|r| r.subject("after")).await {
+            read = Some(found.is_some());
+            break;
+        }
+    }
+    assert_eq!(read, Some(true), "the readers reconnected and see the write");
+}
