@@ -137,8 +137,12 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         // The peer address feeds staff login throttling and allowed-IP lists.
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await;
-        // Write the logs back so the data folder is tidy after a clean stop.
-        let _ = engine.checkpoint();
+        // Write the logs back so the data folder is tidy after a clean stop
+        // (SQLite; PostgreSQL keeps its own, and its scrub is for
+        // destructions, not for every node that stops).
+        if engine.backend() == "sqlite" {
+            let _ = engine.checkpoint();
+        }
         match served {
             Ok(()) => {
                 say("custos stopped");

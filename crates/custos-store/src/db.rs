@@ -22,6 +22,19 @@ pub(crate) enum Cell<'a> {
     Blob(&'a [u8]),
 }
 
+impl Cell<'_> {
+    /// What kind of value it is, for errors (never the value: it may be
+    /// ciphertext or an id).
+    fn kind(&self) -> &'static str {
+        match self {
+            Cell::Null => "null",
+            Cell::Int(_) => "integer",
+            Cell::Text(_) => "text",
+            Cell::Blob(_) => "bytes",
+        }
+    }
+}
+
 /// A Rust value a statement can take as a parameter.
 pub(crate) trait Param {
     fn cell(&self) -> Result<Cell<'_>>;
@@ -187,7 +200,7 @@ impl Row<'_> {
                     ValueRef::Blob(b) => Cell::Blob(b),
                     ValueRef::Real(_) => return Err(mismatch("real number")),
                 };
-                T::from_cell(cell).ok_or_else(|| mismatch(&format!("{cell:?}")))
+                T::from_cell(cell).ok_or_else(|| mismatch(cell.kind()))
             }
             Row::Pg(r) => {
                 use postgres::types::Type;
@@ -213,7 +226,7 @@ impl Row<'_> {
                     Some(PgOwned::Text(t)) => Cell::Text(t),
                     Some(PgOwned::Blob(b)) => Cell::Blob(b),
                 };
-                T::from_cell(cell).ok_or_else(|| mismatch(&format!("{cell:?}")))
+                T::from_cell(cell).ok_or_else(|| mismatch(cell.kind()))
             }
         }
     }
@@ -487,7 +500,7 @@ impl postgres::types::ToSql for PgCell<'_> {
             Cell::Int(v) if *ty == Type::BOOL => (v != 0).to_sql(ty, out),
             Cell::Text(t) if <&str as postgres::types::ToSql>::accepts(ty) => t.to_sql(ty, out),
             Cell::Blob(b) if *ty == Type::BYTEA => b.to_sql(ty, out),
-            other => Err(format!("cannot bind {other:?} to a parameter of type {ty}").into()),
+            other => Err(format!("cannot bind {} to a parameter of type {ty}", other.kind()).into()),
         }
     }
 

@@ -64,12 +64,29 @@ impl std::fmt::Debug for Pg {
     }
 }
 
-/// Opens a connection whose unqualified table names are those of `schema`.
+/// How long a connection may sit in an open transaction without a
+/// statement: a node that stalls (frozen, cut off) holding the sequencer
+/// releases it after this, not after the server's TCP keepalive.
+const IDLE_IN_TRANSACTION: &str = "10s";
+/// The longest statement (the scrub's rewrite of the key store included).
+const STATEMENT_TIMEOUT: &str = "120s";
+
+/// Opens a connection whose unqualified table names are those of `schema`,
+/// with keepalives and timeouts so a dead peer is noticed in seconds.
 fn connect(url: &str, schema: &str) -> Result<RefCell<PgConn>> {
-    let mut client = postgres::Client::connect(url, postgres::NoTls).map_err(pg_error)?;
+    use std::time::Duration;
+    let mut config: postgres::Config =
+        url.parse().map_err(|_| StoreError::Database("the PostgreSQL URL does not parse".into()))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    config.keepalives(true).keepalives_idle(Duration::from_secs(10)).tcp_user_timeout(Duration::from_secs(30));
+    let mut client = config.connect(postgres::NoTls).map_err(pg_error)?;
     client
         .batch_execute(&format!(
             "SET search_path = {schema}; SET synchronous_commit = on; SET lock_timeout = '{LOCK_TIMEOUT}';
+             SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}';
+             SET statement_timeout = '{STATEMENT_TIMEOUT}';
              SET TIME ZONE 'UTC'; SET client_min_messages = warning"
         ))
         .map_err(pg_error)?;
@@ -173,6 +190,7 @@ impl Pg {
         crate::pg::migrate_postgres(&config.url, config.key_url.as_deref())?;
         let conns = Conns::open(config)?;
         check_collation(Db::Pg(&conns.data))?;
+        check_collation(Db::Pg(&conns.keys))?;
         warn_wal_recycle(Db::Pg(&conns.keys));
         pair(&conns)?;
         let mut readers = Vec::with_capacity(config.readers.max(1));
@@ -273,18 +291,21 @@ impl Drop for Pg {
     }
 }
 
-/// Text sorts byte-wise in SQLite; cursors and ranges over ids and dates
-/// agree with it only under the `C` collation.
-fn check_collation(data: Db<'_>) -> Result<()> {
-    let collation: String = data.query_row(
-        "SELECT datcollate FROM pg_database WHERE datname = current_database()",
+/// Text sorts byte-wise in SQLite; cursors and ranges over ids, dates and
+/// key scopes agree with it only under the `C` collation of the libc
+/// provider (an ICU locale sorts by its own rules whatever LC_COLLATE
+/// says). Checked on the data and the key database.
+fn check_collation(db: Db<'_>) -> Result<()> {
+    let (collation, provider): (String, String) = db.query_row(
+        "SELECT datcollate, CAST(datlocprovider AS text) FROM pg_database WHERE datname = current_database()",
         crate::db::params![],
-        |r| r.get(0),
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    if collation != "C" && collation != "POSIX" {
+    if !(collation == "C" || collation == "POSIX") || provider != "c" {
         return Err(StoreError::Database(format!(
-            "the database's collation is {collation}; custos needs a database created with LC_COLLATE 'C' \
-             (CREATE DATABASE … TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'), so text sorts byte-wise"
+            "the database's collation is {collation} (provider {provider}); custos needs a database created with \
+             LC_COLLATE 'C' and the libc provider (CREATE DATABASE … TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'), \
+             so text sorts byte-wise"
         )));
     }
     Ok(())
@@ -396,12 +417,21 @@ fn run_timed_batch(
             let _ = db.execute_batch("ROLLBACK");
         }
     };
-    let begun = conns.all().into_iter().try_for_each(|db| db.execute_batch("BEGIN")).and_then(|()| {
-        // The sequencer: one batch at a time across every node.
-        Db::Pg(&conns.data)
-            .execute("SELECT value FROM meta WHERE key = 'sequencer' FOR UPDATE", crate::db::params![])
-            .map(|_| ())
-    });
+    // READ COMMITTED whatever the database's default: each statement sees
+    // what the batch before (of any node) committed, once the sequencer is
+    // ours; `max(seq) + 1` depends on it.
+    let begun =
+        conns.all().into_iter().try_for_each(|db| db.execute_batch("BEGIN ISOLATION LEVEL READ COMMITTED")).and_then(
+            |()| {
+                // The sequencer: one batch at a time across every node.
+                match Db::Pg(&conns.data)
+                    .execute("SELECT value FROM meta WHERE key = 'sequencer' FOR UPDATE", crate::db::params![])?
+                {
+                    1 => Ok(()),
+                    _ => Err(StoreError::Database("the sequencer row is missing from custos.meta".into())),
+                }
+            },
+        );
     if let Err(e) = begun {
         tracing::warn!(error = %e, "a write transaction could not begin");
         rollback(conns);

@@ -25,6 +25,9 @@ where
     let erased: Job = Box::new(move |w: Option<&mut WriteTx<'_>>| -> Completion {
         let begun = w.is_some();
         let outcome = match w {
+            // The caller stopped waiting (its deadline passed and it was
+            // told the write failed): the job must not take effect later.
+            Some(_) if tx.is_closed() => Err(StoreError::Database("the caller stopped waiting".into())),
             Some(w) => w.in_savepoint(job),
             None => Err(StoreError::Database("the transaction could not begin".into())),
         };

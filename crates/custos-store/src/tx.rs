@@ -103,7 +103,10 @@ impl<'c> ReadTx<'c> {
     }
 
     pub fn audit_len(&self) -> Result<u64> {
-        Ok(self.data.query_row("SELECT count(*) FROM audit", params![], |r| r.get::<usize, i64>(0))? as u64)
+        // Positions are 1..n without a gap: the largest is the count, read
+        // from the key's end instead of counting every row.
+        Ok(self.data.query_row("SELECT coalesce(max(seq), 0) FROM audit", params![], |r| r.get::<usize, i64>(0))?
+            as u64)
     }
 
     pub fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<(i64, AuditRow)>> {
@@ -355,24 +358,23 @@ impl<'c> WriteTx<'c> {
     /// The subject's records of the given classes, in the order they were
     /// kept, after the cursor `after` (a record id; "" for the start).
     pub fn records(&self, subject_id: &str, classes: &[&str], after: &str, limit: u32) -> Result<Vec<RecordRow>> {
-        let mut stmt = self.data.prepare_cached(
+        if classes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The classes as parameters ?4.. (a statement per count of
+        // classes, each prepared once): the database stops at `limit`.
+        let wanted: Vec<String> = (0..classes.len()).map(|i| format!("?{}", i + 4)).collect();
+        let mut stmt = self.data.prepare_cached(&format!(
             // Insertion order (rowid): the order records were kept in, even
             // within one millisecond. The cursor is the last record's id.
             "SELECT id, subject_id, class, record_date, key_id, value, created_at FROM records
-             WHERE subject_id = ?1 AND rowid > coalesce((SELECT rowid FROM records WHERE id = ?2), 0) ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map(params![subject_id, after], record_row)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let row = row?;
-            if classes.contains(&row.class.as_str()) {
-                out.push(row);
-                if out.len() >= limit as usize {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+             WHERE subject_id = ?1 AND rowid > coalesce((SELECT rowid FROM records WHERE id = ?2), 0)
+               AND class IN ({}) ORDER BY rowid LIMIT ?3",
+            wanted.join(", ")
+        ))?;
+        let mut values: Vec<&dyn crate::db::Param> = vec![&subject_id, &after, &limit];
+        values.extend(classes.iter().map(|c| c as &dyn crate::db::Param));
+        stmt.query_map(&values, record_row)?.collect()
     }
 
     /// Every record of `subject_id`, at most `limit`, by class and then id

@@ -233,3 +233,31 @@ fn a_copied_log_is_restarted_by_the_writer_and_cut_back() {
     let rows: i64 = writer.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
     assert_eq!(rows as usize, (pages / 100 + 1) * 100 + 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_caller_stopped_waiting_does_not_take_effect() {
+    let folder = Folder::new("abandoned");
+    let store = Store::open_sqlite(&folder.config()).unwrap();
+    // The writer is held by a first job until the test lets it go.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let s1 = store.clone();
+    let first = tokio::spawn(async move {
+        s1.write(move |tx| {
+            held.recv().unwrap();
+            tx.insert_subject(&subject("first"))
+        })
+        .await
+    });
+    // A second job is queued, and its caller gives up at once (its
+    // deadline, a closed connection): it is told the write failed…
+    let gave_up =
+        tokio::time::timeout(std::time::Duration::ZERO, store.write(|tx| tx.insert_subject(&subject("abandoned"))))
+            .await;
+    assert!(gave_up.is_err());
+    release.send(()).unwrap();
+    first.await.unwrap().unwrap();
+    // …so it must not be applied later.
+    store.write(|tx| tx.insert_subject(&subject("after"))).await.unwrap();
+    assert!(store.read(|r| r.subject("abandoned")).await.unwrap().is_none());
+    assert!(store.read(|r| r.subject("after")).await.unwrap().is_some());
+}
