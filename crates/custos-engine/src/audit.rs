@@ -141,8 +141,10 @@ impl Engine {
     pub(crate) async fn backfill_leaves(&self) -> Result<u64> {
         let mut total = 0;
         loop {
+            // At start, not for a request: it may wait behind other nodes'
+            // batches as long as a scheduled job does.
             let done = self
-                .write_job(|tx| {
+                .background_job(|tx| {
                     let rows = tx.audit_without_leaf(PAGE)?;
                     for (seq, row) in &rows {
                         tx.set_leaf_hash(*seq, &entry_of(row).leaf_hash())?;

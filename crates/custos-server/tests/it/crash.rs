@@ -248,8 +248,16 @@ fn killed_mid_write_with_sigkill_loses_no_acknowledged_write() {
                 std::thread::spawn(move || client(addr, token, service, ack, stop))
             })
             .collect();
-        // Kill at a random moment between 0.2 and 1.2 s into the load.
+        // Kill at a random moment between 0.2 and 1.2 s into the load, once
+        // the clients have written something this round (a loaded machine
+        // can take longer than that to serve the first request).
         std::thread::sleep(Duration::from_millis(200 + next_random(&mut seed) % 1000));
+        for _ in 0..600 {
+            if ack.lock().unwrap().members.len() > members_before {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         server.kill();
         stop.store(true, Ordering::Relaxed);
         for c in clients {
