@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::load::Until;
+use crate::pg::Cluster;
 use crate::server::{self, Server, Stopped};
 use crate::{Args, clock, say};
 
@@ -52,11 +53,12 @@ pub(crate) fn run(
     custos: &Path,
     policy: &Path,
     runtime: &tokio::runtime::Runtime,
+    cluster: Option<&Arc<Cluster>>,
 ) -> Result<AuditVerify, String> {
     let wanted = args.audit_entries;
     let mut out = AuditVerify { wanted, ..AuditVerify::default() };
     say(&format!("audit verification: filling a fresh server with {wanted} audit entries over HTTP"));
-    let server = Server::start(custos, "audit", Some(policy))?;
+    let server = Server::start(custos, "audit", Some(policy), cluster)?;
     let start = clock::now();
     let signups = args.signups.min(wanted).max(1);
     let (phase, ids) =

@@ -40,8 +40,8 @@ pub(crate) struct Baseline {
     pub(crate) audited_batched_kib: f64,
 }
 
-/// Reads per transaction in (e), as in (b).
-const BATCH: u64 = 100;
+/// Rows (b) and reads (e) per transaction.
+pub(crate) const BATCH: u64 = 100;
 
 fn written() -> Result<f64, String> {
     crate::server::written_bytes("/proc/self/io").map(|b| b as f64 / 1024.0)
@@ -81,6 +81,38 @@ fn leaf_hash(n: u64) -> [u8; 32] {
     out
 }
 
+/// The values of one audit row: a read of member `id` as Custos audits
+/// `GET /v1/subjects/{id}?purpose=…`, made distinct by `n`; shared with
+/// the PostgreSQL baseline.
+#[derive(Debug)]
+pub(crate) struct AuditRow {
+    pub(crate) at: String,
+    pub(crate) actor: &'static str,
+    pub(crate) role: &'static str,
+    pub(crate) operation: &'static str,
+    pub(crate) purpose: &'static str,
+    pub(crate) subject_id: String,
+    pub(crate) items: &'static str,
+    pub(crate) outcome: &'static str,
+    pub(crate) policy_version: &'static str,
+    pub(crate) leaf_hash: Vec<u8>,
+}
+
+pub(crate) fn audit_row(id: u64, n: u64) -> AuditRow {
+    AuditRow {
+        at: format!("2026-11-26T14:{:02}:{:02}.{:06}Z", n / 60_000_000 % 60, n / 1_000_000 % 60, n % 1_000_000),
+        actor: "key:3f9a1c2e7b5d4a60",
+        role: "platform",
+        operation: "read",
+        purpose: "member_management",
+        subject_id: format!("sub_{:016x}{:016x}", mix(id), mix(!id)),
+        items: r#"["name","email","mobile_phone"]"#,
+        outcome: "allowed",
+        policy_version: "2025-06-01",
+        leaf_hash: leaf_hash(n).to_vec(),
+    }
+}
+
 /// One audited read of member `id` inside the caller's transaction: the
 /// point select of (c), then the audit row of that read, as Custos writes
 /// one per `GET /v1/subjects/{id}?purpose=…`. `n` makes the row distinct.
@@ -90,22 +122,23 @@ fn read_and_audit(conn: &Connection, id: u64, n: u64) -> Result<(), String> {
         .and_then(|mut s| s.query_row([id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))))
         .map_err(|e| format!("select of id {id} failed: {e}"))?;
     std::hint::black_box(found);
+    let row = audit_row(id, n);
     conn.prepare_cached(
         "INSERT INTO audit (at, actor, role, operation, purpose, subject_id, items, outcome, policy_version, leaf_hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
-            format!("2026-11-26T14:{:02}:{:02}.{:06}Z", n / 60_000_000 % 60, n / 1_000_000 % 60, n % 1_000_000),
-            "key:3f9a1c2e7b5d4a60",
-            "platform",
-            "read",
-            "member_management",
-            format!("sub_{:016x}{:016x}", mix(id), mix(!id)),
-            r#"["name","email","mobile_phone"]"#,
-            "allowed",
-            "2025-06-01",
-            &leaf_hash(n)[..]
+            row.at,
+            row.actor,
+            row.role,
+            row.operation,
+            row.purpose,
+            row.subject_id,
+            row.items,
+            row.outcome,
+            row.policy_version,
+            row.leaf_hash
         ])
     })
     .map(|_| ())
@@ -141,16 +174,15 @@ fn on_threads(
     Ok((done, elapsed))
 }
 
+/// Name, e-mail and phone of member row `n`; shared with the PostgreSQL baseline.
+pub(crate) fn member(n: u64) -> (String, String, String) {
+    (format!("Bench Operator {n}"), format!("op{n}@example.com"), format!("+82102{n:07}"))
+}
+
 fn insert(conn: &Connection, n: u64) -> Result<(), String> {
+    let (name, email, phone) = member(n);
     conn.prepare_cached("INSERT INTO members (id, name, email, phone) VALUES (?1, ?2, ?3, ?4)")
-        .and_then(|mut s| {
-            s.execute(params![
-                n as i64,
-                format!("Bench Operator {n}"),
-                format!("op{n}@example.com"),
-                format!("+82102{n:07}")
-            ])
-        })
+        .and_then(|mut s| s.execute(params![n as i64, name, email, phone]))
         .map(|_| ())
         .map_err(|e| format!("insert failed: {e}"))
 }
@@ -186,7 +218,7 @@ pub(crate) fn run(dir: &Path, each: Duration, select_threads: usize) -> Result<B
     let start = clock::now();
     while start.elapsed() < each {
         conn.execute_batch("BEGIN").map_err(|e| format!("cannot begin: {e}"))?;
-        for _ in 0..100 {
+        for _ in 0..BATCH {
             n += 1;
             insert(&conn, n)?;
         }

@@ -13,13 +13,17 @@
 //!
 //! Baseline, raw SQLite with the store's settings in the same scratch
 //! folder: the same number of record-sized rows of one subject read back
-//! through an index on the subject, the same number of times.
+//! through an index on the subject, the same number of times. With a
+//! PostgreSQL cluster the server serves from a fresh database of it and
+//! the baseline reads a table of that cluster (`pg::export_baseline`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{Connection, params};
 
 use crate::lifecycle::{exec, fill, sealed, settings};
+use crate::pg::Cluster;
 use crate::server::{Scratch, Server, http_send};
 use crate::stats::{Latency, mix};
 use crate::{clock, say};
@@ -44,7 +48,7 @@ pub(crate) struct Export {
     pub(crate) baseline: Latency,
 }
 
-pub(crate) fn run(custos: &Path, records: u64, runs: usize) -> Result<Export, String> {
+pub(crate) fn run(custos: &Path, records: u64, runs: usize, cluster: Option<&Arc<Cluster>>) -> Result<Export, String> {
     say(&format!("export: one member with {records} records, {runs} exports"));
     let n = records.to_string();
     let seed = [
@@ -65,11 +69,17 @@ pub(crate) fn run(custos: &Path, records: u64, runs: usize) -> Result<Export, St
         "--now",
         SEEDED_AT,
     ];
-    let server = Server::start_seeded(custos, "export", None, &seed)?;
-    let data = server.data_file().ok_or("the server has no data folder")?;
-    let member: String = Connection::open_with_flags(&data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0)))
-        .map_err(|e| format!("cannot find the seeded member: {e}"))?;
+    let server = Server::start_seeded(custos, "export", None, cluster, &seed)?;
+    let member = match (server.database(), server.data_file()) {
+        (Some(db), _) => db.psql("SELECT id FROM custos.subjects LIMIT 1")?,
+        (None, Some(data)) => Connection::open_with_flags(&data, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("SELECT id FROM subjects LIMIT 1", [], |r| r.get(0)))
+            .map_err(|e| format!("cannot find the seeded member: {e}"))?,
+        (None, None) => return Err("the server has no data folder".to_owned()),
+    };
+    if !member.starts_with("sub_") {
+        return Err(format!("cannot find the seeded member: {member:?}"));
+    }
     let body =
         format!(r#"{{"kind":"export","channel":"web_page","subject":"{member}","verification":"platform_session"}}"#);
     let (mut fulfil, mut outcome, mut total) = (Vec::new(), Vec::new(), Vec::new());
@@ -108,9 +118,17 @@ pub(crate) fn run(custos: &Path, records: u64, runs: usize) -> Result<Export, St
         total.push(micros(fulfilled + read));
     }
     server.stop()?;
-    let dir = Scratch::new("export-baseline")?;
-    say(&format!("  baseline: SQLite read of {records} record rows of one subject, {runs} times"));
-    let baseline = read_baseline(&dir.0, records, runs)?;
+    let baseline = match cluster {
+        Some(cluster) => {
+            say(&format!("  baseline: PostgreSQL read of {records} record rows of one subject, {runs} times"));
+            crate::pg::export_baseline(cluster, records, runs, RECORDS_FROM, SEEDED_AT)?
+        }
+        None => {
+            let dir = Scratch::new("export-baseline")?;
+            say(&format!("  baseline: SQLite read of {records} record rows of one subject, {runs} times"));
+            read_baseline(&dir.0, records, runs)?
+        }
+    };
     Ok(Export {
         records,
         runs,

@@ -49,6 +49,8 @@ pub(crate) struct Outcome {
     pub(crate) ok: u64,
     pub(crate) errors: u64,
     pub(crate) first_error: Option<String>,
+    /// When the first and the last error came, from the start of the phase.
+    pub(crate) errors_between: Option<(Duration, Duration)>,
     pub(crate) elapsed: Duration,
     pub(crate) latencies_us: Vec<u32>,
     pub(crate) ids: Vec<String>,
@@ -59,9 +61,13 @@ impl Outcome {
         self.ok as f64 / self.elapsed.as_secs_f64().max(f64::MIN_POSITIVE)
     }
 
-    fn error(&mut self, message: String) {
+    fn error(&mut self, message: String, at: Duration) {
         self.errors += 1;
         self.first_error.get_or_insert(message);
+        self.errors_between = Some(match self.errors_between {
+            None => (at, at),
+            Some((first, last)) => (first.min(at), last.max(at)),
+        });
     }
 
     fn merge(&mut self, other: Outcome) {
@@ -70,6 +76,10 @@ impl Outcome {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+        self.errors_between = match (self.errors_between, other.errors_between) {
+            (Some((a, b)), Some((c, d))) => Some((a.min(c), b.max(d))),
+            (mine, theirs) => mine.or(theirs),
+        };
         self.latencies_us.extend(other.latencies_us);
         self.ids.extend(other.ids);
     }
@@ -126,7 +136,7 @@ pub(crate) async fn run(addr: SocketAddr, clients: usize, until: Until, work: Ar
     };
     let mut tasks = tokio::task::JoinSet::new();
     for sender in senders {
-        tasks.spawn(client(addr, sender, work.clone(), next.clone(), limit, deadline));
+        tasks.spawn(client(addr, sender, work.clone(), next.clone(), limit, (start, deadline)));
     }
     let mut total = Outcome::default();
     while let Some(part) = tasks.join_next().await {
@@ -142,7 +152,7 @@ async fn client(
     work: Arc<Work>,
     next: Arc<AtomicU64>,
     limit: u64,
-    deadline: Option<Instant>,
+    (start, deadline): (Instant, Option<Instant>),
 ) -> Outcome {
     let mut out = Outcome::default();
     loop {
@@ -165,21 +175,21 @@ async fn client(
                         .and_then(|v| v["id"].as_str().map(str::to_owned))
                     {
                         Some(id) => out.ids.push(id),
-                        None => out.error("a success answer without an id".to_owned()),
+                        None => out.error("a success answer without an id".to_owned(), start.elapsed()),
                     }
                 }
             }
             Ok((status, body)) => {
                 let text = String::from_utf8_lossy(&body);
-                out.error(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
+                out.error(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()), start.elapsed());
             }
             Err(e) => {
-                out.error(e);
+                out.error(e, start.elapsed());
                 // The connection is gone: open another one, or stop this client.
                 match connect(addr).await {
                     Ok(s) => sender = s,
                     Err(e) => {
-                        out.error(e);
+                        out.error(e, start.elapsed());
                         break;
                     }
                 }
@@ -187,4 +197,27 @@ async fn client(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_keep_when_they_came() {
+        let s = Duration::from_secs;
+        let mut a = Outcome::default();
+        a.error("first".into(), s(3));
+        a.error("second".into(), s(1));
+        assert_eq!((a.errors, a.first_error.as_deref(), a.errors_between), (2, Some("first"), Some((s(1), s(3)))));
+        let mut b = Outcome::default();
+        b.error("later".into(), s(7));
+        a.merge(b);
+        assert_eq!((a.errors, a.first_error.as_deref(), a.errors_between), (3, Some("first"), Some((s(1), s(7)))));
+        let mut none = Outcome::default();
+        none.merge(Outcome::default());
+        assert_eq!(none.errors_between, None);
+        none.merge(a);
+        assert_eq!(none.errors_between, Some((s(1), s(7))));
+    }
 }

@@ -6,6 +6,12 @@
 //! sweeps (`lifecycle.rs`) run `custos jobs run` on data folders filled by
 //! `custos admin seed-synthetic`, once per invocation.
 //!
+//! With `--backend postgres` the same HTTP runs, audit verification and
+//! access export are served from a throwaway PostgreSQL cluster the harness
+//! starts (`pg.rs`), next to raw PostgreSQL baselines measured in the same
+//! run; the lifecycle sweeps, which read SQLite files and compare against
+//! SQLite, are skipped.
+//!
 //! It builds nothing: it runs the `custos` binary next to its own executable
 //! (`target/release/custos`), so build that first:
 //! `cargo build --release -p custos-server && cargo run --release -p custos-bench`.
@@ -16,6 +22,7 @@ mod clock;
 mod export;
 mod lifecycle;
 mod load;
+mod pg;
 mod report;
 mod server;
 mod stats;
@@ -41,7 +48,26 @@ const NO_PASSWORD_POLICY: &str = include_str!("../policies/bstage-no-password.to
 const USAGE: &str = "usage: custos-bench [--clients N] [--seconds S] [--signups N] [--password-signups N] \
 [--runs N] [--load-threads N] [--audit-entries N (0: skip)] [--lifecycle-members N (0: skip)] \
 [--lifecycle-records N (0: skip)] [--export-records N (0: skip)] [--export-runs N] [--only lifecycle|export] \
-[--out FILE] [--date TEXT] [--custos PATH]";
+[--backend sqlite|postgres] [--out FILE] [--date TEXT] [--custos PATH]";
+
+/// Where the servers keep their data, and what the baselines measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// The data folder (the default); raw SQLite baselines.
+    Sqlite,
+    /// A throwaway PostgreSQL cluster (`custos serve --database URL`); raw
+    /// PostgreSQL baselines on the same cluster.
+    Postgres,
+}
+
+impl Backend {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        }
+    }
+}
 
 /// The command line; every figure has a default that finishes in a few minutes.
 #[derive(Debug, Clone)]
@@ -74,6 +100,7 @@ pub(crate) struct Args {
     pub(crate) export_runs: usize,
     /// Only the export.
     pub(crate) export_only: bool,
+    pub(crate) backend: Backend,
     pub(crate) out: Option<PathBuf>,
     pub(crate) date: Option<String>,
     pub(crate) custos: Option<PathBuf>,
@@ -96,6 +123,7 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
         export_records: 10_000,
         export_runs: 20,
         export_only: false,
+        backend: Backend::Sqlite,
         out: None,
         date: None,
         custos: None,
@@ -132,6 +160,9 @@ fn parse_args(given: Vec<String>) -> Result<Args, String> {
             "--only" if value == "lifecycle" => args.lifecycle_only = true,
             "--only" if value == "export" => args.export_only = true,
             "--only" => return Err(format!("--only: {value:?} is not `lifecycle` or `export`\n{USAGE}")),
+            "--backend" if value == "sqlite" => args.backend = Backend::Sqlite,
+            "--backend" if value == "postgres" => args.backend = Backend::Postgres,
+            "--backend" => return Err(format!("--backend: {value:?} is not `sqlite` or `postgres`\n{USAGE}")),
             "--out" => args.out = Some(PathBuf::from(value)),
             "--date" => args.date = Some(value),
             "--custos" => args.custos = Some(PathBuf::from(value)),
@@ -209,33 +240,54 @@ fn bench(args: &Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
     let machine = report::Machine::probe(&std::env::temp_dir());
+    let cluster = match args.backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            say("starting a throwaway PostgreSQL cluster");
+            Some(pg::Cluster::start()?)
+        }
+    };
+    let cluster = cluster.as_ref();
+    let database = cluster.map(|c| c.description.as_str());
     if !args.lifecycle_only && !args.export_only {
         let mut runs = Vec::with_capacity(args.runs);
         for n in 1..=args.runs {
             say(&format!("run {n} of {}", args.runs));
-            runs.push(run_once(args, &custos, &policy, &runtime)?);
+            runs.push(run_once(args, &custos, &policy, &runtime, cluster)?);
         }
         let audit = match args.audit_entries {
             0 => None,
-            _ => Some(audit::run(args, &custos, &policy, &runtime)?),
+            _ => Some(audit::run(args, &custos, &policy, &runtime, cluster)?),
         };
-        let block = report::render(&machine, &date, args, &runs, audit.as_ref());
+        let block = report::render(&machine, &date, args, &runs, audit.as_ref(), database);
         let _ = std::io::stdout().lock().write_all(block.as_bytes());
         if let Some(out) = &args.out {
-            report::write_into(out, &block)?;
+            match args.backend {
+                Backend::Sqlite => report::write_into(out, &block)?,
+                Backend::Postgres => report::write_section_into(out, "postgres", "PostgreSQL", &block)?,
+            }
             say(&format!("wrote {}", out.display()));
         }
     }
     if args.export_records > 0 && !args.lifecycle_only {
-        let measured = export::run(&custos, args.export_records, args.export_runs)?;
-        let block = report::render_export(&machine, &date, args, &measured);
+        let measured = export::run(&custos, args.export_records, args.export_runs, cluster)?;
+        let block = report::render_export(&machine, &date, args, &measured, database);
         let _ = std::io::stdout().lock().write_all(block.as_bytes());
         if let Some(out) = &args.out {
-            report::write_section_into(out, "export", "Access export", &block)?;
+            match args.backend {
+                Backend::Sqlite => report::write_section_into(out, "export", "Access export", &block)?,
+                Backend::Postgres => {
+                    report::write_section_into(out, "postgres-export", "PostgreSQL: access export", &block)?
+                }
+            }
             say(&format!("wrote the access export into {}", out.display()));
         }
     }
-    if args.lifecycle_members + args.lifecycle_records > 0 && !args.export_only {
+    let sweeps = args.lifecycle_members + args.lifecycle_records > 0 && !args.export_only;
+    if sweeps && args.backend == Backend::Postgres {
+        say("lifecycle sweeps skipped on PostgreSQL: the harness reads their SQLite files and measures them \
+             against SQLite baselines");
+    } else if sweeps {
         let sweeps = lifecycle::run(args, &custos)?;
         let block = report::render_lifecycle(&machine, &date, args, &sweeps);
         let _ = std::io::stdout().lock().write_all(block.as_bytes());
@@ -267,23 +319,33 @@ fn check_policy(custos: &Path, policy: &Path) -> Result<(), String> {
 /// One full measurement: baseline, then the real b.stage sign-up (with a
 /// password), then sign-ups without a password, reads of those subjects,
 /// consent writes on them and the HTTP floor.
-fn run_once(args: &Args, custos: &Path, policy: &Path, runtime: &tokio::runtime::Runtime) -> Result<Run, String> {
+fn run_once(
+    args: &Args,
+    custos: &Path,
+    policy: &Path,
+    runtime: &tokio::runtime::Runtime,
+    cluster: Option<&Arc<pg::Cluster>>,
+) -> Result<Run, String> {
     let each = Duration::from_secs(args.seconds);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    say(&format!("  baseline: raw SQLite, {} s per measurement", args.seconds));
-    let dir = Scratch::new("baseline")?;
-    let base = baseline::run(&dir.0, each, threads)?;
-    drop(dir);
+    say(&format!("  baseline: raw {}, {} s per measurement", args.backend.name(), args.seconds));
+    let base = match cluster {
+        Some(cluster) => pg::baseline(cluster, each, threads)?,
+        None => {
+            let dir = Scratch::new("baseline")?;
+            baseline::run(&dir.0, each, threads)?
+        }
+    };
 
     say(&format!("  sign-ups with Argon2id password: {} with {} clients", args.password_signups, args.clients));
-    let server = Server::start(custos, "bstage", None)?;
+    let server = Server::start(custos, "bstage", None, cluster)?;
     let signup_pw =
         phase(&server, runtime, args.clients, Until::Count(args.password_signups), signup_work(&server, true))?.0;
     let memory_pw = server.memory_kib()?;
     server.stop()?;
 
     say(&format!("  sign-ups without password: {} with {} clients", args.signups, args.clients));
-    let server = Server::start(custos, "no-password", Some(policy))?;
+    let server = Server::start(custos, "no-password", Some(policy), cluster)?;
     let (signup, ids) = phase(&server, runtime, args.clients, Until::Count(args.signups), signup_work(&server, false))?;
     say(&format!("  audited reads of {} subjects: {} s with {} clients", ids.len(), args.seconds, args.clients));
     let read = phase(&server, runtime, args.clients, Until::For(each), read_work(&server, ids.clone())?)?.0;
@@ -312,7 +374,13 @@ fn phase(
     let (commits, usage) = (server.commits()?, server.usage()?);
     let mut outcome = runtime.block_on(load::run(server.addr, clients, until, Arc::new(work)))?;
     let (used, jobs_per_commit) = (usage.until(server.usage()?), commits.jobs_per_commit_until(server.commits()?));
-    if let Some(e) = &outcome.first_error {
+    if let (Some(e), Some((first, last))) = (&mut outcome.first_error, outcome.errors_between) {
+        e.push_str(&format!(
+            " ({} errors from {:.2} s to {:.2} s into the phase)",
+            outcome.errors,
+            first.as_secs_f64(),
+            last.as_secs_f64()
+        ));
         say(&format!("    {} errors; the first: {e}", outcome.errors));
     }
     let ids = std::mem::take(&mut outcome.ids);
@@ -526,5 +594,21 @@ mod tests {
         .unwrap();
         assert_eq!((a.lifecycle_members, a.lifecycle_records, a.lifecycle_only), (1_000_000, 0, true));
         assert!(parse_args(vec!["--only".into(), "http".into()]).is_err());
+    }
+
+    #[test]
+    fn backend_argument() {
+        assert_eq!(parse_args(Vec::new()).unwrap().backend, Backend::Sqlite);
+        let a = parse_args(["--backend", "postgres", "--runs", "1"].map(String::from).to_vec()).unwrap();
+        assert_eq!((a.backend, a.runs), (Backend::Postgres, 1));
+        assert_eq!(a.given, ["--backend", "postgres", "--runs", "1"]);
+        let a = parse_args(["--backend", "postgres", "--backend", "sqlite"].map(String::from).to_vec()).unwrap();
+        assert_eq!(a.backend, Backend::Sqlite);
+        for wrong in ["postgresql", "PostgreSQL", "mysql", ""] {
+            let e = parse_args(vec!["--backend".into(), wrong.into()]).unwrap_err();
+            assert!(e.contains("not `sqlite` or `postgres`"), "{e}");
+        }
+        assert!(parse_args(vec!["--backend".into()]).is_err());
+        assert_eq!((Backend::Sqlite.name(), Backend::Postgres.name()), ("SQLite", "PostgreSQL"));
     }
 }

@@ -45,6 +45,12 @@ pub(crate) struct Phase {
     pub(crate) server_cpu_ms: f64,
     /// Bytes the server wrote to storage per successful request, in KiB.
     pub(crate) written_kib: f64,
+    /// On PostgreSQL: CPUs kept busy by the cluster's processes, their CPU
+    /// time per successful request (ms) and the WAL logged per successful
+    /// request (KiB); 0 on SQLite.
+    pub(crate) database_cpus: f64,
+    pub(crate) database_cpu_ms: f64,
+    pub(crate) wal_kib: f64,
 }
 
 impl Phase {
@@ -55,9 +61,13 @@ impl Phase {
         Phase {
             server_cpus: used.server_cpu / seconds,
             client_cpus: used.harness_cpu / seconds,
-            other_cpus: ((used.machine_cpu - used.server_cpu - used.harness_cpu) / seconds).max(0.0),
+            other_cpus: ((used.machine_cpu - used.server_cpu - used.harness_cpu - used.database_cpu) / seconds)
+                .max(0.0),
             server_cpu_ms: used.server_cpu * 1000.0 / requests,
             written_kib: used.server_written / 1024.0 / requests,
+            database_cpus: used.database_cpu / seconds,
+            database_cpu_ms: used.database_cpu * 1000.0 / requests,
+            wal_kib: used.database_wal / 1024.0 / requests,
             ok: outcome.ok,
             errors: outcome.errors,
             per_s: outcome.per_second(),
@@ -86,6 +96,9 @@ impl Phase {
             other_cpus: m(|p| p.other_cpus),
             server_cpu_ms: m(|p| p.server_cpu_ms),
             written_kib: m(|p| p.written_kib),
+            database_cpus: m(|p| p.database_cpus),
+            database_cpu_ms: m(|p| p.database_cpu_ms),
+            wal_kib: m(|p| p.wal_kib),
         }
     }
 }
@@ -213,8 +226,19 @@ fn mib(kib: u64) -> String {
     format!("{} MiB", int(kib as f64 / 1024.0))
 }
 
-/// The generated block (without markers).
-pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], audit: Option<&AuditVerify>) -> String {
+/// The generated block (without markers). `database`: the PostgreSQL
+/// cluster's description with `--backend postgres`.
+pub(crate) fn render(
+    machine: &Machine,
+    date: &str,
+    args: &Args,
+    runs: &[Run],
+    audit: Option<&AuditVerify>,
+    database: Option<&str>,
+) -> String {
+    let db = args.backend.name();
+    // What makes one transaction durable.
+    let flush = if database.is_some() { "a WAL flush" } else { "an fsync" };
     let phases = |f: fn(&Run) -> &Phase| runs.iter().map(f).collect::<Vec<_>>();
     let read = Phase::median_of(&phases(|r| &r.read));
     let consent = Phase::median_of(&phases(|r| &r.consent));
@@ -258,7 +282,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
          on {} runtime thread(s); {} sign-ups without password, {} with; reads, consent writes and `GET /health` for {} s \
          each; each baseline for {} s; \
          server defaults (2 hash workers, 4 readers); {} runs, medians shown; audit verification of {} entries \
-         (filled and exported once, verified in every run).",
+         (filled and exported once, verified in every run).{}",
         args.load_threads,
         args.signups,
         args.password_signups,
@@ -268,8 +292,21 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
         match args.audit_entries {
             0 => "no".to_owned(),
             n => int(n as f64),
+        },
+        if database.is_some() {
+            " Every server and every baseline has a fresh database of the cluster below."
+        } else {
+            ""
         }
     );
+    if let Some(d) = database {
+        let _ = writeln!(s, "- **database**: {d}.");
+        let _ = writeln!(
+            s,
+            "- **not run on PostgreSQL**: the lifecycle sweeps (the harness reads their SQLite files and sets them \
+             against SQLite baselines)."
+        );
+    }
     s.push('\n');
 
     s.push_str(
@@ -279,7 +316,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     let _ = writeln!(
         s,
         "| audited read of a member over HTTP (`GET /v1/subjects/{{id}}?purpose=member_management`), {c} clients | \
-         {}/s, p99 {:.2} ms | SQLite point select by primary key among {} rows, {select_threads} threads: {}/s | \
+         {}/s, p99 {:.2} ms | {db} point select by primary key among {} rows, {select_threads} threads: {}/s | \
          {} | ≥ 20,000/s, p99 ≤ 5 ms | {} |",
         int(read.per_s),
         read.latency.p99_ms,
@@ -300,8 +337,8 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     );
     let _ = writeln!(
         s,
-        "| the same reads | {}/s | SQLite point select plus the insert of its audit row, committed together, one \
-         transaction (an fsync) per read, {select_threads} threads: {}/s ({} the plain select) | {} | — | — |",
+        "| the same reads | {}/s | {db} point select plus the insert of its audit row, committed together, one \
+         transaction ({flush}) per read, {select_threads} threads: {}/s ({} the plain select) | {} | — | — |",
         int(read.per_s),
         int(audited),
         times(audited / select),
@@ -341,7 +378,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     let _ = writeln!(
         s,
         "| member sign-up, durable, no password (validate, encrypt, index, audit), {c} clients | {}/s | \
-         SQLite insert, 100 rows per transaction: {}/s | {} | ≥ 5,000/s | {} |",
+         {db} insert, 100 rows per transaction: {}/s | {} | ≥ 5,000/s | {} |",
         int(signup.per_s),
         int(batched),
         times(signup.per_s / batched),
@@ -349,7 +386,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     );
     let _ = writeln!(
         s,
-        "| the same sign-ups | {}/s | SQLite insert, 1 row per transaction (an fsync each): {}/s | {} | — | — |",
+        "| the same sign-ups | {}/s | {db} insert, 1 row per transaction ({flush} each): {}/s | {} | — | — |",
         int(signup.per_s),
         int(single),
         times(signup.per_s / single)
@@ -357,7 +394,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     let _ = writeln!(
         s,
         "| consent write (grant or withdrawal with evidence, receipt, audit), durable, {c} clients \
-         (`POST /v1/subjects/{{id}}/consents`) | {}/s, p99 {:.2} ms | SQLite insert, 100 rows per transaction: {}/s | \
+         (`POST /v1/subjects/{{id}}/consents`) | {}/s, p99 {:.2} ms | {db} insert, 100 rows per transaction: {}/s | \
          {} | none stated | — |",
         int(consent.per_s),
         consent.latency.p99_ms,
@@ -366,7 +403,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     );
     let _ = writeln!(
         s,
-        "| the same consent writes | {}/s | SQLite insert, 1 row per transaction (an fsync each): {}/s | {} | — | — |",
+        "| the same consent writes | {}/s | {db} insert, 1 row per transaction ({flush} each): {}/s | {} | — | — |",
         int(consent.per_s),
         int(single),
         times(consent.per_s / single)
@@ -374,7 +411,7 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     let _ = writeln!(
         s,
         "| b.stage sign-up as published (Argon2id m=19 MiB, t=2), {c} clients | {}/s, p99 {:.0} ms | \
-         SQLite insert, 1 row per transaction: {}/s | {} | none (the target excludes hashing) | — |",
+         {db} insert, 1 row per transaction: {}/s | {} | none (the target excludes hashing) | — |",
         int(signup_pw.per_s),
         signup_pw.latency.p99_ms,
         int(single),
@@ -382,9 +419,10 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     );
     let _ = writeln!(
         s,
-        "| server memory after the reads ({} members) | {} resident (peak {}) | — | — | ≤ 200 MB with 1,000,000 members | \
+        "| server memory after the reads ({} members{}) | {} resident (peak {}) | — | — | ≤ 200 MB with 1,000,000 members | \
          not measured at that size |",
         int(args.signups as f64),
+        if database.is_some() { "; `custos serve` alone, not PostgreSQL" } else { "" },
         mib(rss),
         mib(hwm)
     );
@@ -402,29 +440,10 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     s.push('\n');
 
     s.push_str("Phases (medians over the runs; requests and errors summed):\n\n");
-    s.push_str(
-        "| phase | requests ok | errors | per second | p50 ms | p90 ms | p99 ms | jobs per group commit | \
-         CPUs busy: server + load generator + rest of the machine | server CPU per request | \
-         server writes to storage per request |\n",
-    );
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
-    for (name, p) in named {
-        let _ = writeln!(
-            s,
-            "| {name} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} + {:.2} + {:.2} | {:.2} ms | {:.1} KiB |",
-            int(p.ok as f64),
-            p.errors,
-            int(p.per_s),
-            p.latency.p50_ms,
-            p.latency.p90_ms,
-            p.latency.p99_ms,
-            p.jobs_per_commit,
-            p.server_cpus,
-            p.client_cpus,
-            p.other_cpus,
-            p.server_cpu_ms,
-            p.written_kib
-        );
+    if database.is_some() {
+        phases_postgres(&mut s, &named);
+    } else {
+        phases_sqlite(&mut s, &named);
     }
     for (name, p) in named {
         if let Some(e) = &p.first_error {
@@ -433,8 +452,9 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     }
     let _ = writeln!(
         s,
-        "\nServer memory (VmRSS, peak VmHWM) before stopping: with the published policy after the password sign-ups \
+        "\nServer memory (VmRSS, peak VmHWM) before stopping{}: with the published policy after the password sign-ups \
          {} (peak {}); with the benchmark policy after sign-ups and reads {} (peak {}).\n",
+        if database.is_some() { " (`custos serve` only; PostgreSQL's processes are not counted)" } else { "" },
         mib(rss_pw),
         mib(hwm_pw),
         mib(rss),
@@ -453,18 +473,20 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
         int(ledger(|l| l.longest_read as f64)),
         ledger(|l| l.audit_per_write)
     );
+    let written = if database.is_some() { "WAL logged" } else { "writes to storage" };
     let _ = writeln!(
         s,
-        "Baseline writes to storage per row: {:.1} KiB with 1 row per transaction, {:.2} KiB with 100 rows per \
+        "Baseline {written} per row: {:.1} KiB with 1 row per transaction, {:.2} KiB with 100 rows per \
          transaction.\n",
         base(|b| b.single_kib),
         base(|b| b.batched_kib)
     );
 
+    let written = if database.is_some() { "of WAL" } else { "written" };
     let _ = writeln!(
         s,
         "Audited reads at the storage level: a point select alone {}/s; with its audit row committed in the same \
-         transaction, one per read, {}/s ({} of it, {:.1} KiB written per read); 100 per transaction {}/s ({}, \
+         transaction, one per read, {}/s ({} of it, {:.1} KiB {written} per read); 100 per transaction {}/s ({}, \
          {:.2} KiB per read).\n",
         int(select),
         int(audited),
@@ -479,12 +501,79 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
     }
 
     s.push_str("Every run:\n\n");
-    s.push_str(
+    let _ = writeln!(
+        s,
         "| run | reads/s | read p99 ms | consent writes/s | consent p99 ms | `GET /health`/s | sign-ups/s, no password | sign-ups/s, Argon2id | \
-         SQLite 1 row/tx | SQLite 100 rows/tx | SQLite selects/s | SQLite select + audit row, 1/tx | \
-         SQLite select + audit row, 100/tx | RSS after reads | RSS after Argon2id sign-ups |\n",
+         {db} 1 row/tx | {db} 100 rows/tx | {db} selects/s | {db} select + audit row, 1/tx | \
+         {db} select + audit row, 100/tx | RSS after reads | RSS after Argon2id sign-ups |",
     );
     s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    every_run(&mut s, runs);
+    s
+}
+
+/// The phase table of a run on SQLite: the server does all the storage work.
+fn phases_sqlite(s: &mut String, named: &[(&str, &Phase)]) {
+    s.push_str(
+        "| phase | requests ok | errors | per second | p50 ms | p90 ms | p99 ms | jobs per group commit | \
+         CPUs busy: server + load generator + rest of the machine | server CPU per request | \
+         server writes to storage per request |\n",
+    );
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for &(name, p) in named {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} + {:.2} + {:.2} | {:.2} ms | {:.1} KiB |",
+            int(p.ok as f64),
+            p.errors,
+            int(p.per_s),
+            p.latency.p50_ms,
+            p.latency.p90_ms,
+            p.latency.p99_ms,
+            p.jobs_per_commit,
+            p.server_cpus,
+            p.client_cpus,
+            p.other_cpus,
+            p.server_cpu_ms,
+            p.written_kib
+        );
+    }
+}
+
+/// The phase table of a run on PostgreSQL: the cluster's processes do the
+/// storage work, so their CPU time and the WAL they log are shown apart.
+fn phases_postgres(s: &mut String, named: &[(&str, &Phase)]) {
+    s.push_str(
+        "| phase | requests ok | errors | per second | p50 ms | p90 ms | p99 ms | jobs per group commit | \
+         CPUs busy: server + PostgreSQL + load generator + rest of the machine | server CPU per request | \
+         PostgreSQL CPU per request | WAL per request |\n",
+    );
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for &(name, p) in named {
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} + {:.2} + {:.2} + {:.2} | {:.2} ms | \
+             {:.2} ms | {:.1} KiB |",
+            int(p.ok as f64),
+            p.errors,
+            int(p.per_s),
+            p.latency.p50_ms,
+            p.latency.p90_ms,
+            p.latency.p99_ms,
+            p.jobs_per_commit,
+            p.server_cpus,
+            p.database_cpus,
+            p.client_cpus,
+            p.other_cpus,
+            p.server_cpu_ms,
+            p.database_cpu_ms,
+            p.wal_kib
+        );
+    }
+}
+
+/// One line per run.
+fn every_run(s: &mut String, runs: &[Run]) {
     for (i, r) in runs.iter().enumerate() {
         let _ = writeln!(
             s,
@@ -506,7 +595,6 @@ pub(crate) fn render(machine: &Machine, date: &str, args: &Args, runs: &[Run], a
             mib(r.memory_pw.0)
         );
     }
-    s
 }
 
 /// The paragraph on the audit-log verification phase.
@@ -759,8 +847,15 @@ pub(crate) fn render_lifecycle(machine: &Machine, date: &str, args: &Args, sweep
 }
 
 /// The access-export block: the command, the figures next to the raw
-/// baseline, and the DESIGN §9 target.
-pub(crate) fn render_export(machine: &Machine, date: &str, args: &Args, e: &crate::export::Export) -> String {
+/// baseline, and the DESIGN §9 target. `database`: the PostgreSQL
+/// cluster's description with `--backend postgres`.
+pub(crate) fn render_export(
+    machine: &Machine,
+    date: &str,
+    args: &Args,
+    e: &crate::export::Export,
+    database: Option<&str>,
+) -> String {
     let cmd = std::iter::once("cargo run -p custos-bench --release --".to_owned())
         .chain(args.given.iter().cloned())
         .collect::<Vec<_>>()
@@ -779,11 +874,18 @@ pub(crate) fn render_export(machine: &Machine, date: &str, args: &Args, e: &crat
         "- **settings**: the bundled b.stage policy; one member made with `custos admin seed-synthetic` with {} \
          `payment_supply_records`; {} exports, each filed by the platform's key for its signed-in member, then \
          fulfilled and fetched over a fresh HTTP connection each (the package is built at the fetch, never stored). Package: {} bytes of JSON. Baseline: the same \
-         number of record-sized rows of one subject read back through an index, raw SQLite with the store's settings.",
+         number of record-sized rows of one subject read back through an index, {}.",
         int(e.records as f64),
         e.runs,
-        int(e.package_bytes as f64)
+        int(e.package_bytes as f64),
+        match database {
+            None => "raw SQLite with the store's settings",
+            Some(_) => "raw PostgreSQL, a table in a fresh database of the same cluster (one query)",
+        }
     );
+    if let Some(d) = database {
+        let _ = writeln!(s, "- **database**: {d}; the server serves from a fresh database of it.");
+    }
     let _ = writeln!(s);
     let _ = writeln!(
         s,

@@ -4,6 +4,9 @@
 //! address the server reports for `--listen 127.0.0.1:0`, and `/ready`.
 //! The child gets an empty environment plus `CUSTOS_ROOT_KEY_FILE`, so no
 //! stray `CUSTOS_*` variable of the caller changes what is measured.
+//! With a PostgreSQL cluster (`--backend postgres`) each server gets a fresh
+//! database of it (`--database URL`, on every `custos` command the harness
+//! runs on that instance), dropped when the server's data is let go.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -14,6 +17,7 @@ use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use crate::clock;
+use crate::pg::{Cluster, Database};
 
 /// A scratch folder, removed when dropped.
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub(crate) struct Server {
     /// The data folder; taken by [`Server::stop_keeping_data`].
     scratch: Option<Scratch>,
     policy: Option<PathBuf>,
+    /// The PostgreSQL database it serves from, if any.
+    database: Option<Database>,
 }
 
 /// The data folder of a server that was stopped cleanly, for one-shot
@@ -54,6 +60,7 @@ pub(crate) struct Server {
 pub(crate) struct Stopped {
     scratch: Scratch,
     policy: Option<PathBuf>,
+    database: Option<Database>,
 }
 
 impl Stopped {
@@ -66,20 +73,23 @@ impl Stopped {
     /// the instance arguments (`--data-dir`, `--policy`) follow `args`.
     pub(crate) fn command(&self, custos: &Path, args: &[&str]) -> Command {
         let mut cmd = instance_command(custos, &self.scratch);
-        cmd.args(args).args(instance_args(&self.scratch, self.policy.as_deref()));
+        cmd.args(args).args(instance_args(&self.scratch, self.policy.as_deref(), self.database.as_ref()));
         cmd
     }
 }
 
-/// CPU seconds used so far by the server, by the harness and by the whole
-/// machine, and bytes the server has written; or, from [`Usage::until`],
-/// the same over an interval.
+/// CPU seconds used so far by the server, by the harness, by the
+/// PostgreSQL cluster (0 on SQLite) and by the whole machine, bytes the
+/// server has written and bytes of WAL the cluster has logged (0 on
+/// SQLite); or, from [`Usage::until`], the same over an interval.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub(crate) struct Usage {
     pub(crate) server_cpu: f64,
     pub(crate) harness_cpu: f64,
+    pub(crate) database_cpu: f64,
     pub(crate) machine_cpu: f64,
     pub(crate) server_written: f64,
+    pub(crate) database_wal: f64,
 }
 
 impl Usage {
@@ -87,8 +97,10 @@ impl Usage {
         Usage {
             server_cpu: later.server_cpu - self.server_cpu,
             harness_cpu: later.harness_cpu - self.harness_cpu,
+            database_cpu: later.database_cpu - self.database_cpu,
             machine_cpu: later.machine_cpu - self.machine_cpu,
             server_written: later.server_written - self.server_written,
+            database_wal: later.database_wal - self.database_wal,
         }
     }
 }
@@ -114,19 +126,28 @@ fn instance_command(custos: &Path, scratch: &Scratch) -> Command {
     cmd
 }
 
-fn instance_args(scratch: &Scratch, policy: Option<&Path>) -> Vec<String> {
+fn instance_args(scratch: &Scratch, policy: Option<&Path>, database: Option<&Database>) -> Vec<String> {
     let mut args = vec!["--data-dir".to_owned(), scratch.0.join("data").display().to_string()];
     if let Some(p) = policy {
         args.extend(["--policy".to_owned(), p.display().to_string()]);
+    }
+    if let Some(db) = database {
+        args.extend(["--database".to_owned(), db.url.clone()]);
     }
     args
 }
 
 impl Server {
-    /// Creates an instance in a new scratch folder and starts serving it.
-    /// `policy`: a policy file, or `None` for the bundled b.stage policy.
-    pub(crate) fn start(custos: &Path, name: &str, policy: Option<&Path>) -> Result<Server, String> {
-        Server::start_seeded(custos, name, policy, &[])
+    /// Creates an instance in a new scratch folder (and, with a cluster, a
+    /// new database of it) and starts serving it. `policy`: a policy file,
+    /// or `None` for the bundled b.stage policy.
+    pub(crate) fn start(
+        custos: &Path,
+        name: &str,
+        policy: Option<&Path>,
+        cluster: Option<&Arc<Cluster>>,
+    ) -> Result<Server, String> {
+        Server::start_seeded(custos, name, policy, cluster, &[])
     }
 
     /// [`Server::start`], after `custos <seed…>` ran on the new instance
@@ -135,13 +156,16 @@ impl Server {
         custos: &Path,
         name: &str,
         policy: Option<&Path>,
+        cluster: Option<&Arc<Cluster>>,
         seed: &[&str],
     ) -> Result<Server, String> {
         let scratch = Scratch::new(name)?;
+        let database = cluster.map(|c| c.database(name)).transpose()?;
+        let instance = instance_args(&scratch, policy, database.as_ref());
         if !seed.is_empty() {
             let seeded = instance_command(custos, &scratch)
                 .args(seed)
-                .args(instance_args(&scratch, policy))
+                .args(&instance)
                 .output()
                 .map_err(|e| format!("cannot run {} {}: {e}", custos.display(), seed.join(" ")))?;
             if !seeded.status.success() {
@@ -155,7 +179,7 @@ impl Server {
         }
         let created = instance_command(custos, &scratch)
             .args(["admin", "create-key", "--label", "custos-bench"])
-            .args(instance_args(&scratch, policy))
+            .args(&instance)
             .output()
             .map_err(|e| format!("cannot run {} admin create-key: {e}", custos.display()))?;
         let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
@@ -169,7 +193,7 @@ impl Server {
 
         let mut child = instance_command(custos, &scratch)
             .arg("serve")
-            .args(instance_args(&scratch, policy))
+            .args(&instance)
             .args(["--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -203,6 +227,7 @@ impl Server {
             log,
             scratch: Some(scratch),
             policy: policy.map(Path::to_path_buf),
+            database,
         };
         server.addr = match address.recv_timeout(Duration::from_secs(30)) {
             Ok(addr) => addr,
@@ -212,9 +237,17 @@ impl Server {
         Ok(server)
     }
 
-    /// The instance's data file.
+    /// The instance's data file (none on PostgreSQL).
     pub(crate) fn data_file(&self) -> Option<PathBuf> {
-        self.scratch.as_ref().map(|s| s.0.join("data").join("custos.db"))
+        match self.database {
+            Some(_) => None,
+            None => self.scratch.as_ref().map(|s| s.0.join("data").join("custos.db")),
+        }
+    }
+
+    /// The PostgreSQL database it serves from, if any.
+    pub(crate) fn database(&self) -> Option<&Database> {
+        self.database.as_ref()
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
@@ -246,11 +279,17 @@ impl Server {
     /// What the server, the harness and the machine have used so far.
     pub(crate) fn usage(&self) -> Result<Usage, String> {
         let pid = self.child.id();
+        let (database_cpu, database_wal) = match &self.database {
+            Some(db) => (db.cluster().cpu_seconds()?, db.cluster().wal_bytes()? as f64),
+            None => (0.0, 0.0),
+        };
         Ok(Usage {
             server_cpu: cpu_seconds(&format!("/proc/{pid}/stat"))?,
             harness_cpu: cpu_seconds("/proc/self/stat")?,
+            database_cpu,
             machine_cpu: machine_busy_seconds()?,
             server_written: written_bytes(&format!("/proc/{pid}/io"))? as f64,
+            database_wal,
         })
     }
 
@@ -281,7 +320,7 @@ impl Server {
     pub(crate) fn stop_keeping_data(mut self) -> Result<Stopped, String> {
         self.halt()?;
         let scratch = self.scratch.take().ok_or("the server's data folder is gone")?;
-        Ok(Stopped { scratch, policy: self.policy.take() })
+        Ok(Stopped { scratch, policy: self.policy.take(), database: self.database.take() })
     }
 
     fn halt(&mut self) -> Result<(), String> {
@@ -400,7 +439,7 @@ pub(crate) fn children_cpu_seconds() -> Result<f64, String> {
 
 /// The sum of two adjacent tick counts of a `stat` file, `first` counted
 /// from the field after the command name (which may hold spaces).
-fn stat_cpu_seconds(stat_path: &str, first: usize) -> Result<f64, String> {
+pub(crate) fn stat_cpu_seconds(stat_path: &str, first: usize) -> Result<f64, String> {
     let text = std::fs::read_to_string(stat_path).map_err(|e| format!("cannot read {stat_path}: {e}"))?;
     let after_name = text.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
     let fields: Vec<&str> = after_name.split_whitespace().collect();
