@@ -16,6 +16,7 @@ mod export_page;
 mod extract;
 pub mod openapi;
 mod ops;
+mod pages;
 mod records;
 mod requests;
 mod services;
@@ -87,6 +88,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(amendments::router())
         .merge(requests::router())
         .merge(disclosures::router())
+        .merge(pages::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -1,0 +1,135 @@
+//! What the HTML pages share: the layout (one served stylesheet, no
+//! external font or script), escaping, the security headers, and the static
+//! files the pages use. Pages are not part of the JSON API, so they are not
+//! in the OpenAPI document; every value from the policy or the store is
+//! escaped with [`esc`] before it reaches markup.
+//!
+//! Also here: the cookie demo page (`GET /demo/cookies`), a page that
+//! embeds `/consent.js` with one inert non-essential script per category
+//! the visitor may choose, so the banner can be seen (and tested) working.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use custos_core::policy::Policy;
+pub(crate) use custos_core::policy::render::escape_html as esc;
+
+use super::AppState;
+
+const STYLESHEET: &str = include_str!("../../static/pages.css");
+const DEMO_SCRIPT: &str = include_str!("../../static/demo.js");
+const NON_ESSENTIAL_SCRIPT: &str = include_str!("../../static/non-essential.js");
+
+/// The pages' Content-Security-Policy: everything from this origin, nothing
+/// inline, no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/assets/pages.css", get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }))
+        .route("/assets/demo.js", get(|| async { asset("application/javascript; charset=utf-8", DEMO_SCRIPT) }))
+        .route(
+            "/assets/non-essential.js",
+            get(|| async { asset("application/javascript; charset=utf-8", NON_ESSENTIAL_SCRIPT) }),
+        )
+        .route("/demo/cookies", get(cookie_demo))
+        // No icon: an empty answer, so browsers stop asking.
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// One link of a page's navigation: (href, label).
+pub(crate) type NavLink<'a> = (&'a str, &'a str);
+
+/// A whole page: the policy's language, a skip link, the site header with
+/// its navigation (`current` marked with `aria-current`), the body, and
+/// the headers every page carries (no caching: pages show personal data).
+pub(crate) fn page(policy: &Policy, title: &str, nav: &[NavLink<'_>], current: &str, body: &str) -> Response {
+    let mut links = String::new();
+    for (href, label) in nav {
+        let mark = if *href == current { " aria-current=\"page\"" } else { "" };
+        links.push_str(&format!("<li><a href=\"{}\"{mark}>{}</a></li>", esc(href), esc(label)));
+    }
+    let nav = if links.is_empty() {
+        String::new()
+    } else {
+        format!("<nav aria-label=\"Privacy center\"><ul>{links}</ul></nav>")
+    };
+    let html = format!(
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title} · {site}</title><link rel=\"stylesheet\" href=\"/assets/pages.css\"></head>\
+         <body><a class=\"skip\" href=\"#main\">Skip to content</a>\
+         <header class=\"site\"><div class=\"brand\">{site}</div>{nav}</header>\
+         <main id=\"main\" tabindex=\"-1\"><h1>{title}</h1>{body}</main>\
+         <footer class=\"site\">{controller} · privacy policy version {version}</footer></body></html>\n",
+        lang = esc(&policy.meta.language),
+        title = esc(title),
+        site = esc(&policy.meta.title),
+        controller = esc(&policy.controller.name),
+        version = esc(&policy.meta.version),
+    );
+    with_headers(html.into_response())
+}
+
+/// The headers of every HTML answer.
+pub(crate) fn with_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// `GET /demo/cookies`: a sample page as a site would build it: it embeds
+/// `/consent.js`, and for each category the visitor may choose, an inert
+/// script (`type="text/plain"`) that runs only once that category is
+/// granted. Each category shows whether its script ran.
+async fn cookie_demo(State(state): State<AppState>) -> Response {
+    let policy = state.engine.policy();
+    let mut body = String::from(
+        "<p>This page shows the cookie banner a site embeds with <code>&lt;script src=\"/consent.js\"&gt;</code>. \
+         Each script below belongs to a category of cookies that is not strictly necessary: \
+         it stays inert until you allow its category.</p>",
+    );
+    let categories = policy.cookies.as_ref().map(|c| c.categories.as_slice()).unwrap_or(&[]);
+    let gpc_opts_out = policy.cookies.as_ref().map(|c| c.gpc_opts_out.as_slice()).unwrap_or(&[]);
+    body.push_str("<section class=\"card\"><h2>Scripts on this page</h2><ul>");
+    for category in categories.iter().filter(|c| !c.necessary) {
+        let gpc =
+            if gpc_opts_out.iter().any(|g| g == &category.id) { " (turned off by Global Privacy Control)" } else { "" };
+        body.push_str(&format!(
+            "<li>{name}{gpc}: <span class=\"status\" id=\"status-{id}\" aria-live=\"polite\">not run</span></li>",
+            name = esc(&category.name),
+            id = esc(category.id.as_str()),
+        ));
+    }
+    body.push_str(
+        "</ul><button type=\"button\" class=\"secondary\" id=\"cookie-settings\">Cookie settings</button></section>",
+    );
+    for category in categories.iter().filter(|c| !c.necessary) {
+        body.push_str(&format!(
+            "<script type=\"text/plain\" data-custos-category=\"{}\" src=\"/assets/non-essential.js\"></script>",
+            esc(category.id.as_str())
+        ));
+    }
+    body.push_str("<script src=\"/consent.js\"></script><script src=\"/assets/demo.js\"></script>");
+    page(&policy, "Cookie banner demo", &[], "", &body)
+}

@@ -1,0 +1,106 @@
+//! The browser tests' kit: an instance on a real socket, the test mailbox
+//! the scripts read one-time codes from, and running one Node script.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use custos_engine::Engine;
+use custos_engine::lifecycle::MailConfig;
+use custos_engine::mail;
+use custos_server::clock::ManualClock;
+use custos_server::http::{AppState, app};
+
+use crate::smtp_sink::SmtpSink;
+use crate::support::{Scratch, TestApp, engine_config, start_time};
+
+/// An instance on `policy` (TOML text), with mail to `sink` when given.
+pub(crate) async fn instance(name: &str, policy: &str, sink: Option<&SmtpSink>) -> TestApp {
+    let dir = Scratch::new(name);
+    let mut config = engine_config(&dir);
+    config.mail = sink.map(|sink| MailConfig {
+        smtp: mail::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port: sink.port(),
+            security: mail::Security::None,
+            username: None,
+            password: None,
+            from: "privacy@custos.example".into(),
+            helo_name: "custos-browser-tests".into(),
+            timeout: Duration::from_secs(5),
+        },
+        processor: None,
+    });
+    let policy = custos_engine::policy::parse(policy).unwrap();
+    let (engine, _) = Engine::open(&config, policy).await.unwrap();
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let router = app(AppState::new(engine.clone(), clock.clone()), 256 * 1024);
+    let purposes = engine.policy().purposes.iter().map(|p| p.id.to_string()).collect();
+    let key = engine.create_api_key(None, purposes, "tests".into(), start_time()).await.unwrap().token;
+    TestApp { router, engine, clock, key, dir }
+}
+
+/// A router served on a free port of 127.0.0.1 until dropped.
+pub(crate) struct Served {
+    pub(crate) url: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub(crate) async fn serve(router: Router) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, service).await.unwrap();
+    });
+    Served { url, task }
+}
+
+/// The Node scripts' folder, `tests/browser/` at the repository root.
+fn scripts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser")
+}
+
+/// A child process killed when dropped, so a failed or abandoned test
+/// leaves no browser behind.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `node <script>` with `env` and fails the test unless it exits 0.
+/// The script has its own time limit; its output goes to the test's.
+pub(crate) async fn run_node(script: &str, env: &[(&str, &str)]) {
+    let dir = scripts();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir() && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser tests need chromium and playwright-core: run scripts/ensure-browser"
+    );
+    let mut command = Command::new("node");
+    command.arg(script).current_dir(&dir).stdin(Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = Killed(command.spawn().expect("node runs"));
+    let status = tokio::task::spawn_blocking(move || {
+        let mut child = child;
+        child.0.wait()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(status.success(), "{script} failed: {status}");
+}
