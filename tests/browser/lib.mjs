@@ -38,6 +38,13 @@ export async function run(name, body) {
     console.error(`${name}: FAILED`);
     console.error(e);
     process.exitCode = 1;
+    // Where each open page was, to see what went wrong.
+    for (const context of browser.contexts()) {
+      for (const page of context.pages()) {
+        const text = await page.locator("body").innerText().catch(() => "");
+        console.error(`page ${page.url()}:\n${text.slice(0, 1500)}`);
+      }
+    }
   } finally {
     await browser.close();
     clearTimeout(timer);

@@ -17,6 +17,7 @@ mod extract;
 pub mod openapi;
 mod ops;
 mod pages;
+mod privacy_center;
 mod records;
 mod requests;
 mod services;
@@ -89,6 +90,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(requests::router())
         .merge(disclosures::router())
         .merge(pages::router())
+        .merge(privacy_center::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

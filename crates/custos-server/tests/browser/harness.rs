@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{Query, State};
+use axum::routing::get;
 use custos_engine::Engine;
 use custos_engine::lifecycle::MailConfig;
 use custos_engine::mail;
@@ -63,6 +65,23 @@ pub(crate) async fn serve(router: Router) -> Served {
         axum::serve(listener, service).await.unwrap();
     });
     Served { url, task }
+}
+
+#[derive(serde::Deserialize)]
+struct MailQuery {
+    to: String,
+}
+
+/// The test mailbox: `GET /mail?to=ADDRESS` answers the newest message the
+/// SMTP sink received for that address (headers and body), or 404.
+pub(crate) async fn mailbox(sink: Arc<SmtpSink>) -> Served {
+    async fn newest(State(sink): State<Arc<SmtpSink>>, Query(q): Query<MailQuery>) -> (axum::http::StatusCode, String) {
+        match sink.messages().into_iter().rev().find(|m| m.to.iter().any(|t| t == &q.to)) {
+            Some(m) => (axum::http::StatusCode::OK, m.data),
+            None => (axum::http::StatusCode::NOT_FOUND, String::new()),
+        }
+    }
+    serve(Router::new().route("/mail", get(newest)).with_state(sink)).await
 }
 
 /// The Node scripts' folder, `tests/browser/` at the repository root.

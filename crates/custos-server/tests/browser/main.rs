@@ -17,3 +17,4 @@ mod support;
 
 mod cookie_banner;
 mod harness;
+mod privacy_center;
