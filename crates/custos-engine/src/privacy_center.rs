@@ -61,6 +61,13 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The CSRF token of the forms of a session (a member's or a staff
+/// member's): derived from the session token, so it needs no storage, and
+/// a page of another origin, which cannot read the token, cannot make it.
+pub fn form_token(session_token: &str) -> String {
+    hex(&sha256(format!("custos-csrf:{session_token}").as_bytes())[..16])
+}
+
 fn minutes_after(now: Timestamp, minutes: i64) -> Timestamp {
     now.checked_add(jiff::SignedDuration::from_mins(minutes)).unwrap_or(now)
 }
@@ -194,7 +201,7 @@ impl Engine {
 
     fn session_of(&self, token: &str, subject: String, service: Option<String>) -> MemberSession {
         let purposes = self.policy().purposes.iter().map(|p| p.id.to_string()).collect();
-        let csrf = hex(&sha256(format!("custos-csrf:{token}").as_bytes())[..16]);
+        let csrf = form_token(token);
         MemberSession { caller: member_caller(&subject, service.clone(), purposes), subject, service, csrf }
     }
 

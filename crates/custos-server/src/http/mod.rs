@@ -22,6 +22,7 @@ mod records;
 mod requests;
 mod services;
 mod staff;
+mod staff_console;
 mod subjects;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(disclosures::router())
         .merge(pages::router())
         .merge(privacy_center::router())
+        .merge(staff_console::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -8,13 +8,17 @@
 //! embeds `/consent.js` with one inert non-essential script per category
 //! the visitor may choose, so the banner can be seen (and tested) working.
 
+use axum::Form;
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use custos_core::policy::Policy;
 pub(crate) use custos_core::policy::render::escape_html as esc;
+use custos_engine::EngineError;
 
 use super::AppState;
 
@@ -37,7 +41,7 @@ pub(super) fn router() -> Router<AppState> {
         )
         .route("/demo/cookies", get(cookie_demo))
         // No icon: an empty answer, so browsers stop asking.
-        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -96,6 +100,120 @@ pub(crate) fn with_headers(mut response: Response) -> Response {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     response
+}
+
+// --- what the page modules share -----------------------------------------------
+
+/// A page that answers an error: the status and a message of our own
+/// (never a submitted value).
+pub(crate) fn error_page(policy: &Policy, home: &str, status: StatusCode, message: &str) -> Response {
+    let body =
+        format!("<p class=\"error\" role=\"alert\">{}</p><p><a href=\"{}\">Back</a></p>", esc(message), esc(home));
+    let mut response = page(policy, "Something went wrong", &[], "", &body);
+    *response.status_mut() = status;
+    response
+}
+
+/// An engine error as a page. Invalid input is a 422 listing each problem
+/// in the engine's words (which never repeat a value).
+pub(crate) fn engine_error(policy: &Policy, home: &str, e: EngineError) -> Response {
+    match e {
+        EngineError::Invalid(errors) => {
+            let list: String = errors.iter().map(|e| format!("<li>{}</li>", esc(&e.to_string()))).collect();
+            let body = format!(
+                "<div class=\"error\" role=\"alert\"><p>The request could not be accepted:</p><ul>{list}</ul></div>\
+                 <p><a href=\"{}\">Back</a></p>",
+                esc(home)
+            );
+            let mut response = page(policy, "Please check what you entered", &[], "", &body);
+            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            response
+        }
+        EngineError::Unauthenticated => Redirect::to(home).into_response(),
+        other => {
+            let api = super::ApiError::from(other);
+            let status = api.into_response().status();
+            let message = match status.as_u16() {
+                403 => "This is not allowed.",
+                404 => "Not found.",
+                409 => "This cannot be done in the current state.",
+                429 => "Too many attempts: try again later.",
+                400..=499 => "The request could not be accepted.",
+                _ => "The service is unavailable: try again shortly.",
+            };
+            error_page(policy, home, status, message)
+        }
+    }
+}
+
+/// Refuses a POST sent from another site (session cookies are
+/// SameSite=Strict already; this covers the sign-in forms too): browsers
+/// say where a request comes from in `Sec-Fetch-Site`, older ones in
+/// `Origin`, which must then name this host.
+pub(crate) async fn same_origin(request: Request, next: Next) -> Response {
+    if request.method() == Method::POST {
+        let headers = request.headers();
+        let allowed = match (headers.get("sec-fetch-site"), headers.get(header::ORIGIN)) {
+            (Some(site), _) => matches!(site.as_bytes(), b"same-origin" | b"none"),
+            (None, Some(origin)) => {
+                let origin = origin.to_str().unwrap_or("");
+                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+                origin == format!("http://{host}") || origin == format!("https://{host}")
+            }
+            // Not a browser's form: nothing to protect (no cookie of ours
+            // is sent cross-site, and the CSRF token still applies).
+            (None, None) => true,
+        };
+        if !allowed {
+            return with_headers((StatusCode::FORBIDDEN, "a form of another site may not post here").into_response());
+        }
+    }
+    next.run(request).await
+}
+
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the page was reached over https (directly or through a proxy
+/// that says so), so cookies get `Secure`.
+fn https(headers: &HeaderMap) -> bool {
+    headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https")
+}
+
+pub(crate) fn set_cookie(headers: &HeaderMap, name: &str, value: &str, path: &str, max_age: i64) -> HeaderValue {
+    let secure = if https(headers) { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"))
+        .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub(crate) fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+/// A form body, or a 400 page when it is not one.
+#[allow(clippy::result_large_err)] // reason: the error is the handler's own answer, returned at once
+pub(crate) fn form<T>(policy: &Policy, form: Result<Form<T>, FormRejection>) -> Result<T, Response> {
+    form.map(|Form(f)| f).map_err(|_| {
+        let mut response = page(
+            policy,
+            "Something went wrong",
+            &[],
+            "",
+            "<p class=\"error\" role=\"alert\">The form was not complete.</p>",
+        );
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        response
+    })
 }
 
 /// `GET /demo/cookies`: a sample page as a site would build it: it embeds

@@ -17,9 +17,9 @@
 use axum::Form;
 use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use custos_core::policy::Policy;
@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::pages::{NavLink, esc, page, with_headers};
+use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie};
 
 const SESSION_COOKIE: &str = "custos_member";
 const SIGN_IN_COOKIE: &str = "custos_sign_in";
@@ -55,105 +55,21 @@ pub(super) fn router() -> Router<AppState> {
         .route("/privacy/consents", get(consents).post(change_consent))
         .route("/privacy/requests", get(requests).post(file_request))
         .route("/privacy/policy", get(policy_page))
-        .layer(middleware::from_fn(same_origin))
+        .layer(middleware::from_fn(pages::same_origin))
 }
 
 // --- plumbing ------------------------------------------------------------------
 
-/// A page that answers an error: the status and a message of our own
-/// (never a submitted value).
 fn error_page(policy: &Policy, status: StatusCode, message: &str) -> Response {
-    let body = format!("<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/privacy\">Back</a></p>", esc(message));
-    let mut response = page(policy, "Something went wrong", &[], "", &body);
-    *response.status_mut() = status;
-    response
+    pages::error_page(policy, "/privacy", status, message)
 }
 
-/// An engine error as a page. Invalid input is a 422 listing each problem
-/// in the engine's words (which never repeat a value).
 fn engine_error(policy: &Policy, e: EngineError) -> Response {
-    match e {
-        EngineError::Invalid(errors) => {
-            let list: String = errors.iter().map(|e| format!("<li>{}</li>", esc(&e.to_string()))).collect();
-            let body = format!(
-                "<div class=\"error\" role=\"alert\"><p>The request could not be accepted:</p><ul>{list}</ul></div>\
-                 <p><a href=\"/privacy\">Back</a></p>"
-            );
-            let mut response = page(policy, "Please check what you entered", &[], "", &body);
-            *response.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
-            response
-        }
-        EngineError::Unauthenticated => Redirect::to("/privacy").into_response(),
-        other => {
-            let api = super::ApiError::from(other);
-            let status = api.into_response().status();
-            let message = match status.as_u16() {
-                403 => "This is not allowed.",
-                404 => "Not found.",
-                409 => "This cannot be done in the current state.",
-                429 => "Too many attempts: try again later.",
-                400..=499 => "The request could not be accepted.",
-                _ => "The service is unavailable: try again shortly.",
-            };
-            error_page(policy, status, message)
-        }
-    }
-}
-
-/// Refuses a POST sent from another site (the session cookie is
-/// SameSite=Strict already; this covers the sign-in forms too): browsers
-/// say where a request comes from in `Sec-Fetch-Site`, older ones in
-/// `Origin`, which must then name this host.
-async fn same_origin(request: Request, next: Next) -> Response {
-    if request.method() == Method::POST {
-        let headers = request.headers();
-        let allowed = match (headers.get("sec-fetch-site"), headers.get(header::ORIGIN)) {
-            (Some(site), _) => matches!(site.as_bytes(), b"same-origin" | b"none"),
-            (None, Some(origin)) => {
-                let origin = origin.to_str().unwrap_or("");
-                let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-                origin == format!("http://{host}") || origin == format!("https://{host}")
-            }
-            // Not a browser's form: nothing to protect (no cookie of ours
-            // is sent cross-site, and the CSRF token still applies).
-            (None, None) => true,
-        };
-        if !allowed {
-            return with_headers((StatusCode::FORBIDDEN, "a form of another site may not post here").into_response());
-        }
-    }
-    next.run(request).await
-}
-
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
-/// Whether the page was reached over https (directly or through a proxy
-/// that says so), so cookies get `Secure`.
-fn https(headers: &HeaderMap) -> bool {
-    headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https")
+    pages::engine_error(policy, "/privacy", e)
 }
 
 fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> HeaderValue {
-    let secure = if https(headers) { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/privacy; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
-    let mut response = Redirect::to(to).into_response();
-    response.headers_mut().append(header::SET_COOKIE, cookie);
-    response
+    pages::set_cookie(headers, name, value, "/privacy", max_age)
 }
 
 /// The signed-in member, or the way back to the sign-in page.
@@ -194,12 +110,6 @@ fn done_message(done: Option<&str>) -> &'static str {
         Some("filed") => "<p class=\"ok\" role=\"status\">Your request was filed. You can follow it below.</p>",
         _ => "",
     }
-}
-
-/// A form body, or a 400 page when it is not one.
-#[allow(clippy::result_large_err)] // reason: the error is the handler's own answer, returned at once
-fn form<T>(policy: &Policy, form: Result<Form<T>, FormRejection>) -> Result<T, Response> {
-    form.map(|Form(f)| f).map_err(|_| error_page(policy, StatusCode::BAD_REQUEST, "The form was not complete."))
 }
 
 // --- signing in ----------------------------------------------------------------

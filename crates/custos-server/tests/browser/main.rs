@@ -18,3 +18,4 @@ mod support;
 mod cookie_banner;
 mod harness;
 mod privacy_center;
+mod staff_console;
