@@ -16,7 +16,7 @@ mod export_page;
 mod extract;
 pub mod openapi;
 mod ops;
-mod pages;
+pub(crate) mod pages;
 mod privacy_center;
 mod records;
 mod requests;

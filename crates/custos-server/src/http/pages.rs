@@ -56,6 +56,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
+/// An RFC 3339 time as people read it, to the minute, in UTC
+/// ("2024-06-01 09:30 UTC"); anything else as it is.
+pub(crate) fn short_time(at: &str) -> String {
+    match at.get(..16) {
+        Some(head) if at.len() > 16 && at.as_bytes()[10] == b'T' => format!("{} UTC", head.replacen('T', " ", 1)),
+        _ => at.to_owned(),
+    }
+}
+
 /// One link of a page's navigation: (href, label).
 pub(crate) type NavLink<'a> = (&'a str, &'a str);
 
@@ -250,4 +259,37 @@ async fn cookie_demo(State(state): State<AppState>) -> Response {
     }
     body.push_str("<script src=\"/consent.js\"></script><script src=\"/assets/demo.js\"></script>");
     page(&policy, "Cookie banner demo", &[], "", &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_shown_to_the_minute_and_anything_else_as_it_is() {
+        assert_eq!(short_time("2024-06-01T09:30:12.345Z"), "2024-06-01 09:30 UTC");
+        assert_eq!(short_time("2024-06-01T09:30:00Z"), "2024-06-01 09:30 UTC");
+        assert_eq!(short_time("2024-06-01"), "2024-06-01");
+        assert_eq!(short_time("—"), "—");
+        assert_eq!(short_time("not a time at all, longer"), "not a time at all, longer");
+    }
+
+    #[test]
+    fn a_page_escapes_its_title_and_carries_the_policy_language_and_headers() {
+        let policy = custos_core::policy::parse(crate::config::BUNDLED_POLICY).unwrap();
+        let response = page(&policy, "<script>", &[("/a", "A<b>")], "/a", "<p>body</p>");
+        let headers = response.headers();
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+        let body = body_text(response);
+        assert!(body.contains("<html lang=\"en\">"), "{body}");
+        assert!(body.contains("&lt;script&gt;") && !body.contains("<script>"), "{body}");
+        assert!(body.contains("aria-current=\"page\">A&lt;b&gt;</a>"), "{body}");
+    }
+
+    fn body_text(response: Response) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let bytes = runtime.block_on(axum::body::to_bytes(response.into_body(), usize::MAX)).unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
 }

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie};
+use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
 
 const SESSION_COOKIE: &str = "custos_member";
 const SIGN_IN_COOKIE: &str = "custos_sign_in";
@@ -306,7 +306,7 @@ fn package_html(policy: &Policy, package: &Value) -> String {
     let items = package.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
     let mut out = format!(
         "<p>As of {} (policy version {}).</p>",
-        esc(&text(&package["generated_at"])),
+        esc(&short_time(&text(&package["generated_at"]))),
         esc(&text(&package["policy_version"]))
     );
     let mut categories: Vec<(String, String)> =
@@ -340,7 +340,7 @@ fn package_html(policy: &Policy, package: &Value) -> String {
                 esc(&value),
                 esc(&purpose_names(policy, &item["purposes"])),
                 esc(&text(&item["source"])),
-                esc(&text(&item["collected_at"])),
+                esc(&short_time(&text(&item["collected_at"]))),
                 esc(&text(&item["retention"])),
             ));
         }
@@ -535,7 +535,7 @@ async fn consents(
             ConsentState::NotGiven => ("Not given", "grant", "Give consent", ""),
         };
         let since = last
-            .map(|e| format!(" since {} (policy version {})", esc(&e.at), esc(&e.policy_version)))
+            .map(|e| format!(" since {} (policy version {})", esc(&short_time(&e.at)), esc(&e.policy_version)))
             .unwrap_or_default();
         body.push_str(&format!(
             "<section class=\"card\" aria-labelledby=\"p-{id}\"><h2 id=\"p-{id}\">{name}</h2>\
@@ -664,7 +664,7 @@ async fn requests(
                 id = esc(&r.id),
                 kind = esc(&r.kind),
                 status = esc(&r.status.replace('_', " ")),
-                received = esc(&r.received_at),
+                received = esc(&short_time(&r.received_at)),
                 due = esc(&due),
             ));
         }

@@ -26,7 +26,7 @@ use custos_engine::{Caller, EngineError, Login, Zeroizing};
 use serde::Deserialize;
 
 use super::AppState;
-use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie};
+use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
 use super::staff::ClientAddress;
 
 const SESSION_COOKIE: &str = "custos_staff";
@@ -230,7 +230,7 @@ async fn queue(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 kind = esc(&r.kind),
                 from = esc(&r.requester),
                 status = esc(&r.status.replace('_', " ")),
-                received = esc(&r.received_at),
+                received = esc(&short_time(&r.received_at)),
                 due = esc(&due),
             ));
         }
@@ -262,7 +262,7 @@ async fn detail(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     facts.push_str(&row("From", &r.requester));
     facts.push_str(&row("Channel", &r.channel));
     facts.push_str(&row("Jurisdiction", &r.jurisdiction));
-    facts.push_str(&row("Received", &r.received_at));
+    facts.push_str(&row("Received", &short_time(&r.received_at)));
     facts.push_str(&row("Acknowledge by", &opt(&r.acknowledge_by)));
     facts.push_str(&row("Answer by", &opt(&r.extended_by.clone().or(r.answer_by.clone()))));
     facts.push_str(&row("Verified", &opt(&r.verified_by)));
@@ -324,7 +324,7 @@ async fn detail(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     for s in &d.steps {
         body.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&s.at),
+            esc(&short_time(&s.at)),
             esc(&s.actor),
             esc(&s.step),
             esc(&s.status),

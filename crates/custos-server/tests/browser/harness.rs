@@ -90,14 +90,51 @@ fn scripts() -> PathBuf {
 }
 
 /// A child process killed when dropped, so a failed or abandoned test
-/// leaves no browser behind.
-struct Killed(Child);
+/// leaves no browser or server behind.
+pub(crate) struct Killed(pub(crate) Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `custos serve --demo` (the real binary) in `dir` on a free port, with
+/// the wall clock: answers the process, its address and the demo officer's
+/// TOTP secret, once it listens.
+pub(crate) fn serve_demo(dir: &std::path::Path) -> (Killed, String, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custos"))
+        .env_clear()
+        .env("CUSTOS_ROOT_KEY_FILE", dir.join("root.key"))
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("demo"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("custos serve --demo starts");
+    let stderr = child.stderr.take().unwrap();
+    let child = Killed(child);
+    // Read on a thread to the end, so the server never blocks on a full pipe.
+    let (found, told) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut address, mut secret) = (None, None);
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some((_, rest)) = line.split_once("TOTP secret ") {
+                secret = rest.split_whitespace().next().map(str::to_owned);
+            }
+            if let Some((_, rest)) = line.split_once(" on http://") {
+                address = Some(format!("http://{}", rest.split_whitespace().next().unwrap_or("")));
+            }
+            if line.starts_with("demo pages:") {
+                let _ = found.send((address.take(), secret.take()));
+            }
+        }
+    });
+    let (address, secret) = told.recv_timeout(Duration::from_secs(120)).expect("the demo starts within 2 minutes");
+    (child, address.expect("the demo says where it listens"), secret.expect("the demo prints the officer's secret"))
 }
 
 /// Runs `node <script>` with `env` and fails the test unless it exits 0.

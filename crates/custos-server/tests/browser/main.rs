@@ -16,6 +16,7 @@ mod smtp_sink;
 mod support;
 
 mod cookie_banner;
+mod demo;
 mod harness;
 mod privacy_center;
 mod staff_console;
