@@ -21,6 +21,7 @@ mod kit;
 mod lifecycle;
 mod lifecycle_props;
 mod openapi;
+mod pages;
 mod pg_migrate;
 mod policy_cli;
 mod requests;
