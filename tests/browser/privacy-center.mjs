@@ -7,7 +7,7 @@
 //   SameSite=Strict and short-lived;
 // - "Show my data": the items grouped under the policy's categories, the
 //   e-mail address under "Contact details" with its purposes, source and
-//   retention;
+//   retention; at a phone's 360 px the page does not scroll sideways;
 // - "Download my data": a file downloads, and it is JSON holding the
 //   member's e-mail address;
 // - consents: marketing is shown given, with its notice text and policy
@@ -82,6 +82,11 @@ await run("privacy center", async (browser) => {
   assert.ok(cells.length === 5 && cells.every((c) => c.trim() !== ""), `purpose, source, dates: ${cells}`);
   assert.ok(await page.getByRole("region", { name: "Identity" }).getByText("Kim Minji").count() === 1);
   await page.screenshot({ path: `${output}privacy-center-data.png`, fullPage: true });
+  // Phone-sized: the page itself never scrolls sideways (wide tables
+  // scroll in their own box).
+  await page.setViewportSize({ width: 360, height: 740 });
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 360), "no sideways scrolling at 360 px");
+  await page.setViewportSize({ width: 1000, height: 900 });
 
   // --- download ------------------------------------------------------------------
   const [download] = await Promise.all([

@@ -11,6 +11,10 @@
 // - "Verify the requester" makes it verified, "Fulfil the request"
 //   fulfilled, and the answer holds the member's e-mail address;
 // - the queue lists it with its status and answer date;
+// - the members page lists the member; the policy page names the version
+//   in force; on the audit log page the checkpoint shown is verified
+//   against a newer one the platform signed (signature and consistency
+//   proof), and a forged root for the same size is found not consistent;
 // - signing out ends the session: the queue sends back to sign-in.
 import { createHash } from "node:crypto";
 import { assert, base, output, run, watchErrors } from "./lib.mjs";
@@ -20,6 +24,7 @@ const email = base("STAFF_EMAIL");
 const password = base("STAFF_PASSWORD");
 const code = base("STAFF_CODE");
 const member = base("MEMBER_ID");
+const platformKey = base("PLATFORM_KEY");
 const memberEmail = base("MEMBER_EMAIL");
 const letter = "I, Kim Minji, authorise Kim Agent to ask for a copy of my personal information.";
 
@@ -93,6 +98,32 @@ await run("staff console", async (browser) => {
   assert.deepEqual(cells.slice(0, 4), [id, "access", "agent", "fulfilled"]);
   assert.match(cells[5], /^\d{4}-\d{2}-\d{2}$/, `the answer date: ${cells[5]}`);
   await page.screenshot({ path: `${output}staff-queue.png`, fullPage: true });
+
+  // --- members, policy, audit log ------------------------------------------------------
+  await page.getByRole("link", { name: "Members" }).click();
+  assert.equal(await page.locator("#members tbody tr").filter({ hasText: member }).count(), 1);
+  await page.getByRole("link", { name: "Policy and notices" }).click();
+  await page.getByText("version 2023-02-21").first().waitFor();
+  await page.getByRole("link", { name: "Audit log" }).click();
+  assert.equal(await page.locator("#checkpoint .status").textContent(), "valid");
+  const held = Number(await page.locator("#checkpoint tr").first().locator("td").textContent());
+  // The platform signs a newer checkpoint (its schedule does every minute).
+  const issued = await fetch(`${site}/v1/audit/checkpoint`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${platformKey}` }
+  });
+  assert.equal(issued.status, 200);
+  const newest = (await issued.json()).size;
+  assert.ok(newest > held, "the log grew");
+  await page.getByRole("button", { name: "Verify the newest checkpoint against this one" }).click();
+  assert.equal(await page.locator("#verified").textContent(),
+    `Verified. Signature valid; consistent: the log of ${newest} entries holds the ${held} of the checkpoint you held, unchanged.`);
+  // A root that is not the one signed at that size: not consistent.
+  await page.goto(`${site}/staff/audit`);
+  await page.locator("input[name=root]").evaluate((e) => { e.value = "00".repeat(32); });
+  await page.getByRole("button", { name: "Verify the newest checkpoint against this one" }).click();
+  assert.match(await page.locator("#verified").textContent(), /^Not consistent/);
+  await page.screenshot({ path: `${output}staff-audit.png`, fullPage: true });
 
   // --- sign out ---------------------------------------------------------------------
   await page.getByRole("button", { name: "Sign out" }).click();

@@ -33,7 +33,13 @@ const SESSION_COOKIE: &str = "custos_staff";
 /// A staff session's absolute lifetime (the engine ends it then too).
 const SESSION_SECONDS: i64 = 12 * 60 * 60;
 
-const NAV: &[NavLink<'static>] = &[("/staff/requests", "Request queue"), ("/staff/requests/new", "Log a request")];
+const NAV: &[NavLink<'static>] = &[
+    ("/staff/requests", "Request queue"),
+    ("/staff/requests/new", "Log a request"),
+    ("/staff/members", "Members"),
+    ("/staff/policy", "Policy and notices"),
+    ("/staff/audit", "Audit log"),
+];
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
@@ -45,6 +51,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/staff/requests/{id}", get(detail))
         .route("/staff/requests/{id}/answer", get(answer))
         .route("/staff/requests/{id}/{step}", post(step))
+        .route("/staff/members", get(members))
+        .route("/staff/policy", get(policy_page))
+        .route("/staff/audit", get(audit))
+        .route("/staff/audit/verify", post(verify_audit))
         .layer(middleware::from_fn(pages::same_origin))
 }
 
@@ -498,4 +508,234 @@ async fn file(
         Ok(filed) => Redirect::to(&format!("/staff/requests/{}", filed.request.id)).into_response(),
         Err(e) => engine_error(&policy, e),
     }
+}
+
+// --- members, policy, audit ----------------------------------------------------------
+
+/// `GET /staff/members`: the members of the staff member's scope (ids,
+/// kinds, statuses: a listing shows no personal value; it is audited).
+async fn members(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let policy = state.engine.policy();
+    let staff = match staff(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let service = staff.caller.service.clone();
+    let list = match state.engine.list_subjects(&staff.caller, service, None, 200, state.clock.now()).await {
+        Ok(l) => l,
+        Err(e) => return engine_error(&policy, e),
+    };
+    let mut body = String::from(
+        "<p>Members by id and status. A member's details are read through the API, for a purpose; a dormant \
+         member's only with the dormant-lookup privilege.</p><section class=\"card\"><div class=\"scroll\">\
+         <table id=\"members\"><thead><tr><th scope=\"col\">Member</th><th scope=\"col\">Kind</th>\
+         <th scope=\"col\">Status</th><th scope=\"col\">Since</th></tr></thead><tbody>",
+    );
+    for m in &list {
+        let kind =
+            policy.subject_kinds.iter().find(|k| k.id.as_str() == m.kind).map(|k| k.name.as_str()).unwrap_or(&m.kind);
+        body.push_str(&format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&m.id),
+            esc(kind),
+            esc(&m.status),
+            esc(&short_time(&m.created_at))
+        ));
+    }
+    body.push_str("</tbody></table></div></section>");
+    staff_page(&policy, &staff, "Members", "/staff/members", &body)
+}
+
+/// `GET /staff/policy`: the version in force and the notice board of
+/// amendments, with their dates.
+async fn policy_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let policy = state.engine.policy();
+    let staff = match staff(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let notices = match state.engine.notices().await {
+        Ok(n) => n,
+        Err(e) => return engine_error(&policy, e),
+    };
+    let mut body = format!(
+        "<section class=\"card\"><h2>In force</h2><p>{} version <strong>{}</strong>, effective {} (notice {}). \
+         <a href=\"/privacy/policy\">The published text</a>.</p></section>\
+         <section class=\"card\" aria-labelledby=\"board\"><h2 id=\"board\">Amendments</h2>",
+        esc(&policy.meta.title),
+        esc(&policy.meta.version),
+        policy.meta.effective_date,
+        policy.meta.notice_date,
+    );
+    if notices.is_empty() {
+        body.push_str("<p>None announced. Publish one with <code>POST /v1/policy/amendments</code>.</p>");
+    } else {
+        body.push_str(
+            "<table><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">Announced</th>\
+             <th scope=\"col\">Effective</th><th scope=\"col\">Significant</th><th scope=\"col\">State</th></tr></thead><tbody>",
+        );
+        for n in &notices {
+            let state_text = match (&n.in_force_at, &n.superseded_at) {
+                (_, Some(_)) => "replaced",
+                (Some(_), None) => "in force",
+                (None, None) => "announced",
+            };
+            body.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&n.version),
+                esc(&short_time(&n.announced_at)),
+                esc(&n.effective_date),
+                if n.significant { "yes" } else { "no" },
+                state_text
+            ));
+        }
+        body.push_str("</tbody></table>");
+    }
+    body.push_str("</section>");
+    staff_page(&policy, &staff, "Policy and notices", "/staff/policy", &body)
+}
+
+fn unhex32(s: &str) -> Option<[u8; 32]> {
+    let bytes: Option<Vec<u8>> =
+        (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect();
+    bytes?.try_into().ok()
+}
+
+fn checkpoint_html(c: &custos_engine::SignedCheckpoint) -> String {
+    let signed = match c.verify_signature(&c.public_key) {
+        Ok(()) => "valid",
+        Err(_) => "INVALID",
+    };
+    format!(
+        "<table id=\"checkpoint\"><tbody><tr><th scope=\"row\">Entries</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Root</th><td><code>{}</code></td></tr><tr><th scope=\"row\">Issued</th><td>{}</td></tr>\
+         <tr><th scope=\"row\">Signature</th><td class=\"status\">{signed}</td></tr>\
+         <tr><th scope=\"row\">Public key</th><td><code>{}</code></td></tr></tbody></table>",
+        c.size,
+        esc(&c.root),
+        esc(&short_time(&c.time)),
+        esc(&c.public_key)
+    )
+}
+
+fn audit_body(staff: &Staff, latest: Option<&custos_engine::SignedCheckpoint>, result: &str) -> String {
+    let mut body = String::from(
+        "<p>The audit log is a Merkle tree (RFC 9162); a checkpoint is its size and root, signed by the platform \
+         (every minute while the log grows). Auditors keep checkpoints and verify an export offline with \
+         <code>custos audit verify</code>.</p>",
+    );
+    body.push_str(result);
+    body.push_str("<section class=\"card\" aria-labelledby=\"latest\"><h2 id=\"latest\">Latest checkpoint</h2>");
+    match latest {
+        Some(c) => {
+            body.push_str(&checkpoint_html(c));
+            body.push_str(&format!(
+                "<form method=\"post\" action=\"/staff/audit/verify\">{}\
+                 <input type=\"hidden\" name=\"size\" value=\"{}\"><input type=\"hidden\" name=\"root\" value=\"{}\">\
+                 <button type=\"submit\">Verify the newest checkpoint against this one</button></form>",
+                csrf_field(staff),
+                c.size,
+                esc(&c.root)
+            ));
+        }
+        None => body.push_str("<p>None issued yet.</p>"),
+    }
+    body.push_str("</section>");
+    body
+}
+
+/// `GET /staff/audit`: the latest checkpoint, its signature checked.
+async fn audit(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let policy = state.engine.policy();
+    let staff = match staff(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(e) = state.engine.permit_audit(&staff.caller, false, state.clock.now()).await {
+        return engine_error(&policy, e);
+    }
+    let latest = match state.engine.latest_checkpoint().await {
+        Ok(c) => c,
+        Err(e) => return engine_error(&policy, e),
+    };
+    let body = audit_body(&staff, latest.as_ref(), "");
+    staff_page(&policy, &staff, "Audit log", "/staff/audit", &body)
+}
+
+#[derive(Deserialize)]
+struct VerifyForm {
+    #[serde(default)]
+    csrf: String,
+    size: u64,
+    root: String,
+}
+
+/// `POST /staff/audit/verify`: checks that the newest checkpoint's log
+/// still holds, unchanged and in order, every entry of the checkpoint the
+/// staff member saw (its size and root, from the form): the consistency
+/// proof, verified here, and the newest checkpoint's signature.
+async fn verify_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    f: Result<Form<VerifyForm>, FormRejection>,
+) -> Response {
+    let policy = state.engine.policy();
+    let staff = match staff(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let f = match form(&policy, f) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&staff, &f.csrf) {
+        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
+    }
+    let Some(old_root) = unhex32(&f.root) else {
+        return error_page(&policy, StatusCode::UNPROCESSABLE_ENTITY, "A root is 64 hexadecimal digits.");
+    };
+    if let Err(e) = state.engine.permit_audit(&staff.caller, false, state.clock.now()).await {
+        return engine_error(&policy, e);
+    }
+    let new = match state.engine.latest_checkpoint().await {
+        Ok(Some(c)) => c,
+        Ok(None) => return error_page(&policy, StatusCode::CONFLICT, "No checkpoint has been issued yet."),
+        Err(e) => return engine_error(&policy, e),
+    };
+    let outcome = if f.size > new.size {
+        Err(format!("the checkpoint you hold has {} entries, more than the newest ({})", f.size, new.size))
+    } else {
+        match state.engine.consistency_proof(f.size, new.size).await {
+            Ok(proof) => {
+                let hashes: Option<Vec<[u8; 32]>> = proof.iter().map(|h| unhex32(h)).collect();
+                match (hashes, unhex32(&new.root)) {
+                    (Some(hashes), Some(new_root)) => custos_core::merkle::verify_consistency(
+                        f.size, new.size, &old_root, &new_root, &hashes,
+                    )
+                    .map(|()| {
+                        format!(
+                            "consistent: the log of {} entries holds the {} of the checkpoint you held, unchanged",
+                            new.size, f.size
+                        )
+                    })
+                    .map_err(|e| e.to_string()),
+                    _ => Err("a hash is not 64 hex digits".to_owned()),
+                }
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let signed = new.verify_signature(&new.public_key).is_ok();
+    let result = match (outcome, signed) {
+        (Ok(text), true) => {
+            format!("<p class=\"ok\" role=\"status\" id=\"verified\">Verified. Signature valid; {}.</p>", esc(&text))
+        }
+        (Ok(_), false) => {
+            "<p class=\"error\" role=\"alert\" id=\"verified\">The newest checkpoint's signature does not verify.</p>"
+                .to_owned()
+        }
+        (Err(e), _) => format!("<p class=\"error\" role=\"alert\" id=\"verified\">Not consistent: {}.</p>", esc(&e)),
+    };
+    let body = audit_body(&staff, Some(&new), &result);
+    staff_page(&policy, &staff, "Audit log", "/staff/audit", &body)
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use custos_server::clock::Clock;
 use serde_json::json;
 
 use crate::harness::{instance, run_node, serve};
@@ -34,6 +35,8 @@ async fn an_agent_s_request_is_logged_verified_and_fulfilled_by_staff() {
     let officer = app.enrol_staff("officer@example.com", "privacy_officer", None).await;
     // The code of the current 30-second step of the manual clock.
     let code = app.next_code(&officer);
+    // A checkpoint of the log so far, as the platform's schedule issues.
+    app.engine.issue_checkpoint(app.clock.now()).await.unwrap();
     let served = serve(app.router.clone()).await;
     run_node(
         "staff-console.mjs",
@@ -44,6 +47,7 @@ async fn an_agent_s_request_is_logged_verified_and_fulfilled_by_staff() {
             ("STAFF_CODE", &code),
             ("MEMBER_ID", &member),
             ("MEMBER_EMAIL", MEMBER_EMAIL),
+            ("PLATFORM_KEY", &app.key),
         ],
     )
     .await;
