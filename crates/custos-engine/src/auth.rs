@@ -34,6 +34,9 @@ impl Caller {
     pub(crate) fn actor(&self) -> String {
         match self.staff {
             Some(_) => format!("staff:{}", self.key_id),
+            // A member signed in to the privacy center (`member:<subject>`;
+            // API key ids are hexadecimal, so the two never meet).
+            None if self.key_id.starts_with("member:") => self.key_id.clone(),
             None => format!("api_key:{}", self.key_id),
         }
     }
@@ -41,6 +44,7 @@ impl Caller {
     pub(crate) fn role(&self) -> &str {
         match &self.staff {
             Some(staff) => &staff.role,
+            None if self.key_id.starts_with("member:") => "member",
             None if self.service.is_some() => "service_api",
             None => "platform_api",
         }

@@ -27,6 +27,7 @@ mod ids;
 pub mod lifecycle;
 pub mod mail;
 pub mod password;
+pub mod privacy_center;
 mod records;
 pub mod requests;
 mod rootkey;

@@ -852,6 +852,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Sends a message to a member's address on file at once, without
+    /// queueing it: for what is useless late (a sign-in code). The read of
+    /// the address is audited like any notice's; `body` is the notice's
+    /// facts (JSON).
+    pub(crate) async fn send_now(&self, subject: &str, kind: &str, body: &str, now: Timestamp) -> Result<()> {
+        let Some(mail) = self.inner.mail.clone() else {
+            return Err(EngineError::Unavailable("no e-mail relay is configured".into()));
+        };
+        let sender = crate::mail::SmtpSender::new(mail.smtp.clone());
+        let queued = stamp(now);
+        match self.notice_address(subject, kind, &queued, mail.processor.as_deref(), now).await? {
+            Recipient::Address(to) => {
+                let message = notice_message(&self.policy(), kind, body, to);
+                sender.send(&message).await.map_err(|e| EngineError::Unavailable(e.to_string()))
+            }
+            Recipient::Stale | Recipient::Missing => Err(EngineError::Unavailable("no e-mail address on file".into())),
+        }
+    }
+
     /// Sends one outbox entry and records how it went.
     async fn deliver_entry(
         &self,
@@ -1057,6 +1076,17 @@ fn notice_message(policy: &Policy, kind: &str, body: &str, to: String) -> crate:
                      enter this code where you filed it: {code}\n\nThe code expires in {} minutes. \
                      If you did not file a request, ignore this message.\n",
                     crate::requests::CODE_MINUTES
+                ),
+            )
+        }
+        ("sign_in_code", _) => {
+            let code = facts.get("code").and_then(|v| v.as_str()).unwrap_or("");
+            (
+                format!("{}: your sign-in code for the privacy center", policy.meta.title),
+                format!(
+                    "To sign in to the privacy center, enter this code: {code}\n\nThe code expires in {} minutes. \
+                     If you did not ask to sign in, ignore this message.\n",
+                    crate::privacy_center::SIGN_IN_CODE_MINUTES
                 ),
             )
         }

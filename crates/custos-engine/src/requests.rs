@@ -253,7 +253,7 @@ fn date_of(s: &Option<String>) -> Option<Date> {
     s.as_deref().and_then(|d| d.parse().ok())
 }
 
-fn view(row: &RequestRow, today: Date) -> RequestView {
+pub(crate) fn view(row: &RequestRow, today: Date) -> RequestView {
     let status = Status::parse(&row.status).unwrap_or(Status::Received);
     let in_force = date_of(&row.extended_by).or_else(|| date_of(&row.answer_by));
     let standing =
@@ -1601,7 +1601,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Eight random digits.
-fn one_time_code() -> Result<String> {
+pub(crate) fn one_time_code() -> Result<String> {
     let bytes = crate::ids::random_bytes(8)?;
     let n = u64::from_le_bytes(bytes.try_into().map_err(|_| EngineError::Unavailable("random".into()))?);
     Ok(format!("{:08}", n % 100_000_000))

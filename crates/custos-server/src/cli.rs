@@ -122,6 +122,9 @@ pub(crate) struct ServeArgs {
     /// Address and port to listen on (default 127.0.0.1:8080; also CUSTOS_LISTEN).
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<String>,
+    /// Serve a demo: made-up members, records, consents and open requests (demo data only) in a folder of their own (default ./custos-demo-data), e-mail caught and shown at /demo/mail.
+    #[arg(long)]
+    pub(crate) demo: bool,
 }
 
 #[derive(Debug, Subcommand)]

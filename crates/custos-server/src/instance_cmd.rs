@@ -104,8 +104,12 @@ pub(crate) async fn open(config: &Config) -> Result<(Engine, Startup), String> {
 }
 
 pub(crate) fn serve(args: ServeArgs) -> ExitCode {
-    let config = match load_config(&args.instance, args.listen.clone()) {
+    let mut config = match load_config(&args.instance, args.listen.clone()) {
         Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let demo_is_new = match args.demo.then(|| demo_folder(&mut config)).transpose() {
+        Ok(new) => new,
         Err(e) => return fail(&e),
     };
     init_logging();
@@ -114,10 +118,43 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     runtime.block_on(async move {
+        // The demo's e-mail stays in the process: an SMTP catcher on
+        // loopback, shown at /demo/mail.
+        let mailbox = custos_server::demo::Mailbox::default();
+        if demo_is_new.is_some() {
+            match custos_server::demo::start_mail_catcher(mailbox.clone()).await {
+                Ok(port) => {
+                    config.smtp = Some(config::Smtp {
+                        host: "127.0.0.1".into(),
+                        port,
+                        security: "none".into(),
+                        username: None,
+                        password: None,
+                        from: "demo@custos.invalid".into(),
+                        processor: None,
+                    })
+                }
+                Err(e) => return fail(&format!("cannot start the demo's mail catcher: {e}")),
+            }
+        }
         let (engine, startup) = match open(&config).await {
             Ok(x) => x,
             Err(e) => return fail(&e),
         };
+        if demo_is_new == Some(true) {
+            match custos_server::demo::seed(&engine, SystemClock.now()).await {
+                Ok(accounts) => say(&format!(
+                    "DEMO DATA: made-up people only.\n  members (privacy center, sign in with a code from /demo/mail): {}\n  \
+                     staff console: {} / password {:?} / TOTP secret {} ({})",
+                    accounts.member_emails.join(", "),
+                    custos_server::demo::OFFICER_EMAIL,
+                    custos_server::demo::OFFICER_PASSWORD,
+                    accounts.officer_totp_secret,
+                    accounts.officer_otpauth
+                )),
+                Err(e) => return fail(&format!("cannot seed the demo: {e}")),
+            }
+        }
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
             Err(e) => return fail(&format!("cannot listen on {}: {e}", config.listen)),
@@ -133,7 +170,14 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         tokio::spawn(checkpoint_periodically(engine.clone(), clock.clone()));
         tokio::spawn(run_jobs_periodically(engine.clone(), clock.clone(), config.jobs_interval_seconds));
-        let router = app(AppState::new(engine.clone(), clock), config.max_body_bytes);
+        let mut router = app(AppState::new(engine.clone(), clock), config.max_body_bytes);
+        if demo_is_new.is_some() {
+            router = router.merge(custos_server::demo::mail_router(mailbox, engine.clone()));
+            say(&format!(
+                "demo pages: http://{address}/privacy (members), http://{address}/staff (staff), \
+                 http://{address}/demo/cookies (cookie banner), http://{address}/demo/mail (caught e-mail)"
+            ));
+        }
         // The peer address feeds staff login throttling and allowed-IP lists.
         let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await;
@@ -151,6 +195,31 @@ pub(crate) fn serve(args: ServeArgs) -> ExitCode {
             Err(e) => fail(&format!("the server failed: {e}")),
         }
     })
+}
+
+/// The demo's own data folder and root key (unless given), refusing a
+/// folder that holds anything but demo data; answers whether it is new.
+fn demo_folder(config: &mut Config) -> Result<bool, String> {
+    let defaults = Config::default();
+    if config.data_dir == defaults.data_dir {
+        config.data_dir = "custos-demo-data".into();
+    }
+    if config.root_key_file == defaults.root_key_file {
+        config.root_key_file = "custos-demo-root.key".into();
+    }
+    let marker = config.data_dir.join("DEMO-DATA.txt");
+    let holds_data = config.data_dir.join("custos.db").exists();
+    if holds_data && !marker.exists() {
+        return Err(format!(
+            "--demo serves demo data only, and {} holds other data: give --data-dir a new folder",
+            config.data_dir.display()
+        ));
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    std::fs::write(&marker, "Demo data of `custos serve --demo`: made-up people only.\n")
+        .map_err(|e| format!("cannot write {}: {e}", marker.display()))?;
+    Ok(!holds_data)
 }
 
 /// Every minute: brings announced amendments into force on their date, and

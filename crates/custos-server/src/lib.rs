@@ -4,5 +4,6 @@
 
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod env;
 pub mod http;

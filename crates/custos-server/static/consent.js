@@ -150,38 +150,86 @@
   function hide() {
     if (banner && banner.parentNode) banner.parentNode.removeChild(banner);
     banner = null;
+    if (returnFocus && returnFocus.focus && document.contains(returnFocus)) returnFocus.focus();
+    returnFocus = null;
   }
 
-  // The minimal choice: one box per category (nothing pre-ticked), and
-  // three equal buttons. Names and descriptions are set as text, never as
-  // markup.
+  // Styles are set property by property (CSSOM), never as a style
+  // attribute or a <style> element, so a page's Content-Security-Policy
+  // need not allow inline styles for the banner.
+  function styled(element, css) {
+    Object.keys(css).forEach(function (k) { element.style[k] = css[k]; });
+    return element;
+  }
+
+  var BUTTON = {
+    font: "inherit", minHeight: "44px", padding: "0.5em 1em", marginRight: "0.5em", marginTop: "0.5em",
+    borderRadius: "4px", border: "1px solid #0b5cad", background: "#0b5cad", color: "#fff", cursor: "pointer"
+  };
+
+  // The choice: a non-modal dialog at the bottom of the page, named by its
+  // heading and described by the policy's words; one labelled box per
+  // category (nothing pre-ticked; necessary ones checked and disabled, GPC
+  // ones unchecked and disabled, each saying why); three equal buttons.
+  // Focus moves into it when it opens and back to where it was when it
+  // closes; Tab goes heading, boxes, buttons in reading order. Names and
+  // descriptions are set as text, never as markup.
+  var returnFocus = null;
+
   function show() {
     if (banner || !categories.length || !document.body) return;
-    banner = document.createElement("div");
+    returnFocus = document.activeElement;
+    banner = styled(document.createElement("div"), {
+      position: "fixed", left: "0", right: "0", bottom: "0", zIndex: "2147483647", maxHeight: "80vh",
+      overflowY: "auto", padding: "1em", background: "#fff", color: "#1a1a1a", borderTop: "2px solid #0b5cad",
+      boxShadow: "0 -2px 8px rgba(0,0,0,0.2)", font: "15px/1.45 system-ui, sans-serif"
+    });
     banner.setAttribute("role", "dialog");
-    banner.setAttribute("aria-label", "Cookie settings");
+    banner.setAttribute("aria-modal", "false");
+    banner.setAttribute("aria-labelledby", "custos-banner-title");
+    banner.setAttribute("aria-describedby", "custos-banner-about");
     banner.setAttribute("data-custos-banner", "");
-    banner.style.cssText = "position:fixed;left:0;right:0;bottom:0;z-index:2147483647;padding:1em;" +
-      "background:#fff;color:#000;border-top:1px solid #888;font:14px/1.4 sans-serif";
+    var inner = styled(document.createElement("div"), { maxWidth: "56em", margin: "0 auto" });
+    banner.appendChild(inner);
+    var title = styled(document.createElement("h2"), { fontSize: "1.15em", margin: "0 0 0.25em" });
+    title.id = "custos-banner-title";
+    title.tabIndex = -1;
+    title.textContent = "Cookie settings";
+    inner.appendChild(title);
+    var about = styled(document.createElement("p"), { margin: "0 0 0.5em" });
+    about.id = "custos-banner-about";
+    about.textContent = "Choose which cookies this site may use. Only strictly necessary cookies are on " +
+      "until you choose; you can change your choice at any time.";
+    inner.appendChild(about);
+    var fieldset = styled(document.createElement("fieldset"), { border: "0", margin: "0", padding: "0" });
+    var legend = styled(document.createElement("legend"), { fontWeight: "600", padding: "0" });
+    legend.textContent = "Categories";
+    fieldset.appendChild(legend);
     var boxes = {};
     categories.forEach(function (c) {
       var blocked = gpc && c.gpc_opt_out;
-      var label = document.createElement("label");
-      label.style.display = "block";
-      var box = document.createElement("input");
+      var row = styled(document.createElement("div"), { margin: "0.4em 0" });
+      var box = styled(document.createElement("input"), { width: "1.2em", height: "1.2em", verticalAlign: "middle" });
       box.type = "checkbox";
+      box.id = "custos-category-" + c.id;
+      box.name = c.id;
       box.checked = c.necessary || (c.granted && !blocked);
       box.disabled = c.necessary || blocked;
       boxes[c.id] = box;
-      label.appendChild(box);
+      var label = styled(document.createElement("label"), { display: "inline", fontWeight: "600", margin: "0 0 0 0.4em" });
+      label.htmlFor = box.id;
       var note = c.necessary ? " (always on)" : blocked ? " (off: Global Privacy Control)" : "";
-      label.appendChild(document.createTextNode(" " + c.name + note));
-      var about = document.createElement("small");
-      about.style.display = "block";
-      about.textContent = c.description;
-      label.appendChild(about);
-      banner.appendChild(label);
+      label.textContent = c.name + note;
+      var help = styled(document.createElement("small"), { display: "block", marginLeft: "1.6em", color: "#555" });
+      help.id = box.id + "-about";
+      help.textContent = c.description;
+      box.setAttribute("aria-describedby", help.id);
+      row.appendChild(box);
+      row.appendChild(label);
+      row.appendChild(help);
+      fieldset.appendChild(row);
     });
+    inner.appendChild(fieldset);
     function choices(pick) {
       var out = {};
       categories.forEach(function (c) {
@@ -194,14 +242,14 @@
       ["Save choices", function (box) { return box.checked; }],
       ["Accept all", function () { return true; }]
     ].forEach(function (b) {
-      var button = document.createElement("button");
+      var button = styled(document.createElement("button"), BUTTON);
       button.type = "button";
       button.textContent = b[0];
-      button.style.marginRight = "0.5em";
       button.addEventListener("click", function () { save(choices(b[1])); });
-      banner.appendChild(button);
+      inner.appendChild(button);
     });
     document.body.appendChild(banner);
+    title.focus();
   }
 
   function start() {

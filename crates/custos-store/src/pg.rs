@@ -12,7 +12,10 @@ use postgres::{Client, NoTls};
 
 use crate::{Result, StoreError};
 
-const DATA: &[&str] = &[include_str!("../migrations/postgres/data_0001_initial.sql")];
+const DATA: &[&str] = &[
+    include_str!("../migrations/postgres/data_0001_initial.sql"),
+    include_str!("../migrations/postgres/data_0002_member_sign_in.sql"),
+];
 const KEYS: &[&str] = &[include_str!("../migrations/postgres/keys_0001_initial.sql")];
 const DORMANT: &[&str] = &[include_str!("../migrations/postgres/dormant_0001_initial.sql")];
 

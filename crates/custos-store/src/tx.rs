@@ -5,6 +5,7 @@
 
 mod disclosures;
 mod lifecycle;
+mod members_web;
 mod requests;
 
 use crate::db::{Db, Dialect, Optional, Row, params};

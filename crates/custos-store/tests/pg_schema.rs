@@ -16,10 +16,12 @@ use rusqlite::{Connection, OpenFlags};
 
 /// Each store: its SQLite file (in the scratch folder), its PostgreSQL
 /// schema and the file that creates it.
+/// (SQLite file, PostgreSQL schema, the prefix of its migration files,
+/// which are applied in name order).
 const STORES: [(&str, &str, &str); 3] = [
-    ("custos.db", "custos", "data_0001_initial.sql"),
-    ("keys.db", "custos_keys", "keys_0001_initial.sql"),
-    ("dormant.db", "custos_dormant", "dormant_0001_initial.sql"),
+    ("custos.db", "custos", "data_"),
+    ("keys.db", "custos_keys", "keys_"),
+    ("dormant.db", "custos_dormant", "dormant_"),
 ];
 
 /// The tables given an explicit `rowid` column in PostgreSQL, because the
@@ -78,8 +80,16 @@ fn postgres_schema_equals_sqlite_schema() {
     let db = "custos_schema";
     pg.create_database(db).unwrap();
     let migrations = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
-    for (_, _, file) in STORES {
-        pg.psql_file(db, &migrations.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+    for (_, _, prefix) in STORES {
+        let mut files: Vec<String> = std::fs::read_dir(&migrations)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(prefix) && f.ends_with(".sql"))
+            .collect();
+        files.sort();
+        for file in files {
+            pg.psql_file(db, &migrations.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
     }
 
     let mut problems = Vec::new();

@@ -16,10 +16,13 @@ mod export_page;
 mod extract;
 pub mod openapi;
 mod ops;
+pub(crate) mod pages;
+mod privacy_center;
 mod records;
 mod requests;
 mod services;
 mod staff;
+mod staff_console;
 mod subjects;
 
 use std::sync::Arc;
@@ -87,6 +90,9 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
         .merge(amendments::router())
         .merge(requests::router())
         .merge(disclosures::router())
+        .merge(pages::router())
+        .merge(privacy_center::router())
+        .merge(staff_console::router())
         .fallback(|| async { ApiError::not_found_route() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -21,6 +21,7 @@ mod kit;
 mod lifecycle;
 mod lifecycle_props;
 mod openapi;
+mod pages;
 mod peek;
 mod pg_migrate;
 mod pg_nodes;
