@@ -33,7 +33,6 @@ use crate::{CommitStats, PgConfig, Result, StoreError};
 
 enum Message {
     Job(Job),
-    Checkpoint(mpsc::Sender<Result<()>>),
 }
 
 /// How long a statement waits for a row lock before it fails: the
@@ -258,14 +257,23 @@ impl Pg {
 
     /// Vacuums the schemas, so that dead rows (deleted members, destroyed
     /// keys) are cut out of their pages, and asks for a checkpoint, so the
-    /// pages are written to the data files. Runs between batches.
+    /// pages are written to the data files. On connections of its own, not
+    /// the writer's: a checkpoint of a busy cluster takes seconds, and
+    /// requests must not wait for it (the key store's rewrite still holds
+    /// its table while it runs).
     pub(crate) fn checkpoint(&self) -> Result<()> {
-        let (tx, rx) = mpsc::channel();
-        {
-            let sender = self.sender.lock().map_err(|_| StoreError::Closed)?;
-            sender.as_ref().ok_or(StoreError::Closed)?.send(Message::Checkpoint(tx)).map_err(|_| StoreError::Closed)?;
-        }
-        rx.recv().map_err(|_| StoreError::Closed)?
+        // On a thread of its own: the synchronous client may not run
+        // inside the caller's runtime.
+        thread::scope(|s| {
+            s.spawn(|| {
+                let keys_url = self.config.key_url.as_deref().unwrap_or(&self.config.url);
+                let data = connect(&self.config.url, "custos")?;
+                let keys = connect(keys_url, "custos_keys")?;
+                vacuum(&data, &keys)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Database("the PostgreSQL scrub panicked".into())))
+        })
     }
 
     pub(crate) fn commit_stats(&self) -> CommitStats {
@@ -336,12 +344,10 @@ fn writer_loop(
 ) {
     while let Ok(first) = receiver.recv() {
         let mut batch = Vec::with_capacity(max_batch);
-        let mut checkpoints = Vec::new();
         let mut next = Some(first);
         while let Some(message) = next {
             match message {
                 Message::Job(job) => batch.push(job),
-                Message::Checkpoint(reply) => checkpoints.push(reply),
             }
             next = if batch.len() < max_batch { receiver.try_recv().ok() } else { None };
         }
@@ -353,9 +359,6 @@ fn writer_loop(
                 Err(e) => {
                     tracing::warn!(error = %e, "the database connection could not be reopened");
                     refuse(batch, &e);
-                    for reply in checkpoints {
-                        let _ = reply.send(Err(StoreError::Database(format!("{e}"))));
-                    }
                     continue;
                 }
             }
@@ -363,26 +366,22 @@ fn writer_loop(
         if !batch.is_empty() {
             run_batch(&conns, batch, batches, jobs);
         }
-        for reply in checkpoints {
-            let _ = reply.send(vacuum(&conns));
-        }
     }
 }
 
-fn vacuum(conns: &Conns) -> Result<()> {
-    // VACUUM runs outside a transaction; the writer is between batches.
+fn vacuum(data: &RefCell<PgConn>, keys: &RefCell<PgConn>) -> Result<()> {
     // The data tables: dead rows cut out of their pages. The key store:
     // rewritten whole (FULL), so a destroyed key's bytes are in no file of
     // the database any more; then a new write-ahead log segment and a
     // checkpoint, after which the segments that held the key are removed
     // (with `wal_recycle = off`) or recycled.
-    Db::Pg(&conns.data).execute_batch(
+    Db::Pg(data).execute_batch(
         "VACUUM custos.items, custos.records, custos.blind_index, custos.consents, custos.subjects, \
          custos.requests, custos.request_steps, custos.disclosures, custos.cookie_consents, custos.outbox, \
          custos_dormant.dormant_items",
     )?;
-    Db::Pg(&conns.keys).execute_batch("VACUUM FULL custos_keys.data_keys")?;
-    for db in [Db::Pg(&conns.data), Db::Pg(&conns.keys)] {
+    Db::Pg(keys).execute_batch("VACUUM FULL custos_keys.data_keys")?;
+    for db in [Db::Pg(data), Db::Pg(keys)] {
         db.execute_batch("SELECT pg_switch_wal(); CHECKPOINT")?;
     }
     Ok(())
