@@ -15,7 +15,8 @@
 //!   [`SESSION_IDLE_MINUTES`] idle minutes, at sign-out, and once the member
 //!   is no longer active;
 //! - an unknown address is answered exactly like a known one (a sign-in id
-//!   and "check your mail"), so the page reveals no membership;
+//!   and "check your mail"), so the page reveals no membership; at most
+//!   [`SIGN_IN_CODES_PER_WINDOW`] codes go to one address in 15 minutes;
 //! - every step appends its audit entry in the job that does it.
 
 use aws_lc_rs::{constant_time, digest};
@@ -32,6 +33,9 @@ use crate::{Engine, EngineError, Result, stamp};
 pub const SIGN_IN_CODE_MINUTES: i64 = 15;
 /// Wrong codes before a sign-in is void.
 pub const SIGN_IN_ATTEMPTS: i64 = 5;
+/// Codes sent to one address (known or not) per throttle window (15
+/// minutes): no one floods a member's mailbox from the sign-in page.
+pub const SIGN_IN_CODES_PER_WINDOW: usize = 5;
 /// A session's absolute lifetime, in minutes.
 pub const SESSION_MINUTES: i64 = 30;
 /// A session's idle limit, in minutes.
@@ -119,6 +123,9 @@ impl Engine {
             .map_err(|_| invalid("email", ErrorCode::InvalidFormat, "not an e-mail address"))?;
         let scope = service.map(str::to_owned).unwrap_or_else(|| crate::subjects::PLATFORM_SCOPE.to_owned());
         let digest = self.inner.keyring.blind_index(&scope, def.id.as_str(), &normal);
+        // Counted by the address's blind index, never given back.
+        let throttle_key = format!("member-sign-in:{}", hex(&digest));
+        self.inner.throttle.attempt(&throttle_key, SIGN_IN_CODES_PER_WINDOW, now).map_err(EngineError::Throttled)?;
         let id = new_id("sgn")?;
         let code = crate::requests::one_time_code()?;
         let mac = self.sign_in_mac(&id, &code);

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
+use super::staff::ClientAddress;
 
 const SESSION_COOKIE: &str = "custos_member";
 const SIGN_IN_COOKIE: &str = "custos_sign_in";
@@ -160,9 +161,14 @@ struct SignInForm {
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     f: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
+    // An anonymous form: counted per client address like the API's.
+    if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
+        return engine_error(&policy, e);
+    }
     let f = match form(&policy, f) {
         Ok(f) => f,
         Err(r) => return r,
@@ -208,8 +214,16 @@ struct CodeForm {
 }
 
 /// `POST /privacy/code`: checks the code; a session on success.
-async fn code(State(state): State<AppState>, headers: HeaderMap, f: Result<Form<CodeForm>, FormRejection>) -> Response {
+async fn code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
+    f: Result<Form<CodeForm>, FormRejection>,
+) -> Response {
     let policy = state.engine.policy();
+    if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
+        return engine_error(&policy, e);
+    }
     let f = match form(&policy, f) {
         Ok(f) => f,
         Err(r) => return r,

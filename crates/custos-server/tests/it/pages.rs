@@ -1,6 +1,6 @@
 //! The pages (`/privacy`, `/staff`) in-process: bad input gets a clear 4xx
 //! page and changes nothing, an unknown address is answered like a known
-//! one, codes and sessions expire on the manual clock, and a form without
+//! one, codes to one address are throttled, codes and sessions expire on the manual clock, and a form without
 //! the session's CSRF token or from another site is refused.
 
 use std::time::Duration;
@@ -113,6 +113,21 @@ async fn sign_in_refuses_bad_input_and_answers_an_unknown_address_like_a_known_o
     ask(&app, "member%40example.com").await;
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).len(), 1);
     assert!(!sink.messages()[0].data.contains("nobody"));
+
+    // Five codes to one address in 15 minutes, then 429 and no mail.
+    for n in 2..=5 {
+        ask(&app, "member%40example.com").await;
+        sink.wait_for(n, Duration::from_secs(10));
+    }
+    let flood = counts(&app).await;
+    let answer = post(&app, "/privacy/sign-in", "", "email=member%40example.com&service=", &[]).await;
+    assert_eq!(answer.status.as_u16(), 429, "{}", answer.text);
+    assert!(answer.content_type().starts_with("text/html"));
+    assert_eq!(counts(&app).await, flood, "a throttled sign-in writes nothing");
+    assert_eq!(sink.messages().len(), 5);
+    app.clock.advance(jiff::SignedDuration::from_mins(16));
+    ask(&app, "member%40example.com").await;
+    assert_eq!(sink.wait_for(6, Duration::from_secs(10)).len(), 6, "the window passed");
 }
 
 #[tokio::test]
