@@ -569,10 +569,29 @@ async fn consents(
     if ledger.current.is_empty() {
         body.push_str("<p>No purpose of the policy rests on your consent.</p>");
     }
+    // The cookie choices linked to the account (made in a site's banner
+    // and linked when the member signed in there).
+    let cookies = match state.engine.member_cookie_consent(&session.caller, &session.subject, state.clock.now()).await {
+        Ok(c) => c,
+        Err(e) => return engine_error(&policy, e),
+    };
     body.push_str(
-        "<section class=\"card\"><h2>Cookies</h2><p>Cookie choices are made in each site's cookie banner \
-         (its \"Cookie settings\" link).</p></section>",
+        "<section class=\"card\" aria-labelledby=\"cookies\"><h2 id=\"cookies\">Cookies</h2>\
+         <p>Cookie choices are made in each site's cookie banner (its \"Cookie settings\" link); those linked to \
+         your account:</p><div class=\"scroll\"><table id=\"cookie-choices\"><thead><tr><th scope=\"col\">Category</th>\
+         <th scope=\"col\">State</th></tr></thead><tbody>",
     );
+    for c in &cookies.categories {
+        let state = match (c.granted, c.basis) {
+            (true, "necessary") => "always on (strictly necessary)",
+            (true, _) => "allowed",
+            (false, "gpc") => "off (Global Privacy Control)",
+            (false, "not_chosen") => "off (not chosen)",
+            (false, _) => "off",
+        };
+        body.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", esc(&c.name), state));
+    }
+    body.push_str("</tbody></table></div></section>");
     member_page(&policy, &session, "Consents", "/privacy/consents", &body)
 }
 

@@ -221,3 +221,39 @@ async fn member_forms_refuse_bad_input_and_forged_posts_and_change_nothing() {
     let answer = get(&app, "/staff/requests", &session.replace("custos_member", "custos_staff")).await;
     assert_eq!(answer.status.as_u16(), 303);
 }
+
+#[tokio::test]
+async fn the_consents_page_shows_linked_cookie_choices_and_deletion_ends_the_session() {
+    let sink = SmtpSink::start();
+    let app = app_with_mail("pages-cookies", &sink).await;
+    let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0104")).await;
+    let (session, _) = sign_in(&app, &sink, 1).await;
+    let page = get(&app, "/privacy/consents", &session).await;
+    assert!(page.text.contains("<td>Personalisation cookies</td><td>off (not chosen)</td>"), "{}", page.text);
+
+    // The member allowed personalisation in a site's banner, and the site
+    // linked the visitor to the account at sign-in.
+    let chosen = crate::kit::call(
+        &app,
+        "POST",
+        "/v1/cookie-consent",
+        None,
+        Some(&json!({"choices": {"personalisation": true}})),
+    )
+    .await;
+    let visitor = chosen.expect(200)["visitor"].as_str().unwrap().to_owned();
+    let path = format!("/v1/subjects/{member}/cookie-consent");
+    crate::kit::call(&app, "POST", &path, Some(&app.key), Some(&json!({"visitor": visitor}))).await.expect(200);
+    let page = get(&app, "/privacy/consents", &session).await;
+    assert!(page.text.contains("<td>Personalisation cookies</td><td>allowed</td>"), "{}", page.text);
+
+    // The account is deleted: its session goes with it.
+    crate::kit::call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
+    let sessions = |app: &TestApp| -> i64 {
+        let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
+        db.query_row("SELECT count(*) FROM member_sessions", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(sessions(&app), 0, "the deletion removed the session");
+    let answer = get(&app, "/privacy/data", &session).await;
+    assert_eq!((answer.status.as_u16(), location(&answer)), (303, "/privacy"));
+}
