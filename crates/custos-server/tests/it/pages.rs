@@ -257,3 +257,43 @@ async fn the_consents_page_shows_linked_cookie_choices_and_deletion_ends_the_ses
     let answer = get(&app, "/privacy/data", &session).await;
     assert_eq!((answer.status.as_u16(), location(&answer)), (303, "/privacy"));
 }
+
+#[tokio::test]
+async fn an_agent_files_on_the_public_form_and_an_unknown_address_gets_the_same_answer() {
+    let sink = SmtpSink::start();
+    let app = app_with_mail("pages-agent", &sink).await;
+    let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0105")).await;
+    let form = |email: &str, letter: &str| {
+        format!(
+            "service=&member_email={email}&kind=deletion&agent_name=Kim+Agent&agent_contact=agent%40example.com\
+             &letter={letter}&note="
+        )
+    };
+    let rows = |app: &TestApp| -> Vec<(String, String, String, String)> {
+        let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
+        let mut statement = db.prepare("SELECT subject_id, requester, status, created_by FROM requests").unwrap();
+        statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = counts(&app).await;
+
+    // Incomplete: a 422 page, nothing filed, the same for any address.
+    for email in ["member%40example.com", "nobody%40example.com"] {
+        let answer = post(&app, "/privacy/agent", "", &form(email, ""), &[]).await;
+        assert_eq!(answer.status.as_u16(), 422, "{}", answer.text);
+    }
+    assert_eq!(counts(&app).await, before);
+
+    let known = post(&app, "/privacy/agent", "", &form("member%40example.com", "I+authorise+Kim+Agent."), &[]).await;
+    let unknown = post(&app, "/privacy/agent", "", &form("nobody%40example.com", "I+authorise+Kim+Agent."), &[]).await;
+    assert_eq!((known.status.as_u16(), unknown.status.as_u16()), (200, 200));
+    assert_eq!(known.text, unknown.text, "the answer does not say whether the address is a member's");
+    assert_eq!(
+        rows(&app),
+        [(member, "agent".to_owned(), "received".to_owned(), "privacy_center".to_owned())],
+        "filed for the member only, waiting for staff to check the letter"
+    );
+}
