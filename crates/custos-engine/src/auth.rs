@@ -37,6 +37,8 @@ impl Caller {
             // A member signed in to the privacy center (`member:<subject>`;
             // API key ids are hexadecimal, so the two never meet).
             None if self.key_id.starts_with("member:") => self.key_id.clone(),
+            // The privacy center's public agent form.
+            None if self.key_id == crate::privacy_center::PRIVACY_CENTER => self.key_id.clone(),
             None => format!("api_key:{}", self.key_id),
         }
     }
@@ -45,6 +47,7 @@ impl Caller {
         match &self.staff {
             Some(staff) => &staff.role,
             None if self.key_id.starts_with("member:") => "member",
+            None if self.key_id == crate::privacy_center::PRIVACY_CENTER => "privacy_center",
             None if self.service.is_some() => "service_api",
             None => "platform_api",
         }

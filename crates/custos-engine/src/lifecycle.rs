@@ -381,6 +381,8 @@ impl Engine {
                         let Some(member) = member_of(row, &roles) else { continue };
                         if let Some(Step::Destroy { since }) = lifecycle::step(&rule_c, &member, now) {
                             let gone = tx.destroy_subject(&row.id, &at)?;
+                            // Their privacy-center sign-ins and sessions end with them.
+                            tx.remove_member_sessions(&row.id)?;
                             let who = ("custos".to_owned(), "scheduler".to_owned());
                             crate::requests::drop_pending_corrections(&engine, tx, &row.id, &who, &at, &policy)?;
                             tx.append_audit(&crate::audit::row(system_entry(
@@ -574,6 +576,8 @@ impl Engine {
                     Err(refused) => return Ok(Err(refused)),
                 };
                 let gone = tx.destroy_subject(&subject.id, &at)?;
+                // Their privacy-center sign-ins and sessions end with them.
+                tx.remove_member_sessions(&subject.id)?;
                 let who = crate::requests::who(&caller_c);
                 crate::requests::drop_pending_corrections(&engine, tx, &subject.id, &who, &at, &policy)?;
                 let mut kept = Vec::new();

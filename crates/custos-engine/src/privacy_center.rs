@@ -15,7 +15,8 @@
 //!   [`SESSION_IDLE_MINUTES`] idle minutes, at sign-out, and once the member
 //!   is no longer active;
 //! - an unknown address is answered exactly like a known one (a sign-in id
-//!   and "check your mail"), so the page reveals no membership;
+//!   and "check your mail"), so the page reveals no membership; at most
+//!   [`SIGN_IN_CODES_PER_WINDOW`] codes go to one address in 15 minutes;
 //! - every step appends its audit entry in the job that does it.
 
 use aws_lc_rs::{constant_time, digest};
@@ -32,6 +33,9 @@ use crate::{Engine, EngineError, Result, stamp};
 pub const SIGN_IN_CODE_MINUTES: i64 = 15;
 /// Wrong codes before a sign-in is void.
 pub const SIGN_IN_ATTEMPTS: i64 = 5;
+/// Codes sent to one address (known or not) per throttle window (15
+/// minutes): no one floods a member's mailbox from the sign-in page.
+pub const SIGN_IN_CODES_PER_WINDOW: usize = 5;
 /// A session's absolute lifetime, in minutes.
 pub const SESSION_MINUTES: i64 = 30;
 /// A session's idle limit, in minutes.
@@ -119,6 +123,9 @@ impl Engine {
             .map_err(|_| invalid("email", ErrorCode::InvalidFormat, "not an e-mail address"))?;
         let scope = service.map(str::to_owned).unwrap_or_else(|| crate::subjects::PLATFORM_SCOPE.to_owned());
         let digest = self.inner.keyring.blind_index(&scope, def.id.as_str(), &normal);
+        // Counted by the address's blind index, never given back.
+        let throttle_key = format!("member-sign-in:{}", hex(&digest));
+        self.inner.throttle.attempt(&throttle_key, SIGN_IN_CODES_PER_WINDOW, now).map_err(EngineError::Throttled)?;
         let id = new_id("sgn")?;
         let code = crate::requests::one_time_code()?;
         let mac = self.sign_in_mac(&id, &code);
@@ -285,3 +292,89 @@ impl Engine {
         Ok(views)
     }
 }
+
+/// A request an agent files on the privacy center's public form, for the
+/// member whose e-mail address they give.
+pub struct AgentRequest {
+    /// The member's service (`None`: a platform member).
+    pub service: Option<String>,
+    pub member_email: String,
+    pub kind: String,
+    pub agent: crate::requests::NewAgent,
+    pub note: Option<String>,
+}
+
+// Debug output never shows an address, a name or a letter.
+impl std::fmt::Debug for AgentRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRequest").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Files an agent's request for the active member with that address,
+    /// to be verified by staff who check the letter of attorney; answers
+    /// the same whether or not there is such a member (the request then
+    /// simply is not filed), so the form reveals no membership. The filer
+    /// is recorded as `privacy_center`.
+    pub async fn file_agent_request(&self, req: AgentRequest, now: Timestamp) -> Result<()> {
+        let policy = self.policy();
+        let def = policy
+            .items
+            .iter()
+            .find(|i| i.kind == ItemType::Email && i.unique)
+            .ok_or_else(|| EngineError::Unavailable("the policy declares no unique e-mail item".into()))?;
+        if req.member_email.len() > 320 {
+            return Err(invalid("member_email", ErrorCode::InvalidFormat, "not an e-mail address"));
+        }
+        let normal = custos_core::collect::normalise(&policy, def, &req.member_email)
+            .map_err(|_| invalid("member_email", ErrorCode::InvalidFormat, "not an e-mail address"))?;
+        let scope = req.service.clone().unwrap_or_else(|| crate::subjects::PLATFORM_SCOPE.to_owned());
+        let digest = self.inner.keyring.blind_index(&scope, def.id.as_str(), &normal);
+        let throttle_key = format!("agent-request:{}", hex(&digest));
+        self.inner.throttle.attempt(&throttle_key, SIGN_IN_CODES_PER_WINDOW, now).map_err(EngineError::Throttled)?;
+        let (item, at, version) = (def.id.to_string(), stamp(now), policy.meta.version.clone());
+        let found = self
+            .write_job(move |tx| {
+                let subject = match tx.find_index(&scope, &item, &digest)? {
+                    Some(s) => tx.subject(&s)?.filter(|row| row.status == "active"),
+                    None => None,
+                };
+                if subject.is_none() {
+                    let entry = crate::audit::row(custos_core::audit::Entry {
+                        at,
+                        actor: "privacy_center".into(),
+                        role: "privacy_center".into(),
+                        operation: "agent_request".into(),
+                        purpose: None,
+                        subject: None,
+                        items: String::new(),
+                        outcome: "not filed: no active member".into(),
+                        policy_version: version,
+                    });
+                    tx.append_audit(&entry)?;
+                }
+                Ok(subject.map(|row| (row.id, row.service_id)))
+            })
+            .await?;
+        let Some((subject, service)) = found else { return Ok(()) };
+        let purposes = policy.purposes.iter().map(|p| p.id.to_string()).collect();
+        let caller = Caller { key_id: PRIVACY_CENTER.into(), service, purposes, staff: None };
+        let request = crate::requests::NewRequest {
+            kind: req.kind,
+            channel: "web_page".into(),
+            jurisdiction: None,
+            subject,
+            verification: crate::requests::Verification::Staff,
+            agent: Some(req.agent),
+            purposes: Vec::new(),
+            corrections: Vec::new(),
+            note: req.note,
+            received_on: None,
+        };
+        self.file_request(&caller, request, now).await.map(|_| ())
+    }
+}
+
+/// The caller id of what the privacy center's public forms file.
+pub(crate) const PRIVACY_CENTER: &str = "privacy_center";

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use super::AppState;
 use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
+use super::staff::ClientAddress;
 
 const SESSION_COOKIE: &str = "custos_member";
 const SIGN_IN_COOKIE: &str = "custos_sign_in";
@@ -55,6 +56,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/privacy/consents", get(consents).post(change_consent))
         .route("/privacy/requests", get(requests).post(file_request))
         .route("/privacy/policy", get(policy_page))
+        .route("/privacy/agent", get(agent_form).post(agent_file))
         .layer(middleware::from_fn(pages::same_origin))
 }
 
@@ -141,7 +143,8 @@ async fn home(
          <input type=\"email\" id=\"email\" name=\"email\" autocomplete=\"email\" required aria-describedby=\"email-hint\">\
          <p class=\"hint\" id=\"email-hint\">The address you signed up with.</p>\
          <button type=\"submit\">Send me a code</button></form></section>\
-         <p><a href=\"/privacy/policy\">Read the privacy policy</a></p>",
+         <p><a href=\"/privacy/policy\">Read the privacy policy</a> · \
+         <a href=\"/privacy/agent\">Acting for someone? File a request as their agent</a></p>",
         controller = esc(&policy.controller.name),
         service = esc(&service),
     );
@@ -160,9 +163,14 @@ struct SignInForm {
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
     f: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
+    // An anonymous form: counted per client address like the API's.
+    if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
+        return engine_error(&policy, e);
+    }
     let f = match form(&policy, f) {
         Ok(f) => f,
         Err(r) => return r,
@@ -208,8 +216,16 @@ struct CodeForm {
 }
 
 /// `POST /privacy/code`: checks the code; a session on success.
-async fn code(State(state): State<AppState>, headers: HeaderMap, f: Result<Form<CodeForm>, FormRejection>) -> Response {
+async fn code(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ClientAddress(address): ClientAddress,
+    f: Result<Form<CodeForm>, FormRejection>,
+) -> Response {
     let policy = state.engine.policy();
+    if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
+        return engine_error(&policy, e);
+    }
     let f = match form(&policy, f) {
         Ok(f) => f,
         Err(r) => return r,
@@ -555,10 +571,29 @@ async fn consents(
     if ledger.current.is_empty() {
         body.push_str("<p>No purpose of the policy rests on your consent.</p>");
     }
+    // The cookie choices linked to the account (made in a site's banner
+    // and linked when the member signed in there).
+    let cookies = match state.engine.member_cookie_consent(&session.caller, &session.subject, state.clock.now()).await {
+        Ok(c) => c,
+        Err(e) => return engine_error(&policy, e),
+    };
     body.push_str(
-        "<section class=\"card\"><h2>Cookies</h2><p>Cookie choices are made in each site's cookie banner \
-         (its \"Cookie settings\" link).</p></section>",
+        "<section class=\"card\" aria-labelledby=\"cookies\"><h2 id=\"cookies\">Cookies</h2>\
+         <p>Cookie choices are made in each site's cookie banner (its \"Cookie settings\" link); those linked to \
+         your account:</p><div class=\"scroll\"><table id=\"cookie-choices\"><thead><tr><th scope=\"col\">Category</th>\
+         <th scope=\"col\">State</th></tr></thead><tbody>",
     );
+    for c in &cookies.categories {
+        let state = match (c.granted, c.basis) {
+            (true, "necessary") => "always on (strictly necessary)",
+            (true, _) => "allowed",
+            (false, "gpc") => "off (Global Privacy Control)",
+            (false, "not_chosen") => "off (not chosen)",
+            (false, _) => "off",
+        };
+        body.push_str(&format!("<tr><td>{}</td><td>{}</td></tr>", esc(&c.name), state));
+    }
+    body.push_str("</tbody></table></div></section>");
     member_page(&policy, &session, "Consents", "/privacy/consents", &body)
 }
 
@@ -806,5 +841,101 @@ async fn policy_page(State(state): State<AppState>, headers: HeaderMap) -> Respo
     match signed_in {
         Some(session) => member_page(&policy, &session, "Privacy policy", "/privacy/policy", &body),
         None => page(&policy, "Privacy policy", &[], "", &body),
+    }
+}
+
+// --- an agent's request ------------------------------------------------------------
+
+/// The kinds an agent may ask for here.
+const AGENT_KINDS: &[&str] = &["access", "correction", "deletion", "restriction"];
+
+/// `GET /privacy/agent`: the public form an agent with a letter of
+/// attorney files a request on.
+async fn agent_form(State(state): State<AppState>, query: Result<Query<HomeQuery>, QueryRejection>) -> Response {
+    let policy = state.engine.policy();
+    let service = query.ok().and_then(|q| q.0.service).filter(|s| s.len() <= 64).unwrap_or_default();
+    let kinds: String = AGENT_KINDS.iter().map(|k| format!("<option value=\"{k}\">{k}</option>")).collect();
+    let body = format!(
+        "<p>If a member authorised you in writing to act for them, file their request here. Staff check the letter \
+         of attorney before anything is done, and the member is told.</p>\
+         <section class=\"card\"><form method=\"post\" action=\"/privacy/agent\">\
+         <input type=\"hidden\" name=\"service\" value=\"{service}\">\
+         <label for=\"member_email\">The member's e-mail address</label>\
+         <input type=\"email\" id=\"member_email\" name=\"member_email\" required>\
+         <label for=\"kind\">What the member asks for</label><select id=\"kind\" name=\"kind\">{kinds}</select>\
+         <label for=\"agent_name\">Your name</label><input type=\"text\" id=\"agent_name\" name=\"agent_name\" required maxlength=\"200\">\
+         <label for=\"agent_contact\">How to reach you</label>\
+         <input type=\"text\" id=\"agent_contact\" name=\"agent_contact\" required maxlength=\"200\">\
+         <label for=\"letter\">The letter of attorney (its text)</label>\
+         <textarea id=\"letter\" name=\"letter\" required maxlength=\"20000\"></textarea>\
+         <label for=\"note\">Anything to add (optional)</label><textarea id=\"note\" name=\"note\" maxlength=\"2000\"></textarea>\
+         <button type=\"submit\">File the request</button></form></section>",
+        service = esc(&service),
+    );
+    page(&policy, "A request by an agent", &[], "", &body)
+}
+
+#[derive(Deserialize)]
+struct AgentForm {
+    #[serde(default)]
+    service: String,
+    member_email: String,
+    kind: String,
+    agent_name: String,
+    agent_contact: String,
+    letter: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /privacy/agent`: files it for the member with that address, if
+/// there is one; the answer is the same either way.
+async fn agent_file(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    f: Result<Form<AgentForm>, FormRejection>,
+) -> Response {
+    let policy = state.engine.policy();
+    if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
+        return engine_error(&policy, e);
+    }
+    let f = match form(&policy, f) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    // Checked before the member is looked up, so a known and an unknown
+    // address get the same answer to the same form.
+    let missing = f.agent_name.trim().is_empty() || f.agent_contact.trim().is_empty() || f.letter.trim().is_empty();
+    let too_long =
+        f.agent_name.len() > 200 || f.agent_contact.len() > 200 || f.letter.len() > 20_000 || f.note.len() > 2000;
+    if !AGENT_KINDS.contains(&f.kind.as_str()) || missing || too_long {
+        return error_page(
+            &policy,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Give the kind of request, your name, how to reach you and the letter of attorney.",
+        );
+    }
+    let request = custos_engine::privacy_center::AgentRequest {
+        service: Some(f.service.trim().to_owned()).filter(|s| !s.is_empty()),
+        member_email: f.member_email.trim().to_owned(),
+        kind: f.kind,
+        agent: custos_engine::requests::NewAgent {
+            name: f.agent_name.trim().to_owned(),
+            contact: f.agent_contact.trim().to_owned(),
+            letter: f.letter.into_bytes(),
+            letter_type: "text/plain".into(),
+        },
+        note: Some(f.note.trim().to_owned()).filter(|n| !n.is_empty()),
+    };
+    match state.engine.file_agent_request(request, state.clock.now()).await {
+        Ok(()) => page(
+            &policy,
+            "Request received",
+            &[],
+            "",
+            "<p class=\"ok\" role=\"status\">Received. If the address is a member's, staff check the letter of attorney \
+             and answer you within the legal deadline; the member is told.</p>",
+        ),
+        Err(e) => engine_error(&policy, e),
     }
 }

@@ -1,6 +1,6 @@
 //! The pages (`/privacy`, `/staff`) in-process: bad input gets a clear 4xx
 //! page and changes nothing, an unknown address is answered like a known
-//! one, codes and sessions expire on the manual clock, and a form without
+//! one, codes to one address are throttled, codes and sessions expire on the manual clock, and a form without
 //! the session's CSRF token or from another site is refused.
 
 use std::time::Duration;
@@ -113,6 +113,21 @@ async fn sign_in_refuses_bad_input_and_answers_an_unknown_address_like_a_known_o
     ask(&app, "member%40example.com").await;
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).len(), 1);
     assert!(!sink.messages()[0].data.contains("nobody"));
+
+    // Five codes to one address in 15 minutes, then 429 and no mail.
+    for n in 2..=5 {
+        ask(&app, "member%40example.com").await;
+        sink.wait_for(n, Duration::from_secs(10));
+    }
+    let flood = counts(&app).await;
+    let answer = post(&app, "/privacy/sign-in", "", "email=member%40example.com&service=", &[]).await;
+    assert_eq!(answer.status.as_u16(), 429, "{}", answer.text);
+    assert!(answer.content_type().starts_with("text/html"));
+    assert_eq!(counts(&app).await, flood, "a throttled sign-in writes nothing");
+    assert_eq!(sink.messages().len(), 5);
+    app.clock.advance(jiff::SignedDuration::from_mins(16));
+    ask(&app, "member%40example.com").await;
+    assert_eq!(sink.wait_for(6, Duration::from_secs(10)).len(), 6, "the window passed");
 }
 
 #[tokio::test]
@@ -205,4 +220,80 @@ async fn member_forms_refuse_bad_input_and_forged_posts_and_change_nothing() {
     // A member's session is not a staff session.
     let answer = get(&app, "/staff/requests", &session.replace("custos_member", "custos_staff")).await;
     assert_eq!(answer.status.as_u16(), 303);
+}
+
+#[tokio::test]
+async fn the_consents_page_shows_linked_cookie_choices_and_deletion_ends_the_session() {
+    let sink = SmtpSink::start();
+    let app = app_with_mail("pages-cookies", &sink).await;
+    let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0104")).await;
+    let (session, _) = sign_in(&app, &sink, 1).await;
+    let page = get(&app, "/privacy/consents", &session).await;
+    assert!(page.text.contains("<td>Personalisation cookies</td><td>off (not chosen)</td>"), "{}", page.text);
+
+    // The member allowed personalisation in a site's banner, and the site
+    // linked the visitor to the account at sign-in.
+    let chosen = crate::kit::call(
+        &app,
+        "POST",
+        "/v1/cookie-consent",
+        None,
+        Some(&json!({"choices": {"personalisation": true}})),
+    )
+    .await;
+    let visitor = chosen.expect(200)["visitor"].as_str().unwrap().to_owned();
+    let path = format!("/v1/subjects/{member}/cookie-consent");
+    crate::kit::call(&app, "POST", &path, Some(&app.key), Some(&json!({"visitor": visitor}))).await.expect(200);
+    let page = get(&app, "/privacy/consents", &session).await;
+    assert!(page.text.contains("<td>Personalisation cookies</td><td>allowed</td>"), "{}", page.text);
+
+    // The account is deleted: its session goes with it.
+    crate::kit::call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
+    let sessions = |app: &TestApp| -> i64 {
+        let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
+        db.query_row("SELECT count(*) FROM member_sessions", [], |r| r.get(0)).unwrap()
+    };
+    assert_eq!(sessions(&app), 0, "the deletion removed the session");
+    let answer = get(&app, "/privacy/data", &session).await;
+    assert_eq!((answer.status.as_u16(), location(&answer)), (303, "/privacy"));
+}
+
+#[tokio::test]
+async fn an_agent_files_on_the_public_form_and_an_unknown_address_gets_the_same_answer() {
+    let sink = SmtpSink::start();
+    let app = app_with_mail("pages-agent", &sink).await;
+    let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0105")).await;
+    let form = |email: &str, letter: &str| {
+        format!(
+            "service=&member_email={email}&kind=deletion&agent_name=Kim+Agent&agent_contact=agent%40example.com\
+             &letter={letter}&note="
+        )
+    };
+    let rows = |app: &TestApp| -> Vec<(String, String, String, String)> {
+        let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
+        let mut statement = db.prepare("SELECT subject_id, requester, status, created_by FROM requests").unwrap();
+        statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = counts(&app).await;
+
+    // Incomplete: a 422 page, nothing filed, the same for any address.
+    for email in ["member%40example.com", "nobody%40example.com"] {
+        let answer = post(&app, "/privacy/agent", "", &form(email, ""), &[]).await;
+        assert_eq!(answer.status.as_u16(), 422, "{}", answer.text);
+    }
+    assert_eq!(counts(&app).await, before);
+
+    let known = post(&app, "/privacy/agent", "", &form("member%40example.com", "I+authorise+Kim+Agent."), &[]).await;
+    let unknown = post(&app, "/privacy/agent", "", &form("nobody%40example.com", "I+authorise+Kim+Agent."), &[]).await;
+    assert_eq!((known.status.as_u16(), unknown.status.as_u16()), (200, 200));
+    assert_eq!(known.text, unknown.text, "the answer does not say whether the address is a member's");
+    assert_eq!(
+        rows(&app),
+        [(member, "agent".to_owned(), "received".to_owned(), "privacy_center".to_owned())],
+        "filed for the member only, waiting for staff to check the letter"
+    );
 }
