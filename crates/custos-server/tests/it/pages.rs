@@ -250,8 +250,7 @@ async fn the_consents_page_shows_linked_cookie_choices_and_deletion_ends_the_ses
     // The account is deleted: its session goes with it.
     crate::kit::call(&app, "DELETE", &format!("/v1/subjects/{member}"), Some(&app.key), None).await.expect(200);
     let sessions = |app: &TestApp| -> i64 {
-        let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
-        db.query_row("SELECT count(*) FROM member_sessions", [], |r| r.get(0)).unwrap()
+        crate::peek::Peek::of(app).one(crate::peek::Db::Data, "SELECT count(*) FROM member_sessions", &[])
     };
     assert_eq!(sessions(&app), 0, "the deletion removed the session");
     let answer = get(&app, "/privacy/data", &session).await;
@@ -270,12 +269,11 @@ async fn an_agent_files_on_the_public_form_and_an_unknown_address_gets_the_same_
         )
     };
     let rows = |app: &TestApp| -> Vec<(String, String, String, String)> {
-        let db = rusqlite::Connection::open(app.dir.0.join("data/custos.db")).unwrap();
-        let mut statement = db.prepare("SELECT subject_id, requester, status, created_by FROM requests").unwrap();
-        statement
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .unwrap()
-            .map(Result::unwrap)
+        use crate::peek::{Db, Peek, col};
+        Peek::of(app)
+            .rows(Db::Data, "SELECT subject_id, requester, status, created_by FROM requests ORDER BY id", &[])
+            .iter()
+            .map(|r| (col(r, 0), col(r, 1), col(r, 2), col(r, 3)))
             .collect()
     };
     let before = counts(&app).await;
