@@ -209,6 +209,38 @@ pub(crate) fn redirect_with_cookie(to: &str, cookie: HeaderValue) -> Response {
     response
 }
 
+/// A form of a signed-in page: it carries the session's CSRF token.
+pub(crate) trait CsrfToken {
+    fn csrf(&self) -> &str;
+}
+
+/// Two tokens compared in full, in constant time.
+pub(crate) fn same_token(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The hidden field that carries `token` in a form.
+pub(crate) fn csrf_field(token: &str) -> String {
+    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))
+}
+
+/// A form body whose CSRF token is `expected`: a 400 page when it is not a
+/// form, a 403 page (nothing done) when the token is not the session's.
+#[allow(clippy::result_large_err)] // reason: the error is the handler's own answer, returned at once
+pub(crate) fn checked_form<T: CsrfToken>(
+    policy: &Policy,
+    home: &str,
+    expected: &str,
+    f: Result<Form<T>, FormRejection>,
+) -> Result<T, Response> {
+    let f = form(policy, f)?;
+    if !same_token(expected, f.csrf()) {
+        return Err(error_page(policy, home, StatusCode::FORBIDDEN, "The form has expired: reload the page."));
+    }
+    Ok(f)
+}
+
 /// A form body, or a 400 page when it is not one.
 #[allow(clippy::result_large_err)] // reason: the error is the handler's own answer, returned at once
 pub(crate) fn form<T>(policy: &Policy, form: Result<Form<T>, FormRejection>) -> Result<T, Response> {

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AppState;
-use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
+use super::pages::{self, CsrfToken, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
 use super::staff::ClientAddress;
 
 const SESSION_COOKIE: &str = "custos_member";
@@ -83,15 +83,21 @@ async fn member(state: &AppState, headers: &HeaderMap) -> Result<MemberSession, 
     })
 }
 
-/// Whether a form's CSRF token is the session's (compared in full, in
-/// constant time).
-fn csrf_ok(session: &MemberSession, presented: &str) -> bool {
-    let (a, b) = (session.csrf.as_bytes(), presented.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The signed-in member and their form, its CSRF token checked: how every
+/// form of these pages begins.
+async fn member_form<T: CsrfToken>(
+    state: &AppState,
+    headers: &HeaderMap,
+    policy: &Policy,
+    f: Result<Form<T>, FormRejection>,
+) -> Result<(MemberSession, T), Response> {
+    let session = member(state, headers).await?;
+    let f = pages::checked_form(policy, "/privacy", &session.csrf, f)?;
+    Ok((session, f))
 }
 
 fn csrf_field(session: &MemberSession) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&session.csrf))
+    pages::csrf_field(&session.csrf)
 }
 
 /// A member page: the navigation, a sign-out button, an optional message.
@@ -264,16 +270,8 @@ async fn sign_out(
     f: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let session = match member(&state, &headers).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&session, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
+    if let Err(r) = member_form(&state, &headers, &policy, f).await {
+        return r;
     }
     if let Some(token) = cookie(&headers, SESSION_COOKIE)
         && let Err(e) = state.engine.end_member_session(token, state.clock.now()).await
@@ -455,17 +453,10 @@ async fn access(
     f: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let session = match member(&state, &headers).await {
-        Ok(s) => s,
+    let (session, _) = match member_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&session, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     match file_and_fulfil(&state, &session, "access").await {
         Ok(id) => Redirect::to(&format!("/privacy/data?request={id}")).into_response(),
         Err(e) => engine_error(&policy, e),
@@ -480,17 +471,10 @@ async fn export(
     f: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let session = match member(&state, &headers).await {
-        Ok(s) => s,
+    let (session, _) = match member_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&session, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     let id = match file_and_fulfil(&state, &session, "export").await {
         Ok(id) => id,
         Err(e) => return engine_error(&policy, e),
@@ -613,17 +597,10 @@ async fn change_consent(
     f: Result<Form<ConsentForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let session = match member(&state, &headers).await {
-        Ok(s) => s,
+    let (session, f) = match member_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&session, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     let granted = match f.action.as_str() {
         "grant" => true,
         "withdraw" => false,
@@ -761,17 +738,10 @@ async fn file_request(
     f: Result<Form<RequestForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let session = match member(&state, &headers).await {
-        Ok(s) => s,
+    let (session, f) = match member_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&session, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     if !KINDS.iter().any(|(k, _)| *k == f.kind) {
         return error_page(&policy, StatusCode::UNPROCESSABLE_ENTITY, "Choose what you ask for.");
     }
@@ -937,5 +907,23 @@ async fn agent_file(
              and answer you within the legal deadline; the member is told.</p>",
         ),
         Err(e) => engine_error(&policy, e),
+    }
+}
+
+impl CsrfToken for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfToken for ConsentForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfToken for RequestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }

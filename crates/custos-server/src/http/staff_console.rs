@@ -26,7 +26,7 @@ use custos_engine::{Caller, EngineError, Login, Zeroizing};
 use serde::Deserialize;
 
 use super::AppState;
-use super::pages::{self, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
+use super::pages::{self, CsrfToken, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
 use super::staff::ClientAddress;
 
 const SESSION_COOKIE: &str = "custos_staff";
@@ -86,13 +86,21 @@ async fn staff(state: &AppState, headers: &HeaderMap) -> Result<Staff, Response>
     }
 }
 
-fn csrf_ok(staff: &Staff, presented: &str) -> bool {
-    let (a, b) = (staff.csrf.as_bytes(), presented.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The signed-in staff member and their form, its CSRF token checked: how every
+/// form of these pages begins.
+async fn staff_form<T: CsrfToken>(
+    state: &AppState,
+    headers: &HeaderMap,
+    policy: &Policy,
+    f: Result<Form<T>, FormRejection>,
+) -> Result<(Staff, T), Response> {
+    let staff = staff(state, headers).await?;
+    let f = pages::checked_form(policy, "/staff", &staff.csrf, f)?;
+    Ok((staff, f))
 }
 
 fn csrf_field(staff: &Staff) -> String {
-    format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&staff.csrf))
+    pages::csrf_field(&staff.csrf)
 }
 
 fn staff_page(policy: &Policy, staff: &Staff, title: &str, current: &str, body: &str) -> Response {
@@ -179,17 +187,10 @@ async fn logout(
     f: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let staff = match staff(&state, &headers).await {
-        Ok(s) => s,
+    let (staff, _) = match staff_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&staff, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     if let Err(e) = state.engine.logout(&staff.caller, state.clock.now()).await {
         return engine_error(&policy, e);
     }
@@ -361,17 +362,10 @@ async fn step(
     f: Result<Form<StepForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let staff = match staff(&state, &headers).await {
-        Ok(s) => s,
+    let (staff, f) = match staff_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&staff, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     let now = state.clock.now();
     let done = match step.as_str() {
         "verify" => state.engine.verify_request(&staff.caller, &id, now).await,
@@ -474,17 +468,10 @@ async fn file(
     f: Result<Form<NewRequestForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let staff = match staff(&state, &headers).await {
-        Ok(s) => s,
+    let (staff, f) = match staff_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&staff, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     let by_agent = !(f.agent_name.trim().is_empty() && f.agent_contact.trim().is_empty() && f.letter.trim().is_empty());
     let agent = by_agent.then(|| NewAgent {
         name: f.agent_name.trim().to_owned(),
@@ -680,17 +667,10 @@ async fn verify_audit(
     f: Result<Form<VerifyForm>, FormRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let staff = match staff(&state, &headers).await {
-        Ok(s) => s,
+    let (staff, f) = match staff_form(&state, &headers, &policy, f).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let f = match form(&policy, f) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    if !csrf_ok(&staff, &f.csrf) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
     let Some(old_root) = unhex32(&f.root) else {
         return error_page(&policy, StatusCode::UNPROCESSABLE_ENTITY, "A root is 64 hexadecimal digits.");
     };
@@ -738,4 +718,28 @@ async fn verify_audit(
     };
     let body = audit_body(&staff, Some(&new), &result);
     staff_page(&policy, &staff, "Audit log", "/staff/audit", &body)
+}
+
+impl CsrfToken for CsrfForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfToken for StepForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfToken for NewRequestForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl CsrfToken for VerifyForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }

@@ -87,33 +87,52 @@ impl Drop for Running {
 
 /// Starts `custos serve` on a free port; returns it once `/ready` answers.
 pub(crate) fn serve(dir: &Path) -> (Running, SocketAddr) {
-    let mut child = custos(dir, &["serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("custos serve starts");
+    serve_command(custos(dir, &["serve", "--listen", "127.0.0.1:0"]))
+}
+
+/// Starts a `custos serve` command (listening on port 0) and returns it
+/// once `/ready` answers; what it said on stderr when it does not start.
+pub(crate) fn serve_command(mut command: Command) -> (Running, SocketAddr) {
+    let mut child =
+        command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("custos serve starts");
     let (found, address) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
+    let said = Arc::new(Mutex::new(String::new()));
+    let heard = said.clone();
     std::thread::spawn(move || {
         use std::io::BufRead;
         for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(addr) = line.split_once(" on http://").and_then(|(_, a)| a.trim().parse::<SocketAddr>().ok()) {
                 let _ = found.send(addr);
             }
+            let mut said = heard.lock().unwrap();
+            if said.len() < 4096 {
+                said.push_str(&line);
+                said.push('\n');
+            }
         }
     });
+    let running = Running(child);
     if let Ok(addr) = address.recv_timeout(Duration::from_secs(60)) {
         for _ in 0..600 {
             if matches!(send(addr, "GET", "/ready", "", None), Ok((200, _))) {
-                return (Running(child), addr);
+                return (running, addr);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("custos serve did not become ready within 90 s");
+    panic!("custos serve did not become ready within 90 s: {}", said.lock().unwrap());
+}
+
+/// A service for the members (its operator signs up once: one password);
+/// its id.
+pub(crate) fn new_service(addr: SocketAddr, token: &str, email: &str, phone: &str) -> String {
+    let (status, operator) = send(addr, "POST", "/v1/subjects", token, Some(&operator_signup(email, phone))).unwrap();
+    assert_eq!(status, 201, "{operator}");
+    let (status, service) =
+        send(addr, "POST", "/v1/services", token, Some(&json!({"operator": operator["id"]}))).unwrap();
+    assert_eq!(status, 201, "{service}");
+    service["id"].as_str().unwrap().to_owned()
 }
 
 /// What the server acknowledged, across every round.
@@ -225,16 +244,8 @@ fn killed_mid_write_with_sigkill_loses_no_acknowledged_write() {
     assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
 
-    // A service for the members (its operator signs up once: one password).
     let (mut server, addr) = serve(&dir);
-    let (status, operator) =
-        send(addr, "POST", "/v1/subjects", &token, Some(&operator_signup("crash@example.com", "+82 10 5555 0900")))
-            .unwrap();
-    assert_eq!(status, 201, "{operator}");
-    let (status, service) =
-        send(addr, "POST", "/v1/services", &token, Some(&json!({"operator": operator["id"]}))).unwrap();
-    assert_eq!(status, 201, "{service}");
-    let service = service["id"].as_str().unwrap().to_owned();
+    let service = new_service(addr, &token, "crash@example.com", "+82 10 5555 0900");
 
     let ack = Arc::new(Mutex::new(Acknowledged::default()));
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;

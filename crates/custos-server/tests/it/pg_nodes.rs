@@ -14,14 +14,13 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use custos_testpg::TestPostgres;
 use serde_json::json;
 
-use crate::crash::{Acknowledged, Running, send};
-use crate::kit::operator_signup;
+use crate::crash::{Acknowledged, Running, new_service, send, serve_command};
 use crate::support::Scratch;
 
 const MEMBERS: i64 = 3_000;
@@ -45,40 +44,7 @@ fn ok(mut cmd: Command, what: &str) -> String {
 
 /// Starts a node on a free port; returns it once `/ready` answers.
 fn serve(dir: &Path, url: &str) -> (Running, SocketAddr) {
-    let mut child = node_cmd(dir, url, &["serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("custos serve starts");
-    let (found, address) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let said = Arc::new(Mutex::new(String::new()));
-    let heard = said.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split_once(" on http://").and_then(|(_, a)| a.trim().parse::<SocketAddr>().ok()) {
-                let _ = found.send(addr);
-            }
-            let mut said = heard.lock().unwrap();
-            if said.len() < 4096 {
-                said.push_str(&line);
-                said.push('\n');
-            }
-        }
-    });
-    let running = Running(child);
-    let addr = address
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("the node did not start: {}", said.lock().unwrap()));
-    for _ in 0..600 {
-        if matches!(send(addr, "GET", "/ready", "", None), Ok((200, _))) {
-            return (running, addr);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("a node did not become ready");
+    serve_command(node_cmd(dir, url, &["serve", "--listen", "127.0.0.1:0"]))
 }
 
 /// A client of one node: signs members up, records a consent for each and
@@ -166,15 +132,7 @@ fn three_nodes_on_one_postgres_lose_nothing_when_one_is_killed() {
     // clock: one takes the lease and moves the members (their notices are
     // long past), the others find the lease held.
     let mut nodes: Vec<(Running, SocketAddr)> = (0..3).map(|_| serve(&dir, &url)).collect();
-    let first = nodes[0].1;
-    let (status, operator) =
-        send(first, "POST", "/v1/subjects", &token, Some(&operator_signup("nodes@example.com", "+82 10 5555 0901")))
-            .unwrap();
-    assert_eq!(status, 201, "{operator}");
-    let (status, service) =
-        send(first, "POST", "/v1/services", &token, Some(&json!({"operator": operator["id"]}))).unwrap();
-    assert_eq!(status, 201, "{service}");
-    let service = service["id"].as_str().unwrap().to_owned();
+    let service = new_service(nodes[0].1, &token, "nodes@example.com", "+82 10 5555 0901");
 
     // Load on every node; two runners moving members meanwhile.
     let ack = Arc::new(Mutex::new(Acknowledged::default()));
