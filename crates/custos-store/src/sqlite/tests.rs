@@ -240,14 +240,17 @@ async fn a_job_whose_caller_stopped_waiting_does_not_take_effect() {
     let store = Store::open_sqlite(&folder.config()).unwrap();
     // The writer is held by a first job until the test lets it go.
     let (release, held) = std::sync::mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel::<()>();
     let s1 = store.clone();
     let first = tokio::spawn(async move {
         s1.write(move |tx| {
+            let _ = started.send(());
             held.recv().unwrap();
             tx.insert_subject(&subject("first"))
         })
         .await
     });
+    running.await.unwrap();
     // A second job is queued, and its caller gives up at once (its
     // deadline, a closed connection): it is told the write failed…
     let gave_up =
