@@ -6,10 +6,13 @@
 // - the demo's members are made-up ("Demo …") and one signs in to the
 //   privacy center with the code the demo's mailbox (/demo/mail) shows;
 // - the demo officer signs in to the staff console with the password and
-//   a TOTP code computed from the printed secret; the queue holds the two
+//   a TOTP code computed from the printed secret; the queue holds the three
 //   demo requests (a member's correction, verified; an agent's access
-//   request, received) and the member's own access request, fulfilled;
+//   request, received; a complaint, worked like a request) and the
+//   member's own access request, fulfilled;
 // - the agent's request is verified and fulfilled from its page;
+// - a member's page read for member management shows their demo name; the
+//   complaints page lists the demo complaint; the processing page shows;
 // - the cookie banner shows on the demo page.
 import { createHmac } from "node:crypto";
 import { assert, base, output, run, watchErrors } from "./lib.mjs";
@@ -76,13 +79,25 @@ await run("demo", async (browser) => {
   // page just filed and had fulfilled at once).
   const rows = await page.locator("#queue tbody tr").evaluateAll((trs) =>
     trs.map((tr) => [...tr.querySelectorAll("td")].slice(1, 4).map((td) => td.textContent).join(" ")));
-  assert.deepEqual(rows.sort(), ["access agent received", "access member fulfilled", "correction member verified"]);
+  assert.deepEqual(rows.sort(),
+    ["access agent received", "access member fulfilled", "complaint member verified", "correction member verified"]);
   await shot(page, "staff-queue");
   await page.locator("#queue tbody tr").filter({ hasText: "agent" }).getByRole("link").click();
   await page.getByRole("button", { name: "Verify the requester" }).click();
   await page.getByRole("button", { name: "Fulfil the request" }).click();
   await page.getByRole("link", { name: "Open the answer" }).waitFor();
   await shot(page, "staff-request");
+  await page.getByRole("link", { name: "Members", exact: true }).click();
+  await page.locator("#members tbody tr").first().getByRole("link").click();
+  await page.getByLabel("Read for the purpose").selectOption({ label: "Member management" });
+  await page.getByRole("button", { name: "Read" }).click();
+  await page.locator("#member").getByText(/^Demo /).first().waitFor();
+  await shot(page, "staff-member");
+  await page.getByRole("link", { name: "Complaints" }).click();
+  assert.equal(await page.locator("#complaints tbody tr").count(), 1, "the demo complaint");
+  await shot(page, "staff-complaints");
+  await page.getByRole("link", { name: "Processors and provisions" }).click();
+  await shot(page, "staff-processing");
 
   // --- the cookie banner ----------------------------------------------------------------
   await page.goto(`${site}/demo/cookies`);

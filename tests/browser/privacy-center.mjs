@@ -7,7 +7,9 @@
 //   SameSite=Strict and short-lived;
 // - "Show my data": the items grouped under the policy's categories, the
 //   e-mail address under "Contact details" with its purposes, source and
-//   retention; at a phone's 360 px the page does not scroll sideways;
+//   the day it is destroyed if the member is not active before (a year to
+//   separate storage, three more to destruction, from the sign-up at
+//   2024-06-01); at a phone's 360 px the page does not scroll sideways;
 // - "Download my data": a file downloads, and it is JSON holding the
 //   member's e-mail address;
 // - consents: marketing is shown given, with its notice text and policy
@@ -80,6 +82,8 @@ await run("privacy center", async (browser) => {
   assert.equal(await emailRow.count(), 1, "the e-mail address under Contact details");
   const cells = await emailRow.locator("td").allTextContents();
   assert.ok(cells.length === 5 && cells.every((c) => c.trim() !== ""), `purpose, source, dates: ${cells}`);
+  assert.match(cells[4], /^2028-06-01/, `kept until: ${cells[4]}`);
+  assert.match(await page.locator("#dormancy").textContent(), /separate storage on 2025-06-01 and destroyed on 2028-06-01/);
   assert.ok(await page.getByRole("region", { name: "Identity" }).getByText("Kim Minji").count() === 1);
   await page.screenshot({ path: `${output}privacy-center-data.png`, fullPage: true });
   // Phone-sized: the page itself never scrolls sideways (wide tables

@@ -123,6 +123,27 @@ pub struct Disclosed {
     pub data: BTreeMap<String, String>,
 }
 
+/// One entry of the register as the staff console lists it: who received
+/// which items of which member, when, on which basis and by whom. The free
+/// text of a provision stays sealed (it is read with the member's package).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RegisterEntry {
+    pub id: String,
+    /// `provision` or `handover`.
+    pub kind: String,
+    pub at: String,
+    pub subject: String,
+    pub recipient: String,
+    pub items: Vec<String>,
+    /// The basis kind of a provision; `duty` for a hand-over.
+    pub basis: String,
+    /// A hand-over's declared duty.
+    pub duty: Option<String>,
+    /// The recipient's country when the data crossed a border.
+    pub country: Option<String>,
+    pub actor: String,
+}
+
 /// Audits a refusal of the rules (their codes, never submitted text) in
 /// the job that decided it; returns the caller's error, every reason a
 /// field problem.
@@ -513,6 +534,56 @@ impl Engine {
         let Taken { subject, key, rows, row, details } = taken;
         let data = self.open_items(&subject, key, rows, caller, now).await?;
         Ok(Disclosed { disclosure: view(&row, details), data })
+    }
+
+    /// The register's newest entries (at most `limit`, up to 500) for staff
+    /// who work requests and make provisions, in their scope; the listing
+    /// is audited in the job that reads it.
+    pub async fn disclosure_register(&self, caller: &Caller, limit: u32, now: Timestamp) -> Result<Vec<RegisterEntry>> {
+        let service = caller.service.clone();
+        self.permit(
+            caller,
+            Operation::HandleRequest,
+            custos_core::authz::Target::Scope(service.as_deref()),
+            None,
+            None,
+            now,
+        )
+        .await?;
+        let (caller, at, version) = (caller.clone(), stamp(now), self.policy().meta.version.clone());
+        let limit = limit.clamp(1, 500);
+        let rows = self
+            .write_job(move |tx| {
+                let rows = tx.recent_disclosures(service.as_deref(), limit)?;
+                Audit {
+                    caller: &caller,
+                    operation: "disclosures_list",
+                    purpose: None,
+                    subject: None,
+                    items: &[],
+                    outcome: &format!("listed {} register entries", rows.len()),
+                    at: &at,
+                    policy_version: &version,
+                }
+                .append(tx)?;
+                Ok(rows)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RegisterEntry {
+                items: r.items.split_whitespace().map(str::to_owned).collect(),
+                id: r.id,
+                kind: r.kind,
+                at: r.at,
+                subject: r.subject_id,
+                recipient: r.recipient,
+                basis: r.basis,
+                duty: r.duty,
+                country: r.country,
+                actor: r.actor,
+            })
+            .collect())
     }
 
     /// The register entries of a member, their free text opened with the

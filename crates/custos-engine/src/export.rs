@@ -22,7 +22,7 @@ use crate::subjects::Audit;
 use crate::{Engine, EngineError, Result, gate};
 
 /// The schema version of [`Package`]; bumped on any change of shape.
-pub const PACKAGE_SCHEMA: &str = "custos-export/1";
+pub const PACKAGE_SCHEMA: &str = "custos-export/2";
 
 /// Most records put into one package (the rest is refused, not cut).
 const MAX_RECORDS: u32 = 100_000;
@@ -54,6 +54,10 @@ pub struct PackageSubject {
     pub status: String,
     pub created_at: String,
     pub last_activity_at: String,
+    /// The day the member is moved to separate storage if they are not
+    /// active before (the dormancy rule, from the last activity and the
+    /// notice sent); `None` when dormant already or not covered by it.
+    pub dormant_on: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Serialize)]
@@ -67,7 +71,12 @@ pub struct PackageItem {
     pub source: String,
     pub collection_point: Option<String>,
     pub collected_at: String,
+    /// How long it is kept, in the policy's words.
     pub retention: String,
+    /// The day it is destroyed if the member is not active before (the
+    /// dormancy rule, computed for this member); `None` when the policy
+    /// sets no date for them (kept until the account is deleted).
+    pub destroyed_on: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Serialize)]
@@ -124,6 +133,8 @@ pub(crate) struct Gathered {
     /// The profile key that seals a provision's free text (not a dormant
     /// member's key).
     profile_key: Option<KeyRow>,
+    /// The member's dormancy facts (last activity, notice, roles held).
+    lifecycle: Option<custos_store::LifecycleRow>,
 }
 
 /// Reads everything about `subject` inside a job and audits it as one
@@ -161,6 +172,7 @@ pub(crate) fn gather(
     let restrictions = tx.restrictions(&subject.id)?;
     let deliveries = tx.deliveries(&subject.id)?;
     let disclosures = tx.disclosures(&subject.id)?;
+    let lifecycle = tx.lifecycle_of(&subject.id)?;
     // A provision's free text is sealed under the profile key, which stays
     // while the member is dormant.
     let profile_key = if subject.status == gate::DORMANT { tx.key(&subject.profile_key)? } else { item_key.clone() };
@@ -192,7 +204,32 @@ pub(crate) fn gather(
         deliveries,
         disclosures,
         profile_key,
+        lifecycle,
     })
+}
+
+/// The days the dormancy rule moves the member aside and destroys them if
+/// nothing happens from `at` on (the forecast `custos simulate` shows).
+fn dormancy_dates(
+    policy: &Policy,
+    row: Option<&custos_store::LifecycleRow>,
+    at: &str,
+) -> (Option<String>, Option<String>) {
+    let (Some(rule), Some(row), Ok(now)) = (&policy.retention.dormancy, row, at.parse::<jiff::Timestamp>()) else {
+        return (None, None);
+    };
+    let roles = crate::lifecycle::roles_of(row);
+    let Some(member) = crate::lifecycle::member_of(row, &roles) else { return (None, None) };
+    let day = |t: jiff::Timestamp| lifecycle::utc_date(t).to_string();
+    let mut out = (None, None);
+    for (when, step) in lifecycle::forecast(rule, &member, now) {
+        match step {
+            lifecycle::Step::MakeDormant => out.0 = Some(day(when)),
+            lifecycle::Step::Destroy { .. } => out.1 = Some(day(when)),
+            lifecycle::Step::Notify { .. } => {}
+        }
+    }
+    out
 }
 
 /// How long an item of the member's profile is kept, in the policy's words.
@@ -224,6 +261,7 @@ impl Engine {
         let policy = self.policy();
         let mut items = Vec::with_capacity(g.items.len());
         let retention = item_retention(&policy);
+        let (dormant_on, destroyed_on) = dormancy_dates(&policy, g.lifecycle.as_ref(), at);
         let data_key = match &g.item_key {
             Some(k) => Some(self.inner.keyring.unwrap_scoped(&k.scope, &k.id, &k.wrapped)?),
             None if g.items.is_empty() => None,
@@ -260,6 +298,7 @@ impl Engine {
                 collection_point: row.point.clone(),
                 collected_at: row.collected_at.clone(),
                 retention: retention.clone(),
+                destroyed_on: destroyed_on.clone(),
             });
         }
         let mut records = Vec::with_capacity(g.records.len());
@@ -319,6 +358,7 @@ impl Engine {
                 status: g.subject.status.clone(),
                 created_at: g.subject.created_at.clone(),
                 last_activity_at: g.subject.last_activity_at.clone(),
+                dormant_on,
             },
             items,
             records,

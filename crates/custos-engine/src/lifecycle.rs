@@ -149,13 +149,13 @@ fn parse_ts(s: &str) -> Option<Timestamp> {
     s.parse().ok()
 }
 
-fn roles_of(row: &LifecycleRow) -> Vec<String> {
+pub(crate) fn roles_of(row: &LifecycleRow) -> Vec<String> {
     row.roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect()
 }
 
 /// The core's view of a stored member (`None` when a stored time is
 /// unreadable: such a row is skipped and logged, never guessed).
-fn member_of<'a>(row: &'a LifecycleRow, roles: &'a [String]) -> Option<Member<'a>> {
+pub(crate) fn member_of<'a>(row: &'a LifecycleRow, roles: &'a [String]) -> Option<Member<'a>> {
     let status = match row.status.as_str() {
         "active" => Status::Active,
         DORMANT => Status::Dormant,

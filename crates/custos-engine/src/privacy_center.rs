@@ -268,6 +268,7 @@ impl Engine {
             service: Some(session.service.clone()),
             subject_id: Some(session.subject.clone()),
             due_before: None,
+            kinds: Vec::new(),
         };
         let rows = self.inner.store.read(move |r| r.requests(&filter, None, 200)).await?;
         let (at, version, subject, actor) =

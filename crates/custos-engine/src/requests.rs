@@ -66,6 +66,8 @@ pub struct QueueFilter {
     /// Open requests whose deadline in force is before this day
     /// (`YYYY-MM-DD`): the overdue ones, given today.
     pub due_before: Option<String>,
+    /// Only these kinds (`complaint`, `access`…; empty: all).
+    pub kinds: Vec<String>,
 }
 
 /// A complaint or an inquiry to file (seed clauses 1, 2 and 9): what the
@@ -93,6 +95,25 @@ impl std::fmt::Debug for NewComplaint {
             .field("kind", &self.kind)
             .field("collection_point", &self.collection_point)
             .field("items", &self.items.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An agent's letter of attorney, opened for the staff member checking it.
+#[derive(Clone)]
+pub struct Letter {
+    pub bytes: Vec<u8>,
+    /// One of the accepted media types (PDF, PNG, JPEG, plain text).
+    pub media_type: String,
+    /// SHA-256 of the bytes, as recorded when the request was filed.
+    pub sha256: String,
+}
+
+impl std::fmt::Debug for Letter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Letter")
+            .field("media_type", &self.media_type)
+            .field("sha256", &self.sha256)
             .finish_non_exhaustive()
     }
 }
@@ -899,6 +920,7 @@ impl Engine {
             service: caller.service.clone().map(Some),
             subject_id: filter.subject_id,
             due_before: filter.due_before,
+            kinds: filter.kinds,
         };
         let limit = limit.clamp(1, 500);
         let rows = self.inner.store.read(move |r| r.requests(&filter, after.as_deref(), limit)).await?;
@@ -941,6 +963,33 @@ impl Engine {
                 .collect(),
             extension_reason: extension,
         })
+    }
+
+    /// The letter of attorney of an agent's request, as received, with its
+    /// media type: for the staff member who checks it before verifying.
+    /// Audited (`request_letter_read`) in the job that opens it; a request
+    /// without a letter answers not found.
+    pub async fn request_letter(&self, caller: &Caller, id: &str, now: Timestamp) -> Result<Letter> {
+        let (_, letter) = self
+            .handle_job(caller, id, now, |engine, tx, row, caller, at, policy| {
+                let Some(sealed) = row.letter.clone() else { return Ok(Err(EngineError::NotFound)) };
+                let media_type = engine.open_details(tx, row)?.letter_type.unwrap_or_else(|| "text/plain".into());
+                let bytes = engine.open_part(tx, row, LETTER_FIELD, &sealed)?;
+                Audit {
+                    caller,
+                    operation: "request_letter_read",
+                    purpose: None,
+                    subject: row.subject_id.as_deref(),
+                    items: &[],
+                    outcome: &format!("allowed: the letter of request {}", row.id),
+                    at,
+                    policy_version: &policy.meta.version,
+                }
+                .append(tx)?;
+                Ok(Ok(Letter { bytes, media_type, sha256: row.letter_sha256.clone().unwrap_or_default() }))
+            })
+            .await?;
+        Ok(letter)
     }
 
     fn open_part(&self, tx: &WriteTx<'_>, row: &RequestRow, field: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {

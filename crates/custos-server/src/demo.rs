@@ -18,7 +18,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
-use custos_engine::requests::{NewAgent, NewRequest, Verification};
+use custos_engine::requests::{NewAgent, NewComplaint, NewRequest, Verification};
 use custos_engine::{Engine, NewInvitation, NewRecord, NewService, NewSubject, Zeroizing};
 use jiff::Timestamp;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -272,6 +272,22 @@ pub async fn seed(engine: &Engine, now: Timestamp) -> Result<DemoAccounts, Strin
     // Staff log an agent's request: file it as the officer would, with
     // the platform key here (the demo has no officer session yet).
     engine.file_request(&platform, request(&ids[3], "access", Some(agent)), now).await.map_err(e)?;
+    // A complaint received by e-mail at the inquiry point, kept three years.
+    let complaint = NewComplaint {
+        kind: "complaint".into(),
+        channel: "email".into(),
+        subject: Some(ids[0].clone()),
+        collection_point: "business_operator_service_inquiry".into(),
+        items: vec![
+            ("name".into(), people[0].0.into()),
+            ("company_name".into(), "Demo Company".into()),
+            ("email".into(), people[0].1.into()),
+            ("inquiry_body".into(), "Demo complaint: the fan-club fee was charged twice this month.".into()),
+        ],
+        keep_as: "complaint_dispute_records".into(),
+        received_on: None,
+    };
+    engine.file_complaint(&platform, complaint, now).await.map_err(e)?;
     Ok(DemoAccounts {
         member_emails: people.iter().map(|p| p.1.to_owned()).collect(),
         officer_totp_secret: enrolment.totp_secret,

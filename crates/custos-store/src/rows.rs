@@ -357,6 +357,8 @@ pub struct RequestFilter {
     pub subject_id: Option<String>,
     /// Open requests whose answer deadline is before this date.
     pub due_before: Option<String>,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<String>,
 }
 
 /// A hand-over of a member's data: a provision to a third party

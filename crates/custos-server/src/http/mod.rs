@@ -23,7 +23,9 @@ mod requests;
 mod services;
 mod staff;
 mod staff_console;
+mod staff_registers;
 mod subjects;
+mod upload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

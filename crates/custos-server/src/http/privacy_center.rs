@@ -16,15 +16,16 @@
 
 use axum::Form;
 use axum::Router;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::{FormRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use custos_core::policy::Policy;
 use custos_engine::privacy_center::{MemberSession, SESSION_MINUTES};
-use custos_engine::requests::{NewRequest, Verification};
+use custos_engine::requests::{MAX_LETTER_BYTES, NewRequest, Verification};
 use custos_engine::{ConsentState, EngineError, NewConsent};
 use serde::Deserialize;
 use serde_json::Value;
@@ -32,6 +33,7 @@ use serde_json::Value;
 use super::AppState;
 use super::pages::{self, CsrfToken, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
 use super::staff::ClientAddress;
+use super::upload;
 
 const SESSION_COOKIE: &str = "custos_member";
 const SIGN_IN_COOKIE: &str = "custos_sign_in";
@@ -56,7 +58,10 @@ pub(super) fn router() -> Router<AppState> {
         .route("/privacy/consents", get(consents).post(change_consent))
         .route("/privacy/requests", get(requests).post(file_request))
         .route("/privacy/policy", get(policy_page))
-        .route("/privacy/agent", get(agent_form).post(agent_file))
+        .route(
+            "/privacy/agent",
+            get(agent_form).post(agent_file).layer(DefaultBodyLimit::max(MAX_LETTER_BYTES + upload::TEXT_ROOM)),
+        )
         .layer(middleware::from_fn(pages::same_origin))
 }
 
@@ -323,6 +328,17 @@ fn package_html(policy: &Policy, package: &Value) -> String {
         esc(&short_time(&text(&package["generated_at"]))),
         esc(&text(&package["policy_version"]))
     );
+    let destroyed_on = items.iter().find_map(|i| i["destroyed_on"].as_str());
+    if let (Some(aside), Some(destroyed)) = (package["subject"]["dormant_on"].as_str(), destroyed_on) {
+        out.push_str(&format!(
+            "<p id=\"dormancy\">If you do not use the service before then, your data is moved to separate storage \
+             on <strong>{}</strong> and destroyed on <strong>{}</strong>. Signing in resets both dates; deleting your \
+             account destroys it at once. The policy: {}.</p>",
+            esc(aside),
+            esc(destroyed),
+            esc(&items.first().map(|i| text(&i["retention"])).unwrap_or_default()),
+        ));
+    }
     let mut categories: Vec<(String, String)> =
         policy.categories.iter().map(|c| (c.id.to_string(), c.name.clone())).collect();
     for item in items {
@@ -339,7 +355,7 @@ fn package_html(policy: &Policy, package: &Value) -> String {
         out.push_str(&format!(
             "<section class=\"card\" aria-labelledby=\"cat-{id}\"><h2 id=\"cat-{id}\">{name}</h2><div class=\"scroll\"><table>\
              <thead><tr><th scope=\"col\">Item</th><th scope=\"col\">Value</th><th scope=\"col\">Used for</th>\
-             <th scope=\"col\">Source</th><th scope=\"col\">Collected</th><th scope=\"col\">Kept</th></tr></thead><tbody>",
+             <th scope=\"col\">Source</th><th scope=\"col\">Collected</th><th scope=\"col\">Kept until</th></tr></thead><tbody>",
             id = esc(id),
             name = esc(name)
         ));
@@ -348,14 +364,20 @@ fn package_html(policy: &Policy, package: &Value) -> String {
                 Value::Null => "(held, not shown)".to_owned(),
                 v => text(v),
             };
+            let kept = match item["destroyed_on"].as_str() {
+                Some(day) => format!(
+                    "<span class=\"kept\">{}</span><br><span class=\"hint\">if you are not active before</span>",
+                    esc(day)
+                ),
+                None => esc(&text(&item["retention"])),
+            };
             out.push_str(&format!(
-                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><th scope=\"row\">{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{kept}</td></tr>",
                 esc(&text(&item["name"])),
                 esc(&value),
                 esc(&purpose_names(policy, &item["purposes"])),
                 esc(&text(&item["source"])),
                 esc(&short_time(&text(&item["collected_at"]))),
-                esc(&text(&item["retention"])),
             ));
         }
         out.push_str("</tbody></table></div></section>");
@@ -828,7 +850,7 @@ async fn agent_form(State(state): State<AppState>, query: Result<Query<HomeQuery
     let body = format!(
         "<p>If a member authorised you in writing to act for them, file their request here. Staff check the letter \
          of attorney before anything is done, and the member is told.</p>\
-         <section class=\"card\"><form method=\"post\" action=\"/privacy/agent\">\
+         <section class=\"card\"><form method=\"post\" action=\"/privacy/agent\" enctype=\"multipart/form-data\">\
          <input type=\"hidden\" name=\"service\" value=\"{service}\">\
          <label for=\"member_email\">The member's e-mail address</label>\
          <input type=\"email\" id=\"member_email\" name=\"member_email\" required>\
@@ -836,66 +858,64 @@ async fn agent_form(State(state): State<AppState>, query: Result<Query<HomeQuery
          <label for=\"agent_name\">Your name</label><input type=\"text\" id=\"agent_name\" name=\"agent_name\" required maxlength=\"200\">\
          <label for=\"agent_contact\">How to reach you</label>\
          <input type=\"text\" id=\"agent_contact\" name=\"agent_contact\" required maxlength=\"200\">\
-         <label for=\"letter\">The letter of attorney (its text)</label>\
-         <textarea id=\"letter\" name=\"letter\" required maxlength=\"20000\"></textarea>\
+         <label for=\"letter\">The letter of attorney</label>\
+         <input type=\"file\" id=\"letter\" name=\"letter\" required aria-describedby=\"letter-hint\" \
+         accept=\"application/pdf,image/png,image/jpeg,text/plain,.pdf,.png,.jpg,.jpeg,.txt\">\
+         <p class=\"hint\" id=\"letter-hint\">A PDF, PNG or JPEG scan, or a text file; at most {max} MiB. It is kept \
+         encrypted with the request, and its SHA-256 is recorded.</p>\
          <label for=\"note\">Anything to add (optional)</label><textarea id=\"note\" name=\"note\" maxlength=\"2000\"></textarea>\
          <button type=\"submit\">File the request</button></form></section>",
         service = esc(&service),
+        max = MAX_LETTER_BYTES / (1024 * 1024),
     );
     page(&policy, "A request by an agent", &[], "", &body)
 }
 
-#[derive(Deserialize)]
-struct AgentForm {
-    #[serde(default)]
-    service: String,
-    member_email: String,
-    kind: String,
-    agent_name: String,
-    agent_contact: String,
-    letter: String,
-    #[serde(default)]
-    note: String,
-}
+/// The text fields of the agent form (its file is `letter`).
+const AGENT_FIELDS: &[&str] = &["service", "member_email", "kind", "agent_name", "agent_contact", "note"];
 
-/// `POST /privacy/agent`: files it for the member with that address, if
-/// there is one; the answer is the same either way.
+/// `POST /privacy/agent` (`multipart/form-data`, the letter as a file):
+/// files it for the member with that address, if there is one; the answer
+/// is the same either way.
 async fn agent_file(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
-    f: Result<Form<AgentForm>, FormRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let policy = state.engine.policy();
     if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
         return engine_error(&policy, e);
     }
-    let f = match form(&policy, f) {
+    let f = match upload::read(multipart, AGENT_FIELDS, "letter", MAX_LETTER_BYTES).await {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(refused) => return error_page(&policy, refused.status, &refused.message),
     };
     // Checked before the member is looked up, so a known and an unknown
     // address get the same answer to the same form.
-    let missing = f.agent_name.trim().is_empty() || f.agent_contact.trim().is_empty() || f.letter.trim().is_empty();
-    let too_long =
-        f.agent_name.len() > 200 || f.agent_contact.len() > 200 || f.letter.len() > 20_000 || f.note.len() > 2000;
-    if !AGENT_KINDS.contains(&f.kind.as_str()) || missing || too_long {
+    let (name, contact, kind, note) =
+        (f.text("agent_name").trim(), f.text("agent_contact").trim(), f.text("kind"), f.text("note").trim());
+    let too_long = name.len() > 200 || contact.len() > 200 || note.len() > 2000;
+    let Some(letter) = f.file.as_ref().filter(|_| !(name.is_empty() || contact.is_empty() || too_long)) else {
         return error_page(
             &policy,
             StatusCode::UNPROCESSABLE_ENTITY,
             "Give the kind of request, your name, how to reach you and the letter of attorney.",
         );
+    };
+    if !AGENT_KINDS.contains(&kind) {
+        return error_page(&policy, StatusCode::UNPROCESSABLE_ENTITY, "Choose one of the kinds of request listed.");
     }
     let request = custos_engine::privacy_center::AgentRequest {
-        service: Some(f.service.trim().to_owned()).filter(|s| !s.is_empty()),
-        member_email: f.member_email.trim().to_owned(),
-        kind: f.kind,
+        service: Some(f.text("service").trim().to_owned()).filter(|s| !s.is_empty()),
+        member_email: f.text("member_email").trim().to_owned(),
+        kind: kind.to_owned(),
         agent: custos_engine::requests::NewAgent {
-            name: f.agent_name.trim().to_owned(),
-            contact: f.agent_contact.trim().to_owned(),
-            letter: f.letter.into_bytes(),
-            letter_type: "text/plain".into(),
+            name: name.to_owned(),
+            contact: contact.to_owned(),
+            letter: letter.bytes.clone(),
+            letter_type: letter.media_type.to_owned(),
         },
-        note: Some(f.note.trim().to_owned()).filter(|n| !n.is_empty()),
+        note: Some(note.to_owned()).filter(|n| !n.is_empty()),
     };
     match state.engine.file_agent_request(request, state.clock.now()).await {
         Ok(()) => page(

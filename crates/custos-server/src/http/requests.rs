@@ -392,6 +392,7 @@ pub(super) async fn list(
         statuses,
         subject_id: q.subject,
         due_before: q.overdue.unwrap_or(false).then(|| jiff::tz::Offset::UTC.to_datetime(now).date().to_string()),
+        kinds: Vec::new(),
     };
     let rows = state.engine.list_requests(&caller, filter, q.after, q.limit.unwrap_or(100), now).await?;
     Ok(Json(rows.into_iter().map(Request::from).collect()))

@@ -13,21 +13,23 @@
 
 use axum::Form;
 use axum::Router;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::FormRejection;
-use axum::extract::{Path, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use custos_core::policy::Policy;
 use custos_engine::privacy_center::form_token;
-use custos_engine::requests::{NewAgent, NewRequest, QueueFilter, Verification};
+use custos_engine::requests::{MAX_LETTER_BYTES, NewAgent, NewRequest, QueueFilter, Verification};
 use custos_engine::{Caller, EngineError, Login, Zeroizing};
 use serde::Deserialize;
 
 use super::AppState;
 use super::pages::{self, CsrfToken, NavLink, cookie, esc, form, page, redirect_with_cookie, short_time};
 use super::staff::ClientAddress;
+use super::upload;
 
 const SESSION_COOKIE: &str = "custos_staff";
 /// A staff session's absolute lifetime (the engine ends it then too).
@@ -37,6 +39,8 @@ const NAV: &[NavLink<'static>] = &[
     ("/staff/requests", "Request queue"),
     ("/staff/requests/new", "Log a request"),
     ("/staff/members", "Members"),
+    ("/staff/complaints", "Complaints"),
+    ("/staff/processing", "Processors and provisions"),
     ("/staff/policy", "Policy and notices"),
     ("/staff/audit", "Audit log"),
 ];
@@ -47,22 +51,27 @@ pub(super) fn router() -> Router<AppState> {
         .route("/staff/login", post(login))
         .route("/staff/logout", post(logout))
         .route("/staff/requests", get(queue))
-        .route("/staff/requests/new", get(new_form).post(file))
+        .route(
+            "/staff/requests/new",
+            get(new_form).post(file).layer(DefaultBodyLimit::max(MAX_LETTER_BYTES + upload::TEXT_ROOM)),
+        )
         .route("/staff/requests/{id}", get(detail))
         .route("/staff/requests/{id}/answer", get(answer))
+        .route("/staff/requests/{id}/letter", get(letter))
         .route("/staff/requests/{id}/{step}", post(step))
         .route("/staff/members", get(members))
+        .merge(super::staff_registers::routes())
         .route("/staff/policy", get(policy_page))
         .route("/staff/audit", get(audit))
         .route("/staff/audit/verify", post(verify_audit))
         .layer(middleware::from_fn(pages::same_origin))
 }
 
-fn engine_error(policy: &Policy, e: EngineError) -> Response {
+pub(super) fn engine_error(policy: &Policy, e: EngineError) -> Response {
     pages::engine_error(policy, "/staff", e)
 }
 
-fn error_page(policy: &Policy, status: StatusCode, message: &str) -> Response {
+pub(super) fn error_page(policy: &Policy, status: StatusCode, message: &str) -> Response {
     pages::error_page(policy, "/staff", status, message)
 }
 
@@ -71,12 +80,12 @@ fn set_cookie(headers: &HeaderMap, value: &str, max_age: i64) -> HeaderValue {
 }
 
 /// A signed-in staff member: the caller and the forms' CSRF token.
-struct Staff {
-    caller: Caller,
+pub(super) struct Staff {
+    pub(super) caller: Caller,
     csrf: String,
 }
 
-async fn staff(state: &AppState, headers: &HeaderMap) -> Result<Staff, Response> {
+pub(super) async fn staff(state: &AppState, headers: &HeaderMap) -> Result<Staff, Response> {
     let token = cookie(headers, SESSION_COOKIE)
         .filter(|t| t.starts_with("cs_"))
         .ok_or_else(|| Redirect::to("/staff").into_response())?;
@@ -88,7 +97,7 @@ async fn staff(state: &AppState, headers: &HeaderMap) -> Result<Staff, Response>
 
 /// The signed-in staff member and their form, its CSRF token checked: how every
 /// form of these pages begins.
-async fn staff_form<T: CsrfToken>(
+pub(super) async fn staff_form<T: CsrfToken>(
     state: &AppState,
     headers: &HeaderMap,
     policy: &Policy,
@@ -99,11 +108,11 @@ async fn staff_form<T: CsrfToken>(
     Ok((staff, f))
 }
 
-fn csrf_field(staff: &Staff) -> String {
+pub(super) fn csrf_field(staff: &Staff) -> String {
     pages::csrf_field(&staff.csrf)
 }
 
-fn staff_page(policy: &Policy, staff: &Staff, title: &str, current: &str, body: &str) -> Response {
+pub(super) fn staff_page(policy: &Policy, staff: &Staff, title: &str, current: &str, body: &str) -> Response {
     let role = staff.caller.staff.as_ref().map(|s| s.role.as_str()).unwrap_or("");
     let role = policy.roles.iter().find(|r| r.id.as_str() == role).map(|r| r.name.as_str()).unwrap_or(role);
     let body = format!(
@@ -280,9 +289,12 @@ async fn detail(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     if let Some(name) = &d.details.agent_name {
         facts.push_str(&row("Agent", name));
         facts.push_str(&row("Agent's contact", &opt(&d.details.agent_contact)));
-        facts.push_str(&row(
-            "Letter of attorney",
-            &format!("{} (SHA-256 {})", opt(&d.details.letter_type), opt(&r.letter_sha256)),
+        facts.push_str(&format!(
+            "<tr><th scope=\"row\">Letter of attorney</th><td><a href=\"/staff/requests/{}/letter\" download>Download \
+             the letter</a> ({}, SHA-256 <code>{}</code>)</td></tr>",
+            esc(&r.id),
+            esc(&opt(&d.details.letter_type)),
+            esc(&opt(&r.letter_sha256)),
         ));
     }
     if !d.details.purposes.is_empty() {
@@ -293,6 +305,15 @@ async fn detail(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     }
     if let Some(note) = &d.details.note {
         facts.push_str(&row("Note", note));
+    }
+    // A complaint's or inquiry's own words, item by item, and how long
+    // they are kept.
+    for (item, value) in &d.details.items {
+        let name = policy.item_by_str(item).map(|i| i.name.as_str()).unwrap_or(item);
+        facts.push_str(&row(name, value));
+    }
+    if let Some(day) = &r.destroy_on {
+        facts.push_str(&row("Destroyed on", day));
     }
     let mut body = format!(
         "<section class=\"card\"><div class=\"scroll\"><table id=\"facts\"><tbody>{facts}</tbody></table></div></section>"
@@ -407,6 +428,47 @@ async fn answer(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     }
 }
 
+/// `GET /staff/requests/{id}/letter`: the agent's letter of attorney as
+/// received, to check before verifying (an audited read). Always a
+/// download, never shown in the console's origin: the bytes came from
+/// outside.
+async fn letter(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let policy = state.engine.policy();
+    let staff = match staff(&state, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let letter = match state.engine.request_letter(&staff.caller, &id, state.clock.now()).await {
+        Ok(l) => l,
+        Err(e) => return engine_error(&policy, e),
+    };
+    let extension = match letter.media_type.as_str() {
+        "application/pdf" => "pdf",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        _ => "txt",
+    };
+    // The request id is ours (`req_` and hex), safe in a header.
+    let disposition = format!(
+        "attachment; filename=\"letter-{}.{extension}\"",
+        id.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "")
+    );
+    let mut response = letter.bytes.into_response();
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, letter.media_type.as_str()),
+        (header::CONTENT_DISPOSITION, disposition.as_str()),
+        (header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(name, v);
+        }
+    }
+    response
+}
+
 // --- logging a request -----------------------------------------------------------
 
 /// `GET /staff/requests/new`: log a request received by letter, e-mail or
@@ -427,68 +489,68 @@ async fn new_form(State(state): State<AppState>, headers: HeaderMap) -> Response
         .map(|c| format!("<option value=\"{}\">{}</option>", esc(c.id.as_str()), esc(&c.name)))
         .collect();
     let body = format!(
-        "<section class=\"card\"><form method=\"post\" action=\"/staff/requests/new\">{csrf}\
+        "<section class=\"card\"><form method=\"post\" action=\"/staff/requests/new\" enctype=\"multipart/form-data\">{csrf}\
          <label for=\"subject\">Member id</label><input type=\"text\" id=\"subject\" name=\"subject\" required pattern=\"sub_[0-9a-f]+\">\
          <label for=\"kind\">Kind</label><select id=\"kind\" name=\"kind\">{kinds}</select>\
          <label for=\"channel\">Received by</label><select id=\"channel\" name=\"channel\">{channels}</select>\
          <fieldset><legend>Filed by an agent</legend>\
          <label for=\"agent_name\">Agent's name</label><input type=\"text\" id=\"agent_name\" name=\"agent_name\">\
          <label for=\"agent_contact\">Agent's contact</label><input type=\"text\" id=\"agent_contact\" name=\"agent_contact\">\
-         <label for=\"letter\">Letter of attorney (its text)</label><textarea id=\"letter\" name=\"letter\"></textarea>\
-         <p class=\"hint\">Kept encrypted with the request; its SHA-256 is recorded and the member is told.</p></fieldset>\
+         <label for=\"letter\">Letter of attorney</label>\
+         <input type=\"file\" id=\"letter\" name=\"letter\" aria-describedby=\"letter-hint\" \
+         accept=\"application/pdf,image/png,image/jpeg,text/plain,.pdf,.png,.jpg,.jpeg,.txt\">\
+         <p class=\"hint\" id=\"letter-hint\">A PDF, PNG or JPEG scan, or a text file; at most {max} MiB. Kept \
+         encrypted with the request; its SHA-256 is recorded and the member is told.</p></fieldset>\
          <label for=\"note\">Note (optional)</label><textarea id=\"note\" name=\"note\" maxlength=\"2000\"></textarea>\
          <button type=\"submit\">Log the request</button></form></section>",
         csrf = csrf_field(&staff),
+        max = MAX_LETTER_BYTES / (1024 * 1024),
     );
     staff_page(&policy, &staff, "Log a request", "/staff/requests/new", &body)
 }
 
-#[derive(Deserialize)]
-struct NewRequestForm {
-    #[serde(default)]
-    csrf: String,
-    subject: String,
-    kind: String,
-    channel: String,
-    #[serde(default)]
-    agent_name: String,
-    #[serde(default)]
-    agent_contact: String,
-    #[serde(default)]
-    letter: String,
-    #[serde(default)]
-    note: String,
-}
+/// The text fields of the form that logs a request (its file is `letter`).
+const NEW_REQUEST_FIELDS: &[&str] = &["csrf", "subject", "kind", "channel", "agent_name", "agent_contact", "note"];
 
-/// `POST /staff/requests/new`: files it; an agent's waits for a staff
-/// member to check the letter (the verify step).
+/// `POST /staff/requests/new` (`multipart/form-data`, the letter as a
+/// file): files it; an agent's waits for a staff member to check the
+/// letter (the verify step).
 async fn file(
     State(state): State<AppState>,
     headers: HeaderMap,
-    f: Result<Form<NewRequestForm>, FormRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let policy = state.engine.policy();
-    let (staff, f) = match staff_form(&state, &headers, &policy, f).await {
-        Ok(x) => x,
+    let staff = match staff(&state, &headers).await {
+        Ok(s) => s,
         Err(r) => return r,
     };
-    let by_agent = !(f.agent_name.trim().is_empty() && f.agent_contact.trim().is_empty() && f.letter.trim().is_empty());
+    let f = match upload::read(multipart, NEW_REQUEST_FIELDS, "letter", MAX_LETTER_BYTES).await {
+        Ok(f) => f,
+        Err(refused) => return error_page(&policy, refused.status, &refused.message),
+    };
+    if !pages::same_token(&staff.csrf, f.text("csrf")) {
+        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
+    }
+    let (agent_name, agent_contact) = (f.text("agent_name").trim(), f.text("agent_contact").trim());
+    let by_agent = !(agent_name.is_empty() && agent_contact.is_empty() && f.file.is_none());
+    // The engine refuses an agent's request without a letter, by field.
     let agent = by_agent.then(|| NewAgent {
-        name: f.agent_name.trim().to_owned(),
-        contact: f.agent_contact.trim().to_owned(),
-        letter: f.letter.into_bytes(),
-        letter_type: "text/plain".into(),
+        name: agent_name.to_owned(),
+        contact: agent_contact.to_owned(),
+        letter: f.file.as_ref().map(|l| l.bytes.clone()).unwrap_or_default(),
+        letter_type: f.file.as_ref().map_or("text/plain", |l| l.media_type).to_owned(),
     });
     let request = NewRequest {
-        kind: f.kind,
-        channel: f.channel,
+        kind: f.text("kind").to_owned(),
+        channel: f.text("channel").to_owned(),
         jurisdiction: None,
-        subject: f.subject.trim().to_owned(),
+        subject: f.text("subject").trim().to_owned(),
         verification: Verification::Staff,
         agent,
         purposes: Vec::new(),
         corrections: Vec::new(),
-        note: Some(f.note.trim().to_owned()).filter(|n| !n.is_empty()),
+        note: Some(f.text("note").trim().to_owned()).filter(|n| !n.is_empty()),
         received_on: None,
     };
     match state.engine.file_request(&staff.caller, request, state.clock.now()).await {
@@ -513,8 +575,8 @@ async fn members(State(state): State<AppState>, headers: HeaderMap) -> Response 
         Err(e) => return engine_error(&policy, e),
     };
     let mut body = String::from(
-        "<p>Members by id and status. A member's details are read through the API, for a purpose; a dormant \
-         member's only with the dormant-lookup privilege.</p><section class=\"card\"><div class=\"scroll\">\
+        "<p>Members by id and status. A member's details are read for a purpose (on their page, audited); a \
+         dormant member's only with the dormant-lookup privilege, masked otherwise.</p><section class=\"card\"><div class=\"scroll\">\
          <table id=\"members\"><thead><tr><th scope=\"col\">Member</th><th scope=\"col\">Kind</th>\
          <th scope=\"col\">Status</th><th scope=\"col\">Since</th></tr></thead><tbody>",
     );
@@ -522,11 +584,11 @@ async fn members(State(state): State<AppState>, headers: HeaderMap) -> Response 
         let kind =
             policy.subject_kinds.iter().find(|k| k.id.as_str() == m.kind).map(|k| k.name.as_str()).unwrap_or(&m.kind);
         body.push_str(&format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&m.id),
+            "<tr><td><a href=\"/staff/members/{id}\"><code>{id}</code></a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(kind),
             esc(&m.status),
-            esc(&short_time(&m.created_at))
+            esc(&short_time(&m.created_at)),
+            id = esc(&m.id),
         ));
     }
     body.push_str("</tbody></table></div></section>");
@@ -727,12 +789,6 @@ impl CsrfToken for CsrfForm {
 }
 
 impl CsrfToken for StepForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-impl CsrfToken for NewRequestForm {
     fn csrf(&self) -> &str {
         &self.csrf
     }

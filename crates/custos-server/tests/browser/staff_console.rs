@@ -14,7 +14,7 @@ const MEMBER_EMAIL: &str = "member@example.com";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and playwright-core (scripts/ensure-browser); scripts/test runs it"]
-async fn an_agent_s_request_is_logged_verified_and_fulfilled_by_staff() {
+async fn an_agent_files_and_staff_check_the_letter_verify_fulfil_and_work_the_registers() {
     let sink = Arc::new(SmtpSink::start());
     let app = instance("browser-staff", custos_server::config::BUNDLED_POLICY, Some(&sink)).await;
     let (status, body) = app
@@ -58,15 +58,29 @@ async fn an_agent_s_request_is_logged_verified_and_fulfilled_by_staff() {
     )
     .unwrap();
     let (requester, status, verified_by, letter): (String, String, Option<String>, Option<String>) = db
-        .query_row("SELECT requester, status, verified_by, letter_sha256 FROM requests", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
+        .query_row(
+            "SELECT requester, status, verified_by, letter_sha256 FROM requests WHERE kind = 'access'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
         .unwrap();
     assert_eq!((requester.as_str(), status.as_str()), ("agent", "fulfilled"));
     assert_eq!(verified_by.as_deref(), Some("staff"));
     assert!(letter.is_some_and(|l| l.len() == 64), "the letter's SHA-256 is on record");
-    // The member is told that an agent filed for them (queued for the
-    // jobs' delivery).
+    // The agent's deletion request logged with a scan waits for its check;
+    // the complaint is kept as filed.
+    let kinds: Vec<(String, String, String)> = db
+        .prepare("SELECT kind, requester, status FROM requests WHERE kind <> 'access' ORDER BY kind")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let kinds: Vec<(&str, &str, &str)> = kinds.iter().map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str())).collect();
+    assert_eq!(kinds, [("complaint", "member", "verified"), ("deletion", "agent", "received")]);
+    // The member is told when an agent's request for them is verified
+    // (queued for the jobs' delivery): the access request, not yet the
+    // deletion request waiting for its check.
     let notices: i64 = db
         .query_row("SELECT count(*) FROM outbox WHERE kind = 'request_agent' AND subject = ?1", [&member], |r| r.get(0))
         .unwrap();

@@ -29,4 +29,5 @@ mod policy_cli;
 mod requests;
 mod requests_props;
 mod smtp_sink;
+mod staff_pages;
 mod support;

@@ -262,12 +262,7 @@ async fn an_agent_files_on_the_public_form_and_an_unknown_address_gets_the_same_
     let sink = SmtpSink::start();
     let app = app_with_mail("pages-agent", &sink).await;
     let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0105")).await;
-    let form = |email: &str, letter: &str| {
-        format!(
-            "service=&member_email={email}&kind=deletion&agent_name=Kim+Agent&agent_contact=agent%40example.com\
-             &letter={letter}&note="
-        )
-    };
+    let form = |email: &str, letter: &str| crate::staff_pages::agent_form(email, "deletion", letter.as_bytes());
     let rows = |app: &TestApp| -> Vec<(String, String, String, String)> {
         use crate::peek::{Db, Peek, col};
         Peek::of(app)
@@ -279,14 +274,17 @@ async fn an_agent_files_on_the_public_form_and_an_unknown_address_gets_the_same_
     let before = counts(&app).await;
 
     // Incomplete: a 422 page, nothing filed, the same for any address.
-    for email in ["member%40example.com", "nobody%40example.com"] {
-        let answer = post(&app, "/privacy/agent", "", &form(email, ""), &[]).await;
+    for email in ["member@example.com", "nobody@example.com"] {
+        let answer = crate::staff_pages::post_multipart(&app, "/privacy/agent", "", form(email, "")).await;
         assert_eq!(answer.status.as_u16(), 422, "{}", answer.text);
     }
     assert_eq!(counts(&app).await, before);
 
-    let known = post(&app, "/privacy/agent", "", &form("member%40example.com", "I+authorise+Kim+Agent."), &[]).await;
-    let unknown = post(&app, "/privacy/agent", "", &form("nobody%40example.com", "I+authorise+Kim+Agent."), &[]).await;
+    let letter = "I authorise Kim Agent.";
+    let known =
+        crate::staff_pages::post_multipart(&app, "/privacy/agent", "", form("member@example.com", letter)).await;
+    let unknown =
+        crate::staff_pages::post_multipart(&app, "/privacy/agent", "", form("nobody@example.com", letter)).await;
     assert_eq!((known.status.as_u16(), unknown.status.as_u16()), (200, 200));
     assert_eq!(known.text, unknown.text, "the answer does not say whether the address is a member's");
     assert_eq!(

@@ -208,6 +208,11 @@ async fn access_by_code_then_package_in_json_and_html() {
     assert!(email["purposes"].as_array().unwrap().contains(&json!("member_management")));
     assert_eq!(email["source"], json!("direct_entry"));
     assert!(email["retention"].as_str().unwrap().contains("account is deleted"), "{email}");
+    // The retention as dates for this member: moved aside after a year
+    // without activity (no notice sent yet), destroyed three years later.
+    assert_eq!(package["subject"]["last_activity_at"], json!("2024-06-01T00:00:00Z"));
+    assert_eq!(package["subject"]["dormant_on"], json!("2025-06-01"));
+    assert_eq!(email["destroyed_on"], json!("2028-06-01"));
     assert_eq!(package["records"].as_array().unwrap().len(), 1, "the visit record's hold is over: {package}");
     assert_eq!(package["records"][0]["content"], json!("invoice 42: 9,900 KRW"));
     assert_eq!(package["records"][0]["kept_until"], json!("2029-05-19"), "5 years from its date");

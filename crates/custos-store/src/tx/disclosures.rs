@@ -84,6 +84,17 @@ impl WriteTx<'_> {
         of_subject(self.data, subject_id)
     }
 
+    /// The register's newest entries, newest first: a service's, or (with
+    /// `None`) every service's and the platform's.
+    pub fn recent_disclosures(&self, service: Option<&str>, limit: u32) -> Result<Vec<DisclosureRow>> {
+        let mut stmt = self.data.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM disclosures WHERE CAST(?1 AS TEXT) IS NULL OR service_id = ?1
+             ORDER BY at DESC, id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(params![service, limit], row)?;
+        rows.collect::<Result<Vec<_>>>()
+    }
+
     /// The member a consent of the ledger belongs to, by the consent's id.
     pub fn consent_owner(&self, consent_id: &str) -> Result<Option<String>> {
         self.data

@@ -50,7 +50,7 @@ fn request(conn: Db<'_>, id: &str) -> Result<Option<RequestRow>> {
 /// The queue: by deadline in force (extended, else first; none last), then
 /// receipt, after the cursor (the last id of the previous page).
 fn list(conn: Db<'_>, filter: &RequestFilter, after: Option<&str>, limit: u32) -> Result<Vec<RequestRow>> {
-    let statuses = filter.statuses.join(",");
+    let (statuses, kinds) = (filter.statuses.join(","), filter.kinds.join(","));
     let (service_any, service) = match &filter.service {
         None => (1, None),
         Some(s) => (0, s.clone()),
@@ -72,11 +72,12 @@ fn list(conn: Db<'_>, filter: &RequestFilter, after: Option<&str>, limit: u32) -
                                AND coalesce(extended_by, answer_by) < ?5))
            AND (CAST(?6 AS TEXT) IS NULL OR ord > (SELECT coalesce(extended_by, answer_by, '9999-12-31') || '|' || received_at || '|' || id
                                      FROM requests WHERE id = ?6))
+           AND (?8 = '' OR {position}(',' || ?8 || ',', ',' || kind || ',') > 0)
          ORDER BY ord LIMIT ?7"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(
-        params![statuses, service_any, service, filter.subject_id, filter.due_before, after, limit],
+        params![statuses, service_any, service, filter.subject_id, filter.due_before, after, limit, kinds],
         request_row,
     )?;
     rows.collect::<Result<Vec<_>>>()
