@@ -13,7 +13,8 @@
 // - the marketing box is disabled and says why; "Accept all" runs the
 //   analytics script but never the marketing one, and the server's state
 //   for the visitor says marketing is off because of GPC.
-import { assert, base, output, run, watchErrors } from "./lib.mjs";
+// The banner, open, breaks no WCAG 2.1 A or AA rule axe-core checks.
+import { assert, assertAccessible, base, output, run, watchErrors } from "./lib.mjs";
 
 const bstage = base("CUSTOS_URL");
 const eu = base("CUSTOS_EU_URL");
@@ -50,6 +51,7 @@ await run("cookie banner", async (browser) => {
     assert.equal(await box.isChecked(), false, "nothing is pre-ticked");
     assert.equal(await banner.getByRole("checkbox", { name: /always on/ }).isDisabled(), true);
     await page.screenshot({ path: `${output}cookie-banner.png`, fullPage: true });
+    await assertAccessible(page, "cookie-banner");
     // Focus starts in the banner; Tab walks its controls in reading order.
     assert.equal(await page.evaluate(() => document.activeElement.id), "custos-banner-title");
     const order = [];
@@ -111,6 +113,7 @@ await run("cookie banner", async (browser) => {
     assert.equal(await marketing.isDisabled(), true, "GPC turns marketing off");
     assert.match(await banner.locator("label[for=custos-category-marketing]").textContent(), /Global Privacy Control/);
     await page.screenshot({ path: `${output}cookie-banner-gpc.png`, fullPage: true });
+    await assertAccessible(page, "cookie-banner-gpc");
     await banner.getByRole("button", { name: "Accept all" }).click();
     await page.locator("#status-analytics").filter({ hasText: "ran" }).waitFor();
     await page.reload();

@@ -13,9 +13,10 @@
 // - the agent's request is verified and fulfilled from its page;
 // - a member's page read for member management shows their demo name; the
 //   complaints page lists the demo complaint; the processing page shows;
-// - the cookie banner shows on the demo page.
+// - the cookie banner shows on the demo page;
+// - every page shot breaks no WCAG 2.1 A or AA rule axe-core checks.
 import { createHmac } from "node:crypto";
-import { assert, base, output, run, watchErrors } from "./lib.mjs";
+import { assert, assertAccessible, base, output, run, watchErrors } from "./lib.mjs";
 
 const site = base("CUSTOS_URL");
 const secret = base("TOTP_SECRET");
@@ -34,8 +35,10 @@ function totp(base32, seconds) {
   return String(n).padStart(6, "0");
 }
 
+// Every page shot is also checked against WCAG 2.1 A and AA (axe-core).
 async function shot(page, name, fullPage = true) {
   await page.screenshot({ path: `${output}screen-${name}.png`, fullPage });
+  await assertAccessible(page, name);
 }
 
 await run("demo", async (browser) => {

@@ -1,7 +1,8 @@
 // What the browser scripts share: launching Debian's chromium through
 // playwright-core, a time limit, and small assertion helpers.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 export { assert };
@@ -57,4 +58,22 @@ export function watchErrors(page, errors) {
   page.on("console", (m) => {
     if (m.type() === "error") errors.push(m.text());
   });
+}
+
+// The accessibility rules of WCAG 2.1 A and AA that axe-core (pinned in
+// package.json) can check on the page as it stands: labels, names, roles,
+// contrast, landmarks, headings, language. Throws, listing each rule broken
+// and where, when any is.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+export async function assertAccessible(page, label) {
+  // Evaluated through the DevTools protocol: the page's own CSP, which
+  // allows no inline script, does not apply to it.
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const result = await globalThis.axe.run(document, {
+      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] }
+    });
+    return result.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+  });
+  assert.deepEqual(found, [], `${label}: accessibility rules broken`);
 }

@@ -19,9 +19,10 @@
 // - requests: a deletion request is filed and listed as verified with its
 //   answer date;
 // - the policy page shows the policy and the notice board;
-// - signing out ends the session: the data page sends back to sign-in.
+// - signing out ends the session: the data page sends back to sign-in;
+// - each page shot breaks no WCAG 2.1 A or AA rule axe-core checks.
 import { readFileSync, writeFileSync } from "node:fs";
-import { assert, base, output, run, watchErrors } from "./lib.mjs";
+import { assert, assertAccessible, base, output, run, watchErrors } from "./lib.mjs";
 
 const site = base("CUSTOS_URL");
 const mail = base("MAIL_URL");
@@ -86,6 +87,7 @@ await run("privacy center", async (browser) => {
   assert.match(await page.locator("#dormancy").textContent(), /separate storage on 2025-06-01 and destroyed on 2028-06-01/);
   assert.ok(await page.getByRole("region", { name: "Identity" }).getByText("Kim Minji").count() === 1);
   await page.screenshot({ path: `${output}privacy-center-data.png`, fullPage: true });
+  await assertAccessible(page, "privacy-center-data");
   // Phone-sized: the page itself never scrolls sideways (wide tables
   // scroll in their own box).
   await page.setViewportSize({ width: 360, height: 740 });
@@ -126,6 +128,7 @@ await run("privacy center", async (browser) => {
   await page.getByRole("status").filter({ hasText: "Your consent was withdrawn." }).waitFor();
   assert.equal(await marketing.locator(".status").textContent(), "Withdrawn");
   await page.screenshot({ path: `${output}privacy-center-consents.png`, fullPage: true });
+  await assertAccessible(page, "privacy-center-consents");
 
   // --- ask for deletion ------------------------------------------------------------
   await page.getByRole("link", { name: "Requests" }).click();
@@ -138,6 +141,7 @@ await run("privacy center", async (browser) => {
   assert.equal(row[2], "verified");
   assert.match(row[4], /^\d{4}-\d{2}-\d{2} \(\d+ days left\)$/, `the answer deadline: ${row[4]}`);
   await page.screenshot({ path: `${output}privacy-center-requests.png`, fullPage: true });
+  await assertAccessible(page, "privacy-center-requests");
 
   // --- the policy and the notice board ------------------------------------------------
   await page.getByRole("link", { name: "Privacy policy" }).click();

@@ -21,13 +21,15 @@
 // - a complaint logged at the inquiry point is listed with the day it is
 //   destroyed (three years on);
 // - the processing page lists the policy's processors and the register;
+// - each page shot, the agent's form and the complaint form break no WCAG
+//   2.1 A or AA rule axe-core checks;
 // - the policy page names the version
 //   in force; on the audit log page the checkpoint shown is verified
 //   against a newer one the platform signed (signature and consistency
 //   proof), and a forged root for the same size is found not consistent;
 // - signing out ends the session: the queue sends back to sign-in.
 import { createHash } from "node:crypto";
-import { assert, base, output, run, watchErrors } from "./lib.mjs";
+import { assert, assertAccessible, base, output, run, watchErrors } from "./lib.mjs";
 
 const site = base("CUSTOS_URL");
 const email = base("STAFF_EMAIL");
@@ -64,6 +66,7 @@ await run("staff console", async (browser) => {
   await page.getByLabel("Your name").fill("Kim Agent");
   await page.getByLabel("How to reach you").fill("agent@example.com");
   await page.getByLabel("The letter of attorney").setInputFiles({ name: "letter.pdf", mimeType: "application/pdf", buffer: letter });
+  await assertAccessible(page, "agent form");
   await page.getByRole("button", { name: "File the request" }).click();
   assert.match(await page.getByRole("status").textContent(), /^Received/);
 
@@ -107,6 +110,7 @@ await run("staff console", async (browser) => {
   for await (const chunk of await download.createReadStream()) chunks.push(chunk);
   assert.equal(sha256(Buffer.concat(chunks)), sha256(letter), "the letter as the agent uploaded it");
   await page.screenshot({ path: `${output}staff-request.png`, fullPage: true });
+  await assertAccessible(page, "staff-request");
 
   // --- verify, fulfil, read the answer ----------------------------------------------
   await page.getByRole("button", { name: "Verify the requester" }).click();
@@ -128,6 +132,7 @@ await run("staff console", async (browser) => {
   assert.deepEqual(cells.slice(0, 4), [id, "access", "agent", "fulfilled"]);
   assert.match(cells[5], /^\d{4}-\d{2}-\d{2}$/, `the answer date: ${cells[5]}`);
   await page.screenshot({ path: `${output}staff-queue.png`, fullPage: true });
+  await assertAccessible(page, "staff-queue");
 
   // --- an agent's request by post, logged with a scan -----------------------------
   await page.getByRole("link", { name: "Log a request" }).click();
@@ -150,6 +155,7 @@ await run("staff console", async (browser) => {
   await page.locator("#member").waitFor();
   assert.ok((await page.locator("#member").getByText(memberEmail, { exact: true }).count()) === 1, "the member's e-mail");
   await page.screenshot({ path: `${output}staff-member.png`, fullPage: true });
+  await assertAccessible(page, "staff-member");
 
   // --- a complaint, logged and listed -------------------------------------------------
   await page.getByRole("link", { name: "Complaints" }).click();
@@ -161,6 +167,7 @@ await run("staff console", async (browser) => {
   await page.getByLabel("Name of the company", { exact: true }).fill("Minji Co.");
   await page.getByLabel("E-mail address", { exact: true }).fill(memberEmail);
   await page.getByLabel(/body of the inquiry/).fill("I was charged twice for invoice 42.");
+  await assertAccessible(page, "complaint form");
   await page.getByRole("button", { name: "Log it" }).click();
   await page.getByRole("heading", { level: 1, name: /^Request req_/ }).waitFor();
   const complaint = (await page.getByRole("heading", { level: 1 }).textContent()).replace("Request ", "");
@@ -170,12 +177,14 @@ await run("staff console", async (browser) => {
   assert.match(listed[5], /^\d{4}-\d{2}-\d{2}$/, "the day it is destroyed");
   assert.equal(Number(listed[5].slice(0, 4)) - Number(listed[4].slice(0, 4)), 3, "three years on");
   await page.screenshot({ path: `${output}staff-complaints.png`, fullPage: true });
+  await assertAccessible(page, "staff-complaints");
 
   // --- processors, transfers, the register ---------------------------------------------
   await page.getByRole("link", { name: "Processors and provisions" }).click();
   assert.ok((await page.locator("#processors tbody tr").count()) >= 1, "the policy's processors");
   await page.locator("#register, #reg").first().waitFor();
   await page.screenshot({ path: `${output}staff-processing.png`, fullPage: true });
+  await assertAccessible(page, "staff-processing");
 
   // --- policy, audit log ------------------------------------------------------------
   await page.getByRole("link", { name: "Policy and notices" }).click();
@@ -200,6 +209,7 @@ await run("staff console", async (browser) => {
   await page.getByRole("button", { name: "Verify the newest checkpoint against this one" }).click();
   assert.match(await page.locator("#verified").textContent(), /^Not consistent/);
   await page.screenshot({ path: `${output}staff-audit.png`, fullPage: true });
+  await assertAccessible(page, "staff-audit");
 
   // --- sign out ---------------------------------------------------------------------
   await page.getByRole("button", { name: "Sign out" }).click();
