@@ -80,7 +80,7 @@ pub(crate) fn page(policy: &Policy, title: &str, nav: &[NavLink<'_>], current: &
     let nav = if links.is_empty() {
         String::new()
     } else {
-        format!("<nav aria-label=\"Privacy center\"><ul>{links}</ul></nav>")
+        format!("<nav aria-label=\"Sections\"><ul>{links}</ul></nav>")
     };
     let html = format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
