@@ -182,7 +182,8 @@ await run("staff console", async (browser) => {
   // --- processors, transfers, the register ---------------------------------------------
   await page.getByRole("link", { name: "Processors and provisions" }).click();
   assert.ok((await page.locator("#processors tbody tr").count()) >= 1, "the policy's processors");
-  await page.locator("#register, #reg").first().waitFor();
+  await page.getByRole("heading", { name: "Register of hand-overs" }).waitFor();
+  assert.ok((await page.locator("#transfers tbody tr").count()) >= 1, "the policy's transfers abroad");
   await page.screenshot({ path: `${output}staff-processing.png`, fullPage: true });
   await assertAccessible(page, "staff-processing");
 

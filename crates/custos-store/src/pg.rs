@@ -15,6 +15,7 @@ use crate::{Result, StoreError};
 const DATA: &[&str] = &[
     include_str!("../migrations/postgres/data_0001_initial.sql"),
     include_str!("../migrations/postgres/data_0002_member_sign_in.sql"),
+    include_str!("../migrations/postgres/data_0003_disclosures_by_time.sql"),
 ];
 const KEYS: &[&str] = &[include_str!("../migrations/postgres/keys_0001_initial.sql")];
 const DORMANT: &[&str] = &[include_str!("../migrations/postgres/dormant_0001_initial.sql")];

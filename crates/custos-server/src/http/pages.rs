@@ -77,11 +77,8 @@ pub(crate) fn page(policy: &Policy, title: &str, nav: &[NavLink<'_>], current: &
         let mark = if *href == current { " aria-current=\"page\"" } else { "" };
         links.push_str(&format!("<li><a href=\"{}\"{mark}>{}</a></li>", esc(href), esc(label)));
     }
-    let nav = if links.is_empty() {
-        String::new()
-    } else {
-        format!("<nav aria-label=\"Sections\"><ul>{links}</ul></nav>")
-    };
+    let nav =
+        if links.is_empty() { String::new() } else { format!("<nav aria-label=\"Sections\"><ul>{links}</ul></nav>") };
     let html = format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\

@@ -886,16 +886,17 @@ async fn agent_file(
     if let Err(e) = state.engine.admit_anonymous_write(address, state.clock.now()) {
         return engine_error(&policy, e);
     }
-    let f = match upload::read(multipart, AGENT_FIELDS, "letter", MAX_LETTER_BYTES).await {
+    let mut f = match upload::read(multipart, None, AGENT_FIELDS, "letter", MAX_LETTER_BYTES).await {
         Ok(f) => f,
         Err(refused) => return error_page(&policy, refused.status, &refused.message),
     };
     // Checked before the member is looked up, so a known and an unknown
     // address get the same answer to the same form.
+    let letter = f.file.take();
     let (name, contact, kind, note) =
         (f.text("agent_name").trim(), f.text("agent_contact").trim(), f.text("kind"), f.text("note").trim());
     let too_long = name.len() > 200 || contact.len() > 200 || note.len() > 2000;
-    let Some(letter) = f.file.as_ref().filter(|_| !(name.is_empty() || contact.is_empty() || too_long)) else {
+    let Some(letter) = letter.filter(|_| !(name.is_empty() || contact.is_empty() || too_long)) else {
         return error_page(
             &policy,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -912,7 +913,7 @@ async fn agent_file(
         agent: custos_engine::requests::NewAgent {
             name: name.to_owned(),
             contact: contact.to_owned(),
-            letter: letter.bytes.clone(),
+            letter: letter.bytes,
             letter_type: letter.media_type.to_owned(),
         },
         note: Some(note.to_owned()).filter(|n| !n.is_empty()),

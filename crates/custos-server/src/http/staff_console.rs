@@ -525,21 +525,24 @@ async fn file(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let f = match upload::read(multipart, NEW_REQUEST_FIELDS, "letter", MAX_LETTER_BYTES).await {
+    // The CSRF token is the form's first field, checked before the rest is
+    // read.
+    let mut f = match upload::read(multipart, Some(&staff.csrf), NEW_REQUEST_FIELDS, "letter", MAX_LETTER_BYTES).await {
         Ok(f) => f,
         Err(refused) => return error_page(&policy, refused.status, &refused.message),
     };
-    if !pages::same_token(&staff.csrf, f.text("csrf")) {
-        return error_page(&policy, StatusCode::FORBIDDEN, "The form has expired: reload the page.");
-    }
+    let letter = f.file.take();
     let (agent_name, agent_contact) = (f.text("agent_name").trim(), f.text("agent_contact").trim());
-    let by_agent = !(agent_name.is_empty() && agent_contact.is_empty() && f.file.is_none());
+    let by_agent = !(agent_name.is_empty() && agent_contact.is_empty() && letter.is_none());
     // The engine refuses an agent's request without a letter, by field.
-    let agent = by_agent.then(|| NewAgent {
-        name: agent_name.to_owned(),
-        contact: agent_contact.to_owned(),
-        letter: f.file.as_ref().map(|l| l.bytes.clone()).unwrap_or_default(),
-        letter_type: f.file.as_ref().map_or("text/plain", |l| l.media_type).to_owned(),
+    let agent = by_agent.then(|| {
+        let (letter, letter_type) = letter.map_or((Vec::new(), "text/plain"), |l| (l.bytes, l.media_type));
+        NewAgent {
+            name: agent_name.to_owned(),
+            contact: agent_contact.to_owned(),
+            letter,
+            letter_type: letter_type.to_owned(),
+        }
     });
     let request = NewRequest {
         kind: f.text("kind").to_owned(),

@@ -84,6 +84,13 @@ async fn member(
     let Ok(Query(query)) = query else {
         return error_page(&policy, StatusCode::BAD_REQUEST, "The address of the page is not valid.");
     };
+    // A member id is `sub_` and hex: anything else is no member's page.
+    let well_formed = id
+        .strip_prefix("sub_")
+        .is_some_and(|h| !h.is_empty() && h.len() <= 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !well_formed {
+        return error_page(&policy, StatusCode::NOT_FOUND, "There is no such member.");
+    }
     let purposes = role_purposes(&policy, &staff);
     let chosen = short(query.purpose);
     let options: String = purposes
@@ -138,6 +145,9 @@ async fn member(
 // --- complaints and inquiries ---------------------------------------------------------
 
 const COMPLAINT_KINDS: &[&str] = &["complaint", "inquiry"];
+/// Most complaints and inquiries the page lists (deadline first); the API
+/// pages through the rest (`GET /v1/requests`).
+const LISTED: u32 = 200;
 
 /// The collection points a complaint can be taken at: those that collect
 /// some item from the person (not generated ones).
@@ -167,7 +177,7 @@ async fn complaints(State(state): State<AppState>, headers: HeaderMap) -> Respon
     };
     let filter =
         QueueFilter { kinds: COMPLAINT_KINDS.iter().map(|k| (*k).to_owned()).collect(), ..QueueFilter::default() };
-    let list = match state.engine.list_requests(&staff.caller, filter, None, 200, state.clock.now()).await {
+    let list = match state.engine.list_requests(&staff.caller, filter, None, LISTED, state.clock.now()).await {
         Ok(l) => l,
         Err(e) => return engine_error(&policy, e),
     };
@@ -201,6 +211,11 @@ async fn complaints(State(state): State<AppState>, headers: HeaderMap) -> Respon
             ));
         }
         body.push_str("</tbody></table></div>");
+        if list.len() == LISTED as usize {
+            body.push_str(&format!(
+                "<p class=\"hint\">The first {LISTED} by deadline; <code>GET /v1/requests</code> pages through all.</p>"
+            ));
+        }
     }
     body.push_str("</section>");
     staff_page(&policy, &staff, "Complaints and inquiries", "/staff/complaints", &body)

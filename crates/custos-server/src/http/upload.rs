@@ -57,9 +57,12 @@ fn refused(status: StatusCode, message: impl Into<String>) -> Refused {
 }
 
 /// Reads a multipart form whose text fields are `fields` and whose file is
-/// `file_field`, holding a file of at most `max_file` bytes.
+/// `file_field`, holding a file of at most `max_file` bytes. With `csrf`
+/// (a signed-in form), the first part must be the field `csrf` holding that
+/// token: a forged form is refused before anything else of it is read.
 pub(crate) async fn read(
     multipart: Result<Multipart, MultipartRejection>,
+    csrf: Option<&str>,
     fields: &[&str],
     file_field: &str,
     max_file: usize,
@@ -77,6 +80,16 @@ pub(crate) async fn read(
             return Err(refused(StatusCode::BAD_REQUEST, "The form has too many parts."));
         }
         let name = part.name().unwrap_or("").to_owned();
+        if let Some(expected) = csrf
+            && parts == 1
+        {
+            let token = if name == "csrf" { part.text().await.map_err(too_large_or_bad)? } else { String::new() };
+            if token.len() > 128 || !super::pages::same_token(expected, &token) {
+                return Err(refused(StatusCode::FORBIDDEN, "The form has expired: reload the page."));
+            }
+            out.fields.insert(name, token);
+            continue;
+        }
         if name == file_field {
             if file_seen {
                 return Err(refused(StatusCode::BAD_REQUEST, "The form sent two files."));
@@ -132,14 +145,22 @@ fn too_large_or_bad(e: axum::extract::multipart::MultipartError) -> Refused {
 const SIGNATURES: &[(&str, &[u8])] =
     &[("application/pdf", b"%PDF-"), ("image/png", b"\x89PNG\r\n\x1a\n"), ("image/jpeg", b"\xff\xd8\xff")];
 
+/// Characters a text letter may not hold: controls other than tab, line
+/// feed and carriage return, and the bidirectional overrides and isolates
+/// that make text read differently from how it is stored.
+fn unfit(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// What `bytes` are: a PDF, PNG or JPEG by signature, else text when they
-/// are UTF-8 without control bytes (tab, line feed and carriage return
-/// allowed). A declared type of one of these that disagrees is refused; a
-/// generic one (`application/octet-stream`, none) is not held against it.
+/// are UTF-8 with some visible character and nothing [`unfit`]. A declared
+/// type of one of these that disagrees is refused; a generic one
+/// (`application/octet-stream`, none) is not held against it.
 pub(crate) fn media_type(bytes: &[u8], declared: Option<&str>) -> Result<&'static str, Refused> {
     let sniffed = SIGNATURES.iter().find(|(_, sig)| bytes.starts_with(sig)).map(|(t, _)| *t).or_else(|| {
         let text = std::str::from_utf8(bytes).ok()?;
-        (!text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))).then_some("text/plain")
+        (!text.trim().is_empty() && !text.chars().any(unfit)).then_some("text/plain")
     });
     let Some(sniffed) = sniffed else {
         return Err(refused(
@@ -184,5 +205,7 @@ mod tests {
         assert!(media_type(b"plain\x00with a NUL", Some("text/plain")).is_err());
         assert!(media_type(b"\x1b[31mred\x1b[0m", None).is_err(), "terminal escapes are not a letter");
         assert!(media_type(&[0xc3, 0x28], None).is_err(), "not UTF-8");
+        assert!(media_type(b" \r\n\t ", Some("text/plain")).is_err(), "only white space");
+        assert!(media_type("I authorise \u{202e}tnega".as_bytes(), None).is_err(), "a bidirectional override");
     }
 }

@@ -26,8 +26,9 @@ fn migrate_prepares_postgres_once_and_refuses_what_it_cannot_handle() {
 
     let first = custos(&scratch.0, &["migrate", "--database", &data, "--key-database", &keys]).output().unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
-    // data: the initial schema and the privacy center's sign-in (data_0002).
-    for (schema, version) in [("data", 2), ("dormant", 1), ("keys", 1)] {
+    // data: the initial schema, the privacy center's sign-in (data_0002)
+    // and the register's indexes (data_0003).
+    for (schema, version) in [("data", 3), ("dormant", 1), ("keys", 1)] {
         assert!(
             stderr(&first).contains(&format!("PostgreSQL {schema} schema: version 0 -> {version}")),
             "{}",
@@ -55,7 +56,7 @@ fn migrate_prepares_postgres_once_and_refuses_what_it_cannot_handle() {
         .unwrap();
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(stderr(&again).matches("up to date (version 1)").count(), 2, "{}", stderr(&again));
-    assert_eq!(stderr(&again).matches("up to date (version 2)").count(), 1, "{}", stderr(&again));
+    assert_eq!(stderr(&again).matches("up to date (version 3)").count(), 1, "{}", stderr(&again));
 
     // Three nodes migrating a fresh database at once: each file once.
     pg.create_database("custos_race").unwrap();
@@ -69,14 +70,14 @@ fn migrate_prepares_postgres_once_and_refuses_what_it_cannot_handle() {
         "custos_race",
         "SELECT string_agg(store || '=' || version, ',' ORDER BY store) FROM custos_schema_versions",
     );
-    assert_eq!(versions.unwrap(), "data=2,dormant=1,keys=1");
+    assert_eq!(versions.unwrap(), "data=3,dormant=1,keys=1");
 
     // A database a newer custos migrated is left alone.
     pg.psql("custos_data", "UPDATE custos_schema_versions SET version = 9 WHERE store = 'data'").unwrap();
     let newer = custos(&scratch.0, &["migrate", "--database", &data]).output().unwrap();
     assert!(!newer.status.success());
     assert!(
-        stderr(&newer).contains("newer version of custos (schema 9, this version knows up to 2)"),
+        stderr(&newer).contains("newer version of custos (schema 9, this version knows up to 3)"),
         "{}",
         stderr(&newer)
     );

@@ -111,7 +111,15 @@ async fn an_agents_letter_is_uploaded_as_a_file_and_staff_download_it_as_receive
     let member = sign_up(&app, &app.key, &operator_signup("member@example.com", "+82 10 5555 0301")).await;
     let officer = app.enrol_staff("officer@example.com", "privacy_officer", None).await;
     let (cookie, csrf) = console(&app.login(&officer).await);
-    let pdf: &[u8] = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n\xe2\xe3\xcf\xd3 binary part\n%%EOF\n";
+    // A scanned letter of a megabyte: more than the server's usual body
+    // limit (256 KiB), well within the letter's (5 MiB).
+    let scan_of_a_megabyte = [
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n\xe2\xe3\xcf\xd3 binary part\n".as_slice(),
+        &vec![0x5a; 1024 * 1024],
+        b"\n%%EOF\n",
+    ]
+    .concat();
+    let pdf: &[u8] = &scan_of_a_megabyte;
     let agent = |letter: Option<(&str, &[u8])>| {
         let fields = [
             ("service", ""),
@@ -138,6 +146,9 @@ async fn an_agents_letter_is_uploaded_as_a_file_and_staff_download_it_as_receive
     for (body, status) in refusals {
         let answer = post_multipart(&app, "/privacy/agent", "", body).await;
         assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+        if status == 413 {
+            assert!(answer.text.contains("larger than 5 MiB"), "the letter's own limit: {}", answer.text);
+        }
         assert!(answer.text.contains("role=\"alert\""), "a page that says why: {}", answer.text);
     }
     let old = raw(
@@ -232,10 +243,16 @@ async fn a_members_page_reads_for_a_purpose_and_masks_a_dormant_member_without_t
     // A purpose outside the role is refused by the engine (and audited).
     let refused = get(&app, &format!("/staff/members/{member}?purpose=marketing"), &cookie).await;
     assert_eq!(refused.status.as_u16(), 403, "{}", refused.text);
+    let (operation, outcome) = crate::kit::newest_audit_entry(&app);
+    assert_eq!(operation, "read");
+    assert!(outcome.starts_with("denied"), "the refusal is audited: {outcome}");
+    // Not a member id: no page, nothing read.
+    assert_eq!(get(&app, "/staff/members/..%2F..%2Fstaff%2Faudit", &cookie).await.status.as_u16(), 404);
     let read = get(&app, &format!("/staff/members/{member}?purpose=member_management"), &cookie).await;
     assert_eq!(read.status.as_u16(), 200, "{}", read.text);
     assert!(read.text.contains("member@example.com") && read.text.contains("E-mail address"), "{}", read.text);
-    assert!(!read.text.contains("a long enough password"), "never a password");
+    let table = &read.text[read.text.find("id=\"member\"").expect("the member's table")..];
+    assert!(!table.contains("Password"), "a password is never read out: {table}");
 
     // A year without activity: noticed, then moved aside.
     for when in ["2025-05-03T00:00:00Z", "2025-06-03T00:00:00Z"] {

@@ -41,6 +41,7 @@ const DATA_MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/data_0010_disclosures.sql"),
     include_str!("../../migrations/sqlite/data_0011_cookie_unlink.sql"),
     include_str!("../../migrations/sqlite/data_0012_member_sign_in.sql"),
+    include_str!("../../migrations/sqlite/data_0013_disclosures_by_time.sql"),
 ];
 const DATA_MIGRATIONS_LIFECYCLE: &str = include_str!("../../migrations/sqlite/data_0007_lifecycle.sql");
 const KEY_MIGRATIONS: &[&str] = &[
