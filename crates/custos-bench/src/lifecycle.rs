@@ -2,28 +2,40 @@
 //! in ≤ 60 s; the issue also asks for the retention sweep over 10,000,000
 //! records, and the memory of both). Once per invocation:
 //!
-//! - **dormancy**: a fresh data folder is filled with `custos admin
+//! - **dormancy**: a fresh instance is filled with `custos admin
 //!   seed-synthetic` (b.stage operators, inactive since 2024-06-01, no
 //!   records), then `custos jobs run --now 2025-06-02` (a year and a day
 //!   later: every member is past the one-year threshold and gets the
 //!   30-day notice, so nobody is moved yet) and `custos jobs run --now
 //!   2025-07-03` (31 days later: every member moves to the dormant store,
 //!   re-encrypted under a dormant key) are timed apart;
-//! - **retention**: another folder gets members active on 2026-01-10 with
+//! - **retention**: another instance gets members active on 2026-01-10 with
 //!   ten `service_visitation_records` each (kept 3 months), dated over the
 //!   80 days before; `custos jobs run --now 2026-06-01` destroys every
 //!   record and every hold key;
-//! - **baselines**, raw SQLite in the same scratch folder with the store's
-//!   durability (WAL, `synchronous=FULL`, `secure_delete=ON`): the same
-//!   number of member-sized rows copied from one file to another and
-//!   deleted, 500 per transaction, as the dormancy sweep pages; the same
-//!   number of record-sized rows deleted by class and date, 5,000 per
-//!   transaction, as the retention sweep pages.
+//! - **baselines**, in the same run with the store's durability: the same
+//!   number of member-sized rows copied to another file (SQLite) or schema
+//!   (PostgreSQL) and deleted, 500 per transaction, as the dormancy sweep
+//!   pages; the same number of record-sized rows deleted by class and
+//!   date, 5,000 per transaction, as the retention sweep pages. On SQLite
+//!   in the scratch folder (WAL, `synchronous=FULL`, `secure_delete=ON`);
+//!   on PostgreSQL in a fresh database of the harness's cluster
+//!   (`synchronous_commit` on), see `pg::move_baseline` and
+//!   `pg::delete_baseline`.
+//!
+//! An instance is a scratch folder with the root key and, on SQLite, the
+//! data folder; with `--backend postgres` its data are in a fresh database
+//! of the harness's cluster (`--database URL` on every command), whose
+//! schemas `custos`, `custos_keys` and `custos_dormant` the harness reads
+//! between two commands, as it reads the SQLite files otherwise.
 //!
 //! Each `custos` command runs as its own process (start-up included in its
 //! time); its peak resident memory (`VmHWM`) and bytes written are sampled
 //! from `/proc` every 10 ms, its CPU time is the children's time of the
-//! harness around it.
+//! harness around it. On PostgreSQL the cluster's CPU time and the WAL it
+//! logged are read around it too, and a `CHECKPOINT` precedes each timed
+//! `jobs run` (and each timed baseline), so that none of them pays for the
+//! writes of the step before.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -33,6 +45,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, params};
 
+use crate::pg::{self, Cluster, Database};
 use crate::server::{self, Scratch};
 use crate::stats::mix;
 use crate::{Args, clock, say};
@@ -54,7 +67,7 @@ pub(crate) const RECORD_DAYS: u32 = 80;
 pub(crate) const RETENTION_RUN: &str = "2026-06-01T00:00:00Z";
 /// The latest record date past its hold on the retention run's day
 /// (three months before it): what the sweep deletes up to.
-const RETENTION_CUTOFF: &str = "2026-03-01";
+pub(crate) const RETENTION_CUTOFF: &str = "2026-03-01";
 /// Rows per transaction of the baselines, as the sweeps page.
 pub(crate) const MOVE_BATCH: u64 = 500;
 pub(crate) const DELETE_BATCH: u64 = 5_000;
@@ -69,6 +82,10 @@ pub(crate) struct Measured {
     pub(crate) peak_kib: u64,
     /// Bytes the process caused to be written to storage (sampled).
     pub(crate) written: u64,
+    /// On PostgreSQL: CPU time (user + system) of the cluster's processes
+    /// meanwhile, and the WAL it logged, bytes (0 on SQLite).
+    pub(crate) database_cpu_seconds: f64,
+    pub(crate) wal: u64,
     /// CPUs kept busy by everything else on the machine meanwhile.
     pub(crate) other_cpus: f64,
     /// `what: n` lines of its standard output (for a `jobs run`, what the
@@ -93,25 +110,29 @@ impl Measured {
     }
 }
 
-/// A raw SQLite sweep.
+/// A raw SQLite or PostgreSQL sweep.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Floor {
     pub(crate) rows: u64,
     pub(crate) seconds: f64,
     pub(crate) transactions: u64,
-    /// Bytes the harness wrote to storage during the sweep.
+    /// Bytes the harness wrote to storage during the sweep (SQLite), or
+    /// the WAL the cluster logged (PostgreSQL).
     pub(crate) written: u64,
+    /// CPU time of the cluster's processes during the sweep (0 on SQLite).
+    pub(crate) database_cpu_seconds: f64,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Dormancy {
     pub(crate) members: u64,
     pub(crate) seed: Measured,
-    /// Size of the data folder after seeding, bytes.
-    pub(crate) folder_bytes: u64,
+    /// Size of the data after seeding, bytes: the data folder's files, or
+    /// the database (`pg_database_size`).
+    pub(crate) stored_bytes: u64,
     pub(crate) notice: Measured,
     pub(crate) moved: Measured,
-    /// Read from the data file after each sweep (a failed run reports
+    /// Read from the data after each sweep (a failed run reports
     /// nothing, so its counts do not add up): members notified, dormant.
     pub(crate) notified_members: u64,
     pub(crate) dormant_members: u64,
@@ -123,9 +144,10 @@ pub(crate) struct Retention {
     pub(crate) members: u64,
     pub(crate) records: u64,
     pub(crate) seed: Measured,
-    pub(crate) folder_bytes: u64,
+    /// As [`Dormancy::stored_bytes`].
+    pub(crate) stored_bytes: u64,
     pub(crate) sweep: Measured,
-    /// Records and hold keys gone, read from the files before and after.
+    /// Records and hold keys gone, read from the data before and after.
     pub(crate) records_destroyed: u64,
     pub(crate) keys_destroyed: u64,
     pub(crate) baseline: Floor,
@@ -137,36 +159,144 @@ pub(crate) struct Lifecycle {
     pub(crate) retention: Option<Retention>,
 }
 
-/// Runs the scenarios asked for (a size of 0 skips one).
-pub(crate) fn run(args: &Args, custos: &Path) -> Result<Lifecycle, String> {
+/// Runs the scenarios asked for (a size of 0 skips one), on the data
+/// folder or, with a cluster, on fresh databases of it.
+pub(crate) fn run(args: &Args, custos: &Path, cluster: Option<&Arc<Cluster>>) -> Result<Lifecycle, String> {
     let mut out = Lifecycle::default();
     if args.lifecycle_members > 0 {
-        out.dormancy = Some(dormancy(custos, args.lifecycle_members)?);
+        out.dormancy = Some(dormancy(custos, args.lifecycle_members, cluster)?);
     }
     if args.lifecycle_records > 0 {
-        out.retention = Some(retention(custos, args.lifecycle_records)?);
+        out.retention = Some(retention(custos, args.lifecycle_records, cluster)?);
     }
     Ok(out)
 }
 
-fn dormancy(custos: &Path, members: u64) -> Result<Dormancy, String> {
-    let scratch = Scratch::new("dormancy")?;
+/// What the harness counts in an instance's data, between two commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tally {
+    /// Entries of the audit log (its last position).
+    AuditEntries,
+    /// Members sent the dormancy notice.
+    Notified,
+    /// Members in the dormant store.
+    Dormant,
+    /// Records left.
+    Records,
+    /// Keys of statutory holds left.
+    HoldKeys,
+}
+
+impl Tally {
+    #[cfg(test)]
+    const ALL: [Tally; 5] = [Tally::AuditEntries, Tally::Notified, Tally::Dormant, Tally::Records, Tally::HoldKeys];
+
+    /// The file of the data folder and the statement, on SQLite.
+    fn sqlite(self) -> (&'static str, &'static str) {
+        match self {
+            Tally::AuditEntries => ("custos.db", "SELECT coalesce(max(seq), 0) FROM audit"),
+            Tally::Notified => ("custos.db", "SELECT count(*) FROM subjects WHERE notified_at IS NOT NULL"),
+            Tally::Dormant => ("custos.db", "SELECT count(*) FROM subjects WHERE status = 'dormant'"),
+            Tally::Records => ("custos.db", "SELECT count(*) FROM records"),
+            Tally::HoldKeys => ("keys.db", "SELECT count(*) FROM data_keys WHERE scope LIKE 'hold:%'"),
+        }
+    }
+
+    /// The same statement on PostgreSQL, where each SQLite file of the
+    /// instance is a schema of its database.
+    fn postgres(self) -> String {
+        let (file, sql) = self.sqlite();
+        let schema = match file {
+            "keys.db" => "custos_keys",
+            "dormant.db" => "custos_dormant",
+            _ => "custos",
+        };
+        sql.replacen(" FROM ", &format!(" FROM {schema}."), 1)
+    }
+}
+
+/// A scenario's instance: the root key (and, on SQLite, the data folder)
+/// in a scratch folder; on PostgreSQL the data in a fresh database of the
+/// cluster. Both go when it is dropped.
+struct Instance {
+    scratch: Scratch,
+    database: Option<Database>,
+}
+
+impl Instance {
+    fn new(name: &str, cluster: Option<&Arc<Cluster>>) -> Result<Instance, String> {
+        let scratch = Scratch::new(name)?;
+        let database = cluster.map(|c| c.database(name)).transpose()?;
+        Ok(Instance { scratch, database })
+    }
+
+    fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.database.as_ref().map(Database::cluster)
+    }
+
+    fn count(&self, tally: Tally) -> Result<u64, String> {
+        match &self.database {
+            Some(db) => {
+                let text = db.psql(&tally.postgres())?;
+                text.parse().map_err(|_| format!("{}: not a count: {text:?}", tally.postgres()))
+            }
+            None => {
+                let (file, sql) = tally.sqlite();
+                count(&self.scratch.0.join("data").join(file), sql)
+            }
+        }
+    }
+
+    /// Entries in the instance's audit log (0 before the instance exists).
+    fn audit_len(&self) -> u64 {
+        self.count(Tally::AuditEntries).unwrap_or(0)
+    }
+
+    /// What the data take: the data folder's files, or the database.
+    fn stored_bytes(&self) -> Result<u64, String> {
+        match &self.database {
+            Some(db) => {
+                let text = db.psql("SELECT pg_database_size(current_database())")?;
+                text.parse().map_err(|_| format!("not a database size: {text:?}"))
+            }
+            None => Ok(folder_size(&self.scratch.0.join("data"))),
+        }
+    }
+
+    /// On PostgreSQL, before a timed command: statistics on what was just
+    /// seeded when `analyze`, and a checkpoint, so that the command does not
+    /// pay for the writes of the step before. Nothing on SQLite (the
+    /// seeder and every `custos` command checkpoint their own log).
+    fn settle(&self, analyze: bool) -> Result<(), String> {
+        if let Some(db) = &self.database {
+            if analyze {
+                db.psql("ANALYZE")?;
+            }
+            db.psql("CHECKPOINT")?;
+        }
+        Ok(())
+    }
+}
+
+fn dormancy(custos: &Path, members: u64, cluster: Option<&Arc<Cluster>>) -> Result<Dormancy, String> {
+    let instance = Instance::new("dormancy", cluster)?;
     say(&format!("dormancy sweep: seeding {members} synthetic members inactive since {DORMANT_SINCE}"));
     let n = members.to_string();
     let seed = measure_ok(
         custos,
-        &scratch,
+        &instance,
         &["admin", "seed-synthetic", "--members", &n, "--last-activity", DORMANT_SINCE, "--now", DORMANT_SINCE],
     )?;
-    let folder_bytes = folder_size(&scratch.0.join("data"));
+    let stored_bytes = instance.stored_bytes()?;
+    instance.settle(true)?;
     say(&format!("  custos jobs run --now {NOTICE_RUN} (notices)"));
-    let mut notice = jobs_run(custos, &scratch, NOTICE_RUN)?;
-    let data = scratch.0.join("data").join("custos.db");
-    let notified_members = count(&data, "SELECT count(*) FROM subjects WHERE notified_at IS NOT NULL");
+    let mut notice = jobs_run(custos, &instance, NOTICE_RUN)?;
+    let notified_members = instance.count(Tally::Notified)?;
     notice.counts = vec![("dormancy notices queued".into(), notified_members)];
+    instance.settle(false)?;
     say(&format!("  custos jobs run --now {MOVE_RUN} (moves to the dormant store)"));
-    let mut moved = jobs_run(custos, &scratch, MOVE_RUN)?;
-    let dormant_members = count(&data, "SELECT count(*) FROM subjects WHERE status = 'dormant'");
+    let mut moved = jobs_run(custos, &instance, MOVE_RUN)?;
+    let dormant_members = instance.count(Tally::Dormant)?;
     moved.counts = vec![("members moved to the dormant store".into(), dormant_members)];
     if (notified_members, dormant_members) != (members, members) {
         return Err(format!(
@@ -174,22 +304,33 @@ fn dormancy(custos: &Path, members: u64) -> Result<Dormancy, String> {
             notice.counts, moved.counts
         ));
     }
-    drop(scratch);
-    let dir = Scratch::new("dormancy-baseline")?;
-    say(&format!("  baseline: SQLite copy-and-delete of {members} rows, {MOVE_BATCH} per transaction"));
-    let baseline = move_baseline(&dir.0, members)?;
-    Ok(Dormancy { members, seed, folder_bytes, notice, moved, notified_members, dormant_members, baseline })
+    drop(instance);
+    let baseline = match cluster {
+        Some(cluster) => {
+            say(&format!(
+                "  baseline: PostgreSQL copy-and-delete of {members} rows into another schema, {MOVE_BATCH} per \
+                 transaction"
+            ));
+            pg::move_baseline(cluster, members)?
+        }
+        None => {
+            let dir = Scratch::new("dormancy-baseline")?;
+            say(&format!("  baseline: SQLite copy-and-delete of {members} rows, {MOVE_BATCH} per transaction"));
+            move_baseline(&dir.0, members)?
+        }
+    };
+    Ok(Dormancy { members, seed, stored_bytes, notice, moved, notified_members, dormant_members, baseline })
 }
 
-fn retention(custos: &Path, records: u64) -> Result<Retention, String> {
+fn retention(custos: &Path, records: u64, cluster: Option<&Arc<Cluster>>) -> Result<Retention, String> {
     let members = records.div_ceil(RECORDS_PER_MEMBER);
     let records = members * RECORDS_PER_MEMBER;
-    let scratch = Scratch::new("retention")?;
+    let instance = Instance::new("retention", cluster)?;
     say(&format!("retention sweep: seeding {members} members with {RECORDS_PER_MEMBER} {RECORD_CLASS} each"));
     let (n, k, days) = (members.to_string(), RECORDS_PER_MEMBER.to_string(), RECORD_DAYS.to_string());
     let seed = measure_ok(
         custos,
-        &scratch,
+        &instance,
         &[
             "admin",
             "seed-synthetic",
@@ -209,13 +350,12 @@ fn retention(custos: &Path, records: u64) -> Result<Retention, String> {
             RECORDS_SEEDED,
         ],
     )?;
-    let folder_bytes = folder_size(&scratch.0.join("data"));
+    let stored_bytes = instance.stored_bytes()?;
+    instance.settle(true)?;
     say(&format!("  custos jobs run --now {RETENTION_RUN} (every record past its hold)"));
-    let (data, keys) = (scratch.0.join("data").join("custos.db"), scratch.0.join("data").join("keys.db"));
-    let hold_keys = "SELECT count(*) FROM data_keys WHERE scope LIKE 'hold:%'";
-    let keys_before = count(&keys, hold_keys);
-    let mut sweep = jobs_run(custos, &scratch, RETENTION_RUN)?;
-    let (records_left, keys_left) = (count(&data, "SELECT count(*) FROM records"), count(&keys, hold_keys));
+    let keys_before = instance.count(Tally::HoldKeys)?;
+    let mut sweep = jobs_run(custos, &instance, RETENTION_RUN)?;
+    let (records_left, keys_left) = (instance.count(Tally::Records)?, instance.count(Tally::HoldKeys)?);
     sweep.counts = vec![
         ("records destroyed".into(), records - records_left),
         ("hold keys destroyed".into(), keys_before - keys_left),
@@ -226,15 +366,27 @@ fn retention(custos: &Path, records: u64) -> Result<Retention, String> {
             sweep.counts
         ));
     }
-    drop(scratch);
-    let dir = Scratch::new("retention-baseline")?;
-    say(&format!("  baseline: SQLite delete of {records} records by class and date, {DELETE_BATCH} per transaction"));
-    let baseline = delete_baseline(&dir.0, records)?;
+    drop(instance);
+    let baseline = match cluster {
+        Some(cluster) => {
+            say(&format!(
+                "  baseline: PostgreSQL delete of {records} records by class and date, {DELETE_BATCH} per transaction"
+            ));
+            pg::delete_baseline(cluster, records)?
+        }
+        None => {
+            let dir = Scratch::new("retention-baseline")?;
+            say(&format!(
+                "  baseline: SQLite delete of {records} records by class and date, {DELETE_BATCH} per transaction"
+            ));
+            delete_baseline(&dir.0, records)?
+        }
+    };
     Ok(Retention {
         members,
         records,
         seed,
-        folder_bytes,
+        stored_bytes,
         sweep,
         records_destroyed: records - records_left,
         keys_destroyed: keys_before - keys_left,
@@ -254,11 +406,11 @@ const LEASE_WAIT: Duration = Duration::from_secs(11 * 60);
 /// report shows both the failure and what completing the sweep took. A run
 /// refused because a failed one kept the lease is not counted: the harness
 /// waits for the lease to run out.
-fn jobs_run(custos: &Path, scratch: &Scratch, now: &str) -> Result<Measured, String> {
+fn jobs_run(custos: &Path, instance: &Instance, now: &str) -> Result<Measured, String> {
     let mut total = Measured::default();
     let mut waited = Duration::ZERO;
     loop {
-        let attempt = measure(custos, scratch, &["jobs", "run", "--now", now]);
+        let attempt = measure(custos, instance, &["jobs", "run", "--now", now]);
         if let Err(Failed { measured: Some(_), message }) = &attempt
             && message.contains("holds the lifecycle lease")
         {
@@ -281,6 +433,8 @@ fn jobs_run(custos: &Path, scratch: &Scratch, now: &str) -> Result<Measured, Str
         total.cpu_seconds += m.cpu_seconds;
         total.peak_kib = total.peak_kib.max(m.peak_kib);
         total.written += m.written;
+        total.database_cpu_seconds += m.database_cpu_seconds;
+        total.wal += m.wal;
         total.other_cpus += m.other_cpus * m.seconds;
         total.audit_added += m.audit_added;
         for (what, n) in m.counts {
@@ -312,25 +466,27 @@ struct Failed {
 }
 
 /// [`measure`] for commands that must succeed.
-fn measure_ok(custos: &Path, scratch: &Scratch, args: &[&str]) -> Result<Measured, String> {
-    measure(custos, scratch, args).map_err(|f| f.message)
+fn measure_ok(custos: &Path, instance: &Instance, args: &[&str]) -> Result<Measured, String> {
+    measure(custos, instance, args).map_err(|f| f.message)
 }
 
-/// `custos <args…> --data-dir …` on the scratch folder's instance, with
+/// `custos <args…> --data-dir … [--database URL]` on the instance, with
 /// only `CUSTOS_ROOT_KEY_FILE` in its environment (as `server.rs` runs it).
-fn measure(custos: &Path, scratch: &Scratch, args: &[&str]) -> Result<Measured, Failed> {
+/// On PostgreSQL the WAL position is read (through `psql`, a child of the
+/// harness) before the harness's children's CPU time, and after it, so
+/// that `psql`'s time is not counted as the command's.
+fn measure(custos: &Path, instance: &Instance, args: &[&str]) -> Result<Measured, Failed> {
     let fatal = |message: String| Failed { measured: None, message };
-    let data = scratch.0.join("data");
-    let audit_before = audit_len(&data);
+    let cluster = instance.cluster();
+    let audit_before = instance.audit_len();
+    let wal_before = cluster.map(|c| c.wal_bytes()).transpose().map_err(fatal)?.unwrap_or(0);
+    let database_before = cluster.map(|c| c.cpu_seconds()).transpose().map_err(fatal)?.unwrap_or(0.0);
     let cpu_before = server::children_cpu_seconds().map_err(fatal)?;
     let (machine_before, own_before) = (machine_busy_seconds().map_err(fatal)?, own_cpu_seconds().map_err(fatal)?);
     let start = clock::now();
-    let child = Command::new(custos)
-        .env_clear()
-        .env("CUSTOS_ROOT_KEY_FILE", scratch.0.join("root.key"))
+    let child = server::instance_command(custos, &instance.scratch)
         .args(args)
-        .arg("--data-dir")
-        .arg(&data)
+        .args(server::instance_args(&instance.scratch, None, instance.database.as_ref()))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -358,19 +514,26 @@ fn measure(custos: &Path, scratch: &Scratch, args: &[&str]) -> Result<Measured, 
     let _ = sampler.join();
     let output = output.map_err(|e| fatal(format!("cannot wait for custos {}: {e}", args.join(" "))))?;
     let cpu_seconds = server::children_cpu_seconds().map_err(fatal)? - cpu_before;
+    let database_cpu_seconds =
+        cluster.map(|c| c.cpu_seconds()).transpose().map_err(fatal)?.map_or(0.0, |after| after - database_before);
     let others = machine_busy_seconds().map_err(fatal)?
         - machine_before
         - cpu_seconds
+        - database_cpu_seconds
         - (own_cpu_seconds().map_err(fatal)? - own_before);
+    let wal =
+        cluster.map(|c| c.wal_bytes()).transpose().map_err(fatal)?.map_or(0, |after| after.saturating_sub(wal_before));
     let text = String::from_utf8_lossy(&output.stdout);
     let measured = Measured {
         seconds,
         cpu_seconds,
         peak_kib: peak.load(Ordering::Relaxed),
         written: written.load(Ordering::Relaxed),
+        database_cpu_seconds,
+        wal,
         other_cpus: (others / seconds.max(f64::MIN_POSITIVE)).max(0.0),
         counts: parse_counts(&text),
-        audit_added: audit_len(&data).saturating_sub(audit_before),
+        audit_added: instance.audit_len().saturating_sub(audit_before),
         attempts: 1,
         failures: Vec::new(),
         lease_waited: 0.0,
@@ -400,24 +563,16 @@ fn parse_counts(text: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Entries in the instance's audit log (0 before the folder exists): read
-/// straight from the data file, between two commands, never during one.
-fn audit_len(data: &Path) -> u64 {
-    let file = data.join("custos.db");
+/// A count from one of the instance's SQLite files, read between two
+/// commands, never during one.
+fn count(file: &Path, sql: &str) -> Result<u64, String> {
     if !file.exists() {
-        return 0;
+        return Err(format!("no {}", file.display()));
     }
-    Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .and_then(|c| c.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| r.get::<_, i64>(0)))
-        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
-}
-
-/// A count from one of the instance's files, read between two commands
-/// (0 when it cannot be read).
-fn count(file: &Path, sql: &str) -> u64 {
     Connection::open_with_flags(file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
         .and_then(|c| c.query_row(sql, [], |r| r.get::<_, i64>(0)))
-        .map_or(0, |n| u64::try_from(n).unwrap_or(0))
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .map_err(|e| format!("{sql} on {}: {e}", file.display()))
 }
 
 /// Bytes of the files in a folder (not recursive).
@@ -492,10 +647,61 @@ pub(crate) fn fill(conn: &Connection, rows: u64, insert: impl Fn(u64) -> Result<
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).map_err(|e| format!("checkpoint failed: {e}"))
 }
 
-/// Member rows shaped like a sign-up's storage (a random id, its kind,
-/// status and last activity, three sealed items of the sizes Custos
-/// writes), copied to a second file (attached) and deleted from the first,
-/// `MOVE_BATCH` per transaction, oldest activity first.
+/// The `n`th member row of the move baselines, shaped like a sign-up's
+/// storage: a random id and three sealed items (name, e-mail, phone) of the
+/// sizes Custos writes. Its kind, status and last activity are constants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MemberRow {
+    pub(crate) id: String,
+    pub(crate) name: Vec<u8>,
+    pub(crate) email: Vec<u8>,
+    pub(crate) phone: Vec<u8>,
+}
+
+pub(crate) fn member_row(n: u64) -> MemberRow {
+    MemberRow {
+        id: format!("sub_{:016x}{:016x}", mix(n), mix(!n)),
+        name: sealed(n, 52),
+        email: sealed(!n, 60),
+        phone: sealed(n ^ 0x55, 42),
+    }
+}
+
+/// The `n`th record row of the delete baselines, shaped like Custos's
+/// `records`: a time-ordered id, its member (ten records each), a date
+/// spread as the seeder spreads each member's records over `dates` (the
+/// [`RECORD_DAYS`] days from [`RECORD_FROM`], see [`record_dates`]), a key
+/// id and sealed content of the size the seeder writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordRow {
+    pub(crate) id: String,
+    pub(crate) subject_id: String,
+    pub(crate) record_date: String,
+    pub(crate) key_id: String,
+    pub(crate) value: Vec<u8>,
+}
+
+pub(crate) fn record_row(n: u64, dates: &[String]) -> RecordRow {
+    let member = n / RECORDS_PER_MEMBER;
+    let days = dates.len().max(1) as u64;
+    let day = ((n % RECORDS_PER_MEMBER) * days / RECORDS_PER_MEMBER + member) % days;
+    RecordRow {
+        id: format!("rec_019b8f4e0000{:020x}", u128::from(mix(n)) << 16 >> 16),
+        subject_id: format!("sub_{:016x}{:016x}", mix(member), mix(!member)),
+        record_date: dates.get(day as usize).cloned().unwrap_or_default(),
+        key_id: format!("key_{:016x}{:016x}", mix(member ^ day), mix(day)),
+        value: sealed(n, 84),
+    }
+}
+
+/// The days records are dated on, oldest first.
+pub(crate) fn record_dates() -> Vec<String> {
+    (0..u64::from(RECORD_DAYS)).map(|d| add_days(RECORD_FROM, d)).collect()
+}
+
+/// Member rows ([`member_row`]) copied to a second file (attached) and
+/// deleted from the first, `MOVE_BATCH` per transaction, oldest activity
+/// first.
 fn move_baseline(dir: &Path, rows: u64) -> Result<Floor, String> {
     let conn = Connection::open(dir.join("members.db")).map_err(|e| format!("cannot open the baseline file: {e}"))?;
     settings(&conn, "main")?;
@@ -517,13 +723,8 @@ fn move_baseline(dir: &Path, rows: u64) -> Result<Floor, String> {
              VALUES (?1, 'business_operator', 'active', ?2, ?3, ?4, ?5)",
         )
         .and_then(|mut s| {
-            s.execute(params![
-                format!("sub_{:016x}{:016x}", mix(n), mix(!n)),
-                DORMANT_SINCE,
-                sealed(n, 52),
-                sealed(!n, 60),
-                sealed(n ^ 0x55, 42)
-            ])
+            let m = member_row(n);
+            s.execute(params![m.id, DORMANT_SINCE, m.name, m.email, m.phone])
         })
         .map(|_| ())
         .map_err(|e| format!("baseline insert failed: {e}"))
@@ -557,13 +758,12 @@ fn move_baseline(dir: &Path, rows: u64) -> Result<Floor, String> {
     if moved != rows {
         return Err(format!("baseline: moved {moved} of {rows} rows"));
     }
-    Ok(Floor { rows, seconds, transactions, written })
+    Ok(Floor { rows, seconds, transactions, written, database_cpu_seconds: 0.0 })
 }
 
-/// Record rows shaped like Custos's `records` (time-ordered id, subject,
-/// class, date, key id, sealed content of the size the seeder writes, with
-/// both of its indexes), deleted by class and date `DELETE_BATCH` per
-/// transaction with the statement the store uses.
+/// Record rows ([`record_row`]) in a table shaped like Custos's `records`
+/// (with both of its indexes), deleted by class and date `DELETE_BATCH`
+/// per transaction with the statement the store uses.
 fn delete_baseline(dir: &Path, rows: u64) -> Result<Floor, String> {
     let conn = Connection::open(dir.join("records.db")).map_err(|e| format!("cannot open the baseline file: {e}"))?;
     settings(&conn, "main")?;
@@ -576,27 +776,15 @@ fn delete_baseline(dir: &Path, rows: u64) -> Result<Floor, String> {
          CREATE INDEX records_by_subject ON records (subject_id, class, id);
          CREATE INDEX records_by_class_date ON records (class, record_date);",
     )?;
-    let dates: Vec<String> = (0..u64::from(RECORD_DAYS)).map(|d| add_days(RECORD_FROM, d)).collect();
+    let dates = record_dates();
     fill(&conn, rows, |n| {
-        let member = n / RECORDS_PER_MEMBER;
-        // Spread as the seeder spreads each member's records.
-        let day =
-            ((n % RECORDS_PER_MEMBER) * u64::from(RECORD_DAYS) / RECORDS_PER_MEMBER + member) % u64::from(RECORD_DAYS);
-        let date = &dates[day as usize];
         conn.prepare_cached(
             "INSERT INTO records (id, subject_id, class, record_date, key_id, value, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )
         .and_then(|mut s| {
-            s.execute(params![
-                format!("rec_019b8f4e0000{:020x}", u128::from(mix(n)) << 16 >> 16),
-                format!("sub_{:016x}{:016x}", mix(member), mix(!member)),
-                RECORD_CLASS,
-                date,
-                format!("key_{:016x}{:016x}", mix(member ^ day), mix(day)),
-                sealed(n, 84),
-                RECORDS_SEEDED
-            ])
+            let r = record_row(n, &dates);
+            s.execute(params![r.id, r.subject_id, RECORD_CLASS, r.record_date, r.key_id, r.value, RECORDS_SEEDED])
         })
         .map(|_| ())
         .map_err(|e| format!("baseline insert failed: {e}"))
@@ -625,7 +813,7 @@ fn delete_baseline(dir: &Path, rows: u64) -> Result<Floor, String> {
     if deleted != rows {
         return Err(format!("baseline: deleted {deleted} of {rows} records"));
     }
-    Ok(Floor { rows, seconds, transactions, written })
+    Ok(Floor { rows, seconds, transactions, written, database_cpu_seconds: 0.0 })
 }
 
 /// `from` (YYYY-MM-DD) plus `days` days, Gregorian calendar.
@@ -672,6 +860,104 @@ mod tests {
         assert_eq!((moved.rows, moved.transactions), (1_234, 4));
         let deleted = delete_baseline(&dir.0, 12_000).unwrap();
         assert_eq!((deleted.rows, deleted.transactions), (12_000, 4));
+    }
+
+    /// The migrations of one store, in order (`data_`, `keys_`, `dormant_`).
+    fn migrations(dialect: &str, store: &str) -> Vec<String> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../custos-store/migrations").join(dialect);
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(store)))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no {store} migrations in {}", dir.display());
+        files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect()
+    }
+
+    /// Every count the harness reads names tables and columns the store's
+    /// SQLite files have (an empty instance: all zero).
+    #[test]
+    fn tallies_read_the_sqlite_files() {
+        let instance = Instance::new("lifecycle-tally-test", None).unwrap();
+        let data = instance.scratch.0.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        for (file, store) in [("custos.db", "data_"), ("keys.db", "keys_"), ("dormant.db", "dormant_")] {
+            let conn = Connection::open(data.join(file)).unwrap();
+            for sql in migrations("sqlite", store) {
+                conn.execute_batch(&sql).unwrap();
+            }
+        }
+        for tally in Tally::ALL {
+            assert_eq!(instance.count(tally), Ok(0), "{tally:?}");
+        }
+        assert!(instance.stored_bytes().unwrap() > 0);
+        // Each SQLite file of the instance is a schema on PostgreSQL.
+        assert_eq!(Tally::Records.postgres(), "SELECT count(*) FROM custos.records");
+        assert_eq!(Tally::HoldKeys.postgres(), "SELECT count(*) FROM custos_keys.data_keys WHERE scope LIKE 'hold:%'");
+        assert_eq!(Tally::AuditEntries.postgres(), "SELECT coalesce(max(seq), 0) FROM custos.audit");
+        // Before the instance exists: no audit log, no counts.
+        let empty = Instance::new("lifecycle-tally-empty", None).unwrap();
+        assert_eq!(empty.audit_len(), 0);
+        assert!(empty.count(Tally::Records).is_err());
+    }
+
+    /// The same on PostgreSQL, against the store's PostgreSQL migrations;
+    /// and the PostgreSQL baselines sweep every row in the transactions
+    /// the SQLite ones take. Needs the system's PostgreSQL server binaries
+    /// (scripts/test installs them).
+    #[test]
+    fn tallies_and_baselines_on_postgres() {
+        let cluster = Cluster::start().expect("PostgreSQL starts (scripts/test installs it)");
+        let instance = Instance::new("lifecycle-pg-test", Some(&cluster)).unwrap();
+        assert_eq!(instance.audit_len(), 0, "no schema yet");
+        let db = instance.database.as_ref().unwrap();
+        for store in ["data_", "keys_", "dormant_"] {
+            for sql in migrations("postgres", store) {
+                db.psql(&sql).unwrap();
+            }
+        }
+        for tally in Tally::ALL {
+            assert_eq!(instance.count(tally), Ok(0), "{tally:?}");
+        }
+        assert!(instance.stored_bytes().unwrap() > 1_000_000, "a database has its catalogue");
+        instance.settle(true).unwrap();
+        let args = server::instance_args(&instance.scratch, None, instance.database.as_ref());
+        assert_eq!(args[2..], ["--database".to_owned(), db.url.clone()]);
+
+        let moved = pg::move_baseline(&cluster, 1_234).unwrap();
+        assert_eq!((moved.rows, moved.transactions), (1_234, 4));
+        // Each member row is about 200 bytes, logged in both schemas.
+        assert!(moved.written > 1_234 * 200, "{moved:?}");
+        let deleted = pg::delete_baseline(&cluster, 12_000).unwrap();
+        assert_eq!((deleted.rows, deleted.transactions), (12_000, 4));
+        assert!(deleted.written > 0 && deleted.seconds > 0.0, "{deleted:?}");
+    }
+
+    /// The baselines' rows: distinct ids, the sizes Custos writes, ten
+    /// records per member on ten different days, every one past its hold.
+    #[test]
+    fn baseline_rows() {
+        let m = member_row(7);
+        assert_eq!((m.name.len(), m.email.len(), m.phone.len()), (52, 60, 42));
+        assert!(m.id.starts_with("sub_") && m.id.len() == 36, "{}", m.id);
+        assert_ne!(member_row(8).id, m.id);
+        let dates = record_dates();
+        assert_eq!((dates.len(), dates[0].as_str()), (RECORD_DAYS as usize, RECORD_FROM));
+        let rows: Vec<RecordRow> = (0..2_000).map(|n| record_row(n, &dates)).collect();
+        let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids.len(), rows.len());
+        for member in rows.chunks(RECORDS_PER_MEMBER as usize) {
+            assert!(member.iter().all(|r| r.subject_id == member[0].subject_id && r.value.len() == 84));
+            let days: std::collections::HashSet<&str> = member.iter().map(|r| r.record_date.as_str()).collect();
+            assert_eq!(days.len(), RECORDS_PER_MEMBER as usize);
+        }
+        assert_ne!(rows[0].subject_id, rows[RECORDS_PER_MEMBER as usize].subject_id);
+        // Spread over every day, all of them past their hold on the run.
+        let used: std::collections::HashSet<&str> = rows.iter().map(|r| r.record_date.as_str()).collect();
+        assert_eq!(used.len(), RECORD_DAYS as usize);
+        assert!(rows.iter().all(|r| r.record_date.as_str() <= RETENTION_CUTOFF));
     }
 
     #[test]

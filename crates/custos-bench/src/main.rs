@@ -6,11 +6,10 @@
 //! sweeps (`lifecycle.rs`) run `custos jobs run` on data folders filled by
 //! `custos admin seed-synthetic`, once per invocation.
 //!
-//! With `--backend postgres` the same HTTP runs, audit verification and
-//! access export are served from a throwaway PostgreSQL cluster the harness
-//! starts (`pg.rs`), next to raw PostgreSQL baselines measured in the same
-//! run; the lifecycle sweeps, which read SQLite files and compare against
-//! SQLite, are skipped.
+//! With `--backend postgres` the same HTTP runs, audit verification, access
+//! export and lifecycle sweeps run on a throwaway PostgreSQL cluster the
+//! harness starts (`pg.rs`), each instance on a fresh database of it, next
+//! to raw PostgreSQL baselines measured in the same run.
 //!
 //! It builds nothing: it runs the `custos` binary next to its own executable
 //! (`target/release/custos`), so build that first:
@@ -283,16 +282,17 @@ fn bench(args: &Args) -> Result<(), String> {
             say(&format!("wrote the access export into {}", out.display()));
         }
     }
-    let sweeps = args.lifecycle_members + args.lifecycle_records > 0 && !args.export_only;
-    if sweeps && args.backend == Backend::Postgres {
-        say("lifecycle sweeps skipped on PostgreSQL: the harness reads their SQLite files and measures them \
-             against SQLite baselines");
-    } else if sweeps {
-        let sweeps = lifecycle::run(args, &custos)?;
-        let block = report::render_lifecycle(&machine, &date, args, &sweeps);
+    if args.lifecycle_members + args.lifecycle_records > 0 && !args.export_only {
+        let sweeps = lifecycle::run(args, &custos, cluster)?;
+        let block = report::render_lifecycle(&machine, &date, args, &sweeps, database);
         let _ = std::io::stdout().lock().write_all(block.as_bytes());
         if let Some(out) = &args.out {
-            report::write_lifecycle_into(out, &block)?;
+            match args.backend {
+                Backend::Sqlite => report::write_lifecycle_into(out, &block)?,
+                Backend::Postgres => {
+                    report::write_section_into(out, "postgres-lifecycle", "PostgreSQL: lifecycle sweeps", &block)?
+                }
+            }
             say(&format!("wrote the lifecycle sweeps into {}", out.display()));
         }
     }

@@ -6,8 +6,10 @@
 //! the raw PostgreSQL baselines measured in the same run with the same
 //! durability: the measurements of `baseline.rs` (inserts one per
 //! transaction and 100 per transaction, point selects, a select with its
-//! audit row one per transaction and 100 per transaction), and the read of
-//! one subject's records for the access export.
+//! audit row one per transaction and 100 per transaction), the read of
+//! one subject's records for the access export, and the two sweeps of
+//! `lifecycle.rs` (member rows copied to another schema and deleted, record
+//! rows deleted by class and date).
 //!
 //! The cluster's work is done by its own processes, not by `custos serve`
 //! or the harness: [`Cluster::cpu_seconds`] adds up the CPU time of the
@@ -23,6 +25,9 @@ use postgres::{Client, NoTls, Statement};
 
 use crate::baseline::{self, BATCH, Baseline};
 use crate::clock;
+use crate::lifecycle::{
+    self, DELETE_BATCH, DORMANT_SINCE, Floor, MOVE_BATCH, MOVE_RUN, RECORD_CLASS, RECORDS_SEEDED, RETENTION_CUTOFF,
+};
 use crate::stats::{Latency, mix};
 
 /// The running cluster; stopped and removed when the last handle goes.
@@ -408,18 +413,12 @@ pub(crate) fn export_baseline(
              VALUES ($1, 'sub_baseline', 'payment_supply_records', $2, $3, $4, $5)",
         )
         .map_err(failed("preparing the insert"))?;
-    let mut n = 0u64;
-    while n < rows {
-        let mut tx = client.transaction().map_err(failed("BEGIN"))?;
-        for _ in 0..10_000.min(rows - n) {
-            let id = format!("rec_{:016x}{:016x}", mix(n), mix(!n));
-            let key = format!("key_{:08x}", n % 3);
-            let value = crate::lifecycle::sealed(n, 120);
-            tx.execute(&insert, &[&id, &records_from, &key, &value, &seeded_at]).map_err(failed("baseline insert"))?;
-            n += 1;
-        }
-        tx.commit().map_err(failed("COMMIT"))?;
-    }
+    fill(&mut client, rows, |tx, n| {
+        let id = format!("rec_{:016x}{:016x}", mix(n), mix(!n));
+        let key = format!("key_{:08x}", n % 3);
+        let value = lifecycle::sealed(n, 120);
+        tx.execute(&insert, &[&id, &records_from, &key, &value, &seeded_at]).map(|_| ())
+    })?;
     client.batch_execute("VACUUM ANALYZE records").map_err(failed("VACUUM ANALYZE"))?;
     let read = client
         .prepare(
@@ -438,6 +437,164 @@ pub(crate) fn export_baseline(
         times.push(u32::try_from(start.elapsed().as_micros()).unwrap_or(u32::MAX));
     }
     Ok(Latency::from_micros(times))
+}
+
+/// Inserts `rows` rows made by `insert(tx, n)`, 10,000 per transaction
+/// (not timed).
+fn fill(
+    client: &mut Client,
+    rows: u64,
+    mut insert: impl FnMut(&mut postgres::Transaction<'_>, u64) -> Result<(), postgres::Error>,
+) -> Result<(), String> {
+    let mut n = 0u64;
+    while n < rows {
+        let mut tx = client.transaction().map_err(failed("BEGIN"))?;
+        for _ in 0..10_000.min(rows - n) {
+            insert(&mut tx, n).map_err(failed("baseline insert"))?;
+            n += 1;
+        }
+        tx.commit().map_err(failed("COMMIT"))?;
+    }
+    Ok(())
+}
+
+/// After a fill, before a timed sweep: statistics, and a checkpoint so
+/// that the sweep does not pay for writing the fill back (as the harness
+/// does before each timed `custos jobs run`).
+fn settle(client: &mut Client) -> Result<(), String> {
+    client.batch_execute("ANALYZE").map_err(failed("ANALYZE"))?;
+    client.batch_execute("CHECKPOINT").map_err(failed("CHECKPOINT"))
+}
+
+/// A timed sweep: `step` runs one transaction and says how many rows it
+/// took, until a transaction takes none. The figures of the [`Floor`]:
+/// rows, seconds, transactions, WAL logged and the cluster's CPU time.
+fn sweep(
+    cluster: &Cluster,
+    client: &mut Client,
+    rows: u64,
+    mut step: impl FnMut(&mut Client) -> Result<u64, String>,
+) -> Result<Floor, String> {
+    let (wal_before, cpu_before) = (cluster.wal_bytes()?, cluster.cpu_seconds()?);
+    let start = clock::now();
+    let (mut done, mut transactions) = (0u64, 0u64);
+    loop {
+        let n = step(client)?;
+        transactions += 1;
+        done += n;
+        if n == 0 {
+            break;
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let database_cpu_seconds = cluster.cpu_seconds()? - cpu_before;
+    let written = cluster.wal_bytes()?.saturating_sub(wal_before);
+    if done != rows {
+        return Err(format!("baseline: swept {done} of {rows} rows"));
+    }
+    Ok(Floor { rows, seconds, transactions, written, database_cpu_seconds })
+}
+
+/// The dormancy sweep's baseline on PostgreSQL, as `lifecycle.rs` measures
+/// it on SQLite: `rows` member rows (`lifecycle::member_row`: a random
+/// id, kind, status, last activity and three sealed items) in a table of
+/// schema `active` with an index on the last activity, copied to a table
+/// of the same shape in schema `dormant` and deleted, `MOVE_BATCH` per
+/// transaction, oldest activity first, with the same two statements.
+pub(crate) fn move_baseline(cluster: &Arc<Cluster>, rows: u64) -> Result<Floor, String> {
+    let db = cluster.database("move_baseline")?;
+    let mut client = connect(&db.url)?;
+    let columns = "id text PRIMARY KEY, kind text NOT NULL, status text NOT NULL, last_activity text NOT NULL,
+                   name bytea NOT NULL, email bytea NOT NULL, phone bytea NOT NULL";
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA active;
+             CREATE SCHEMA dormant;
+             CREATE TABLE active.members ({columns});
+             CREATE INDEX members_by_activity ON active.members (last_activity, id);
+             CREATE TABLE dormant.members ({columns});"
+        ))
+        .map_err(failed("creating the baseline tables"))?;
+    let insert = client
+        .prepare(
+            "INSERT INTO active.members (id, kind, status, last_activity, name, email, phone)
+             VALUES ($1, 'business_operator', 'active', $2, $3, $4, $5)",
+        )
+        .map_err(failed("preparing the insert"))?;
+    fill(&mut client, rows, |tx, n| {
+        let m = lifecycle::member_row(n);
+        tx.execute(&insert, &[&m.id, &DORMANT_SINCE, &m.name, &m.email, &m.phone]).map(|_| ())
+    })?;
+    settle(&mut client)?;
+    let page = "SELECT id FROM active.members WHERE last_activity <= $1 ORDER BY last_activity, id LIMIT $2";
+    let copy = client
+        .prepare(&format!("INSERT INTO dormant.members SELECT * FROM active.members WHERE id IN ({page})"))
+        .map_err(failed("preparing the copy"))?;
+    let delete = client
+        .prepare(&format!("DELETE FROM active.members WHERE id IN ({page})"))
+        .map_err(failed("preparing the delete"))?;
+    let batch = MOVE_BATCH as i64;
+    sweep(cluster, &mut client, rows, |client| {
+        let mut tx = client.transaction().map_err(failed("BEGIN"))?;
+        let copied = tx.execute(&copy, &[&MOVE_RUN, &batch]).map_err(failed("baseline copy"))?;
+        let deleted = tx.execute(&delete, &[&MOVE_RUN, &batch]).map_err(failed("baseline delete"))?;
+        tx.commit().map_err(failed("COMMIT"))?;
+        if copied != deleted {
+            return Err(format!("baseline: copied {copied} rows but deleted {deleted}"));
+        }
+        Ok(deleted)
+    })
+}
+
+/// The retention sweep's baseline on PostgreSQL, as `lifecycle.rs`
+/// measures it on SQLite: `rows` record rows (`lifecycle::record_row`) in a
+/// table shaped like the store's `custos.records` (its `rowid` identity
+/// and both of its indexes), deleted by class and date `DELETE_BATCH` per
+/// transaction with the statement the store uses.
+pub(crate) fn delete_baseline(cluster: &Arc<Cluster>, rows: u64) -> Result<Floor, String> {
+    let db = cluster.database("delete_baseline")?;
+    let mut client = connect(&db.url)?;
+    client
+        .batch_execute(
+            "CREATE TABLE records (
+                 id text PRIMARY KEY, subject_id text NOT NULL, class text NOT NULL, record_date text NOT NULL,
+                 key_id text NOT NULL, value bytea NOT NULL, created_at text NOT NULL,
+                 rowid bigint GENERATED ALWAYS AS IDENTITY UNIQUE
+             );
+             CREATE INDEX records_by_subject ON records (subject_id, class, id);
+             CREATE INDEX records_by_class_date ON records (class, record_date);",
+        )
+        .map_err(failed("creating the records table"))?;
+    let insert = client
+        .prepare(
+            "INSERT INTO records (id, subject_id, class, record_date, key_id, value, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .map_err(failed("preparing the insert"))?;
+    let dates = lifecycle::record_dates();
+    fill(&mut client, rows, |tx, n| {
+        let r = lifecycle::record_row(n, &dates);
+        tx.execute(
+            &insert,
+            &[&r.id, &r.subject_id, &RECORD_CLASS, &r.record_date, &r.key_id, &r.value, &RECORDS_SEEDED],
+        )
+        .map(|_| ())
+    })?;
+    settle(&mut client)?;
+    let delete = client
+        .prepare(
+            "DELETE FROM records WHERE rowid IN
+               (SELECT rowid FROM records WHERE class = $1 AND record_date <= $2 LIMIT $3)",
+        )
+        .map_err(failed("preparing the delete"))?;
+    let batch = DELETE_BATCH as i64;
+    sweep(cluster, &mut client, rows, |client| {
+        let mut tx = client.transaction().map_err(failed("BEGIN"))?;
+        let deleted =
+            tx.execute(&delete, &[&RECORD_CLASS, &RETENTION_CUTOFF, &batch]).map_err(failed("baseline delete"))?;
+        tx.commit().map_err(failed("COMMIT"))?;
+        Ok(deleted)
+    })
 }
 
 #[cfg(test)]

@@ -120,13 +120,15 @@ impl Commits {
     }
 }
 
-fn instance_command(custos: &Path, scratch: &Scratch) -> Command {
+/// `custos` with an empty environment but for the scratch folder's root key.
+pub(crate) fn instance_command(custos: &Path, scratch: &Scratch) -> Command {
     let mut cmd = Command::new(custos);
     cmd.env_clear().env("CUSTOS_ROOT_KEY_FILE", scratch.0.join("root.key"));
     cmd
 }
 
-fn instance_args(scratch: &Scratch, policy: Option<&Path>, database: Option<&Database>) -> Vec<String> {
+/// The arguments naming an instance: its data folder, policy and database.
+pub(crate) fn instance_args(scratch: &Scratch, policy: Option<&Path>, database: Option<&Database>) -> Vec<String> {
     let mut args = vec!["--data-dir".to_owned(), scratch.0.join("data").display().to_string()];
     if let Some(p) = policy {
         args.extend(["--policy".to_owned(), p.display().to_string()]);
