@@ -49,7 +49,10 @@ pub(crate) struct Evidence {
     pub(crate) user_agent: Option<String>,
 }
 
+/// One entry of a member's consent ledger (documented as `LedgerEntry`:
+/// the cookie choices have an `Entry` of their own).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = LedgerEntry)]
 pub(crate) struct Entry {
     pub(crate) id: Option<String>,
     pub(crate) purpose: String,

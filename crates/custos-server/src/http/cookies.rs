@@ -177,7 +177,9 @@ pub(crate) struct ChoicesRecorded {
     pub(crate) receipt: Option<serde_json::Value>,
 }
 
+/// One cookie choice (documented as `CookieEntry`).
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CookieEntry)]
 pub(crate) struct Entry {
     pub(crate) category: String,
     pub(crate) granted: bool,

@@ -60,6 +60,14 @@ impl<'de> Deserialize<'de> for ItemMap {
 /// A sign-up through a collection point.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "kind": "business_operator",
+    "collection_point": "business_operator_signup",
+    "source": "direct_entry",
+    "items": {"name": "Kim Minji", "email": "minji@example.com", "mobile_phone": "+82 10 5555 0100",
+              "password": "correct horse battery staple"},
+    "consents": ["marketing"]
+}))]
 pub(crate) struct CreateSubject {
     /// The service the subject belongs to; omit for platform subjects (operators).
     pub(crate) service: Option<String>,
