@@ -217,6 +217,13 @@ pub(crate) fn same_token(expected: &str, presented: &str) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The opening of a table that scrolls in its own box on a narrow screen:
+/// its id and its column headers (plain text, escaped), up to `<tbody>`.
+pub(crate) fn table_start(id: &str, columns: &[&str]) -> String {
+    let heads: String = columns.iter().map(|c| format!("<th scope=\"col\">{}</th>", esc(c))).collect();
+    format!("<div class=\"scroll\"><table id=\"{}\"><thead><tr>{heads}</tr></thead><tbody>", esc(id))
+}
+
 /// The hidden field that carries `token` in a form.
 pub(crate) fn csrf_field(token: &str) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(token))

@@ -22,7 +22,7 @@ use custos_engine::requests::{NewComplaint, QueueFilter};
 use serde::Deserialize;
 
 use super::AppState;
-use super::pages::{CsrfToken, esc, short_time};
+use super::pages::{CsrfToken, esc, short_time, table_start};
 use super::staff_console::{Staff, csrf_field, engine_error, error_page, staff, staff_form, staff_page};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -193,11 +193,7 @@ async fn complaints(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if list.is_empty() {
         body.push_str("<p>None.</p>");
     } else {
-        body.push_str(
-            "<div class=\"scroll\"><table id=\"complaints\"><thead><tr><th scope=\"col\">Id</th><th scope=\"col\">Kind</th>\
-             <th scope=\"col\">Member</th><th scope=\"col\">Status</th><th scope=\"col\">Received</th>\
-             <th scope=\"col\">Destroyed on</th></tr></thead><tbody>",
-        );
+        body.push_str(&table_start("complaints", &["Id", "Kind", "Member", "Status", "Received", "Destroyed on"]));
         for r in &list {
             body.push_str(&format!(
                 "<tr data-id=\"{id}\"><td><a href=\"/staff/requests/{id}\">{id}</a></td><td>{}</td><td>{}</td>\
@@ -388,10 +384,9 @@ async fn processing(State(state): State<AppState>, headers: HeaderMap) -> Respon
         Err(e) => return engine_error(&policy, e),
     };
     let country = |c: Option<String>| c.unwrap_or_else(|| "—".to_owned());
-    let mut body = String::from(
-        "<section class=\"card\" aria-labelledby=\"proc\"><h2 id=\"proc\">Processors</h2><div class=\"scroll\">\
-         <table id=\"processors\"><thead><tr><th scope=\"col\">Processor</th><th scope=\"col\">Duty</th>\
-         <th scope=\"col\">Items</th><th scope=\"col\">Country</th></tr></thead><tbody>",
+    let mut body = format!(
+        "<section class=\"card\" aria-labelledby=\"proc\"><h2 id=\"proc\">Processors</h2>{}",
+        table_start("processors", &["Processor", "Duty", "Items", "Country"])
     );
     for p in &policy.processors {
         body.push_str(&format!(
@@ -412,11 +407,7 @@ async fn processing(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if policy.transfers.is_empty() {
         body.push_str("<p>None declared.</p>");
     } else {
-        body.push_str(
-            "<div class=\"scroll\"><table id=\"transfers\"><thead><tr><th scope=\"col\">Recipient</th>\
-             <th scope=\"col\">Country</th><th scope=\"col\">Items</th><th scope=\"col\">Purpose</th>\
-             <th scope=\"col\">Safeguard</th></tr></thead><tbody>",
-        );
+        body.push_str(&table_start("transfers", &["Recipient", "Country", "Items", "Purpose", "Safeguard"]));
         for t in &policy.transfers {
             let safeguard = t.mechanism.as_ref().map_or_else(
                 || "not stated".to_owned(),
@@ -460,11 +451,10 @@ async fn processing(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if register.is_empty() {
         body.push_str("<p>Nothing handed over yet.</p>");
     } else {
-        body.push_str(
-            "<div class=\"scroll\"><table id=\"register\"><thead><tr><th scope=\"col\">When</th><th scope=\"col\">Kind</th>\
-             <th scope=\"col\">Member</th><th scope=\"col\">Recipient</th><th scope=\"col\">Items</th>\
-             <th scope=\"col\">Basis</th><th scope=\"col\">Country</th><th scope=\"col\">By</th></tr></thead><tbody>",
-        );
+        body.push_str(&table_start(
+            "register",
+            &["When", "Kind", "Member", "Recipient", "Items", "Basis", "Country", "By"],
+        ));
         for e in &register {
             body.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
